@@ -1,0 +1,7 @@
+"""gradparity's engine: a scalar autograd engine with PyTorch float64 semantics."""
+from .function import Function, FunctionCtx
+from .grad_mode import is_grad_enabled, no_grad
+from .value import Value, linear, topological_order
+
+__all__ = ["Function", "FunctionCtx", "Value", "is_grad_enabled", "linear", "no_grad", "topological_order"]
+__version__ = "0.1.0"

@@ -1,0 +1,86 @@
+"""IEEE-754 float64 arithmetic that never raises.
+
+Python's float operations raise where C (and therefore PyTorch) return inf or
+nan: ``1.0 / 0.0``, ``math.log(0.0)``, ``math.exp(1000.0)``, ``(-8.0) ** (1/3)``
+(which is even complex).  These helpers return what a float64 tensor would.
+They are only slow on the exceptional path: a ``try`` costs nothing in
+CPython 3.11+ when nothing is raised.
+"""
+import math
+
+INF = math.inf
+NAN = math.nan
+
+
+def div(a, b):
+    """a / b with IEEE semantics: x/0 is ±inf, 0/0 and nan/0 are nan."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a == 0.0 or a != a:
+            return NAN
+        # The sign of an infinite quotient is the xor of the operands' signs,
+        # and b may be -0.0.
+        return math.copysign(INF, a) * math.copysign(1.0, b)
+
+
+def _is_odd_integer(y):
+    return y.is_integer() and y % 2.0 == 1.0
+
+
+def pow(x, y):
+    """x ** y as C's pow(): no exception, never complex."""
+    try:
+        return math.pow(x, y)
+    except ValueError:
+        # Two domain errors: a zero base with a negative exponent (a pole),
+        # and a negative finite base with a non-integer exponent (nan).
+        if x == 0.0:
+            if _is_odd_integer(y):
+                return math.copysign(INF, x)
+            return INF
+        return NAN
+    except OverflowError:
+        if x < 0.0 and _is_odd_integer(y):
+            return -INF
+        return INF
+
+
+def pow_by_constant(x, e):
+    """Tensor ** number in torch: e = 0.5 and -0.5 run sqrt and rsqrt, which
+    give nan at -inf where C's pow gives inf; otherwise pow()."""
+    if x == -INF and (e == 0.5 or e == -0.5):
+        return NAN
+    return pow(x, e)
+
+
+def exp(x):
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return INF
+
+
+def log(x):
+    try:
+        return math.log(x)
+    except ValueError:
+        if x == 0.0:
+            return -INF
+        return NAN
+
+
+def sqrt(x):
+    try:
+        return math.sqrt(x)
+    except ValueError:
+        return NAN
+
+
+def sign(x):
+    """torch.sgn for real numbers: -1, 0 or 1 (0 for nan too)."""
+    if x > 0.0:
+        return 1.0
+    if x < 0.0:
+        return -1.0
+    return 0.0

@@ -1,0 +1,123 @@
+"""Function: custom operations with a hand-written backward.
+
+A mirror of torch.autograd.Function::
+
+    class Square(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x.data ** 2
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (x,) = ctx.saved_values
+            return grad_output * 2 * x.data
+
+    y = Square.apply(Value(3.0))
+
+forward and backward run with graph recording off.  forward returns a Value,
+a number, or a tuple of them; backward returns one gradient per forward
+argument (None for numbers, or for inputs that need none).
+"""
+from .grad_mode import _GradMode, no_grad
+from .value import Value, _node
+
+
+class FunctionCtx:
+    """The ``ctx`` passed to forward and backward."""
+
+    def __init__(self, needs_input_grad):
+        self.needs_input_grad = needs_input_grad
+        self.saved_values = ()
+        self.non_differentiable = ()
+        self._saved = False
+
+    def save_for_backward(self, *values):
+        if self._saved:
+            raise RuntimeError("save_for_backward can only be called once per forward")
+        for v in values:
+            if v is not None and not isinstance(v, Value):
+                raise TypeError(f"save_for_backward takes Values or None, not {type(v).__name__}")
+        self._saved = True
+        self.saved_values = values
+
+    @property
+    def saved_tensors(self):
+        return self.saved_values
+
+    def mark_non_differentiable(self, *outputs):
+        self.non_differentiable = outputs
+
+
+class Function:
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError("a Function subclass must define forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError("a Function subclass must define backward(ctx, *grad_outputs)")
+
+    @classmethod
+    def apply(cls, *args):
+        recording = _GradMode.enabled
+        ctx = FunctionCtx(tuple(recording and isinstance(a, Value) for a in args))
+        with no_grad():
+            result = cls.forward(ctx, *args)
+        is_tuple = isinstance(result, tuple)
+        raw_outputs = result if is_tuple else (result,)
+        for r in raw_outputs:
+            if not isinstance(r, (Value, float, int)):
+                raise TypeError(
+                    f"{cls.__name__}.forward returned {type(r).__name__}; "
+                    f"expected a Value, a number, or a tuple of them"
+                )
+        inputs = tuple(a for a in args if isinstance(a, Value))
+        if not recording or not inputs:
+            outputs = tuple(Value(float(r)) for r in raw_outputs)
+            return outputs if is_tuple else outputs[0]
+
+        # One hidden node runs backward once all outputs' gradients are in;
+        # each output routes its gradient into that node's slot for it.
+        # Outputs are new Values, so a saved forward result cannot make a cycle.
+        grad_slots = [0.0] * len(raw_outputs)
+        function_node = _node(float("nan"), inputs, cls.__name__, _function_backward, (cls, ctx, args, grad_slots))
+        non_differentiable = {id(o) for o in ctx.non_differentiable}
+        outputs = []
+        for index, r in enumerate(raw_outputs):
+            data = float(r.data if isinstance(r, Value) else r)
+            if id(r) in non_differentiable:
+                outputs.append(Value(data))
+            else:
+                outputs.append(_node(data, (function_node,), f"{cls.__name__}[{index}]", _output_backward, index))
+        outputs = tuple(outputs)
+        return outputs if is_tuple else outputs[0]
+
+
+def _output_backward(node, g):
+    function_node = node._prev[0]
+    function_node._aux[3][node._aux] += g
+
+
+def _function_backward(node, g):
+    cls, ctx, args, grad_slots = node._aux
+    grad_outputs = tuple(grad_slots)
+    grad_slots[:] = [0.0] * len(grad_slots)  # ready for the next backward pass
+    with no_grad():
+        grads = cls.backward(ctx, *grad_outputs)
+    if not isinstance(grads, tuple):
+        grads = (grads,)
+    if len(grads) != len(args):
+        raise RuntimeError(
+            f"function {cls.__name__}Backward returned an incorrect number of "
+            f"gradients (expected {len(args)}, got {len(grads)})"
+        )
+    for position, (arg, grad) in enumerate(zip(args, grads)):
+        if grad is None:
+            continue
+        if not isinstance(arg, Value):
+            raise RuntimeError(
+                f"function {cls.__name__}Backward returned a gradient different than None "
+                f"at position {position + 1}, but the corresponding forward input was not a Value"
+            )
+        arg._g += grad.data if isinstance(grad, Value) else float(grad)
