@@ -47,10 +47,12 @@ def pow(x, y):
 
 
 def pow_by_constant(x, e):
-    """Tensor ** number in torch: e = 0.5 and -0.5 run sqrt and rsqrt, which
-    give nan at -inf where C's pow gives inf; otherwise pow()."""
-    if x == -INF and (e == 0.5 or e == -0.5):
-        return NAN
+    """Tensor ** number as torch computes it: e = 0.5 runs sqrt and e = -0.5
+    runs rsqrt, which differ from C's pow() at -0.0 and -inf."""
+    if e == 0.5:
+        return sqrt(x)
+    if e == -0.5:
+        return div(1.0, sqrt(x))
     return pow(x, e)
 
 

@@ -61,7 +61,8 @@ class Function:
     @classmethod
     def apply(cls, *args):
         recording = _GradMode.enabled
-        ctx = FunctionCtx(tuple(recording and isinstance(a, Value) for a in args))
+        # as torch: from the inputs alone, whatever the grad mode
+        ctx = FunctionCtx(tuple(isinstance(a, Value) for a in args))
         with no_grad():
             result = cls.forward(ctx, *args)
         is_tuple = isinstance(result, tuple)

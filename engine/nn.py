@@ -1,7 +1,7 @@
 """Neural networks from Values: Module, Neuron, Layer, MLP, mse_loss, SGD."""
 import random
 
-from .value import Value, linear
+from .value import Value, _linear
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 
@@ -39,8 +39,10 @@ class Neuron(Module):
         self.activation = _check_activation(activation)
 
     def __call__(self, x):
-        x = [xi if isinstance(xi, Value) else Value(xi) for xi in x]
-        return self._activate(linear(self.w, x, self.b))
+        x = tuple(xi if isinstance(xi, Value) else Value(xi) for xi in x)
+        if len(x) != len(self.w):
+            raise ValueError(f"{self!r} takes {len(self.w)} inputs, got {len(x)}")
+        return self._activate(_linear(self.w, x, self.b))
 
     def _activate(self, z):
         if self.activation == "linear":
@@ -61,8 +63,11 @@ class Layer(Module):
 
     def __call__(self, x):
         # Convert inputs once per layer, not once per neuron.
-        x = [xi if isinstance(xi, Value) else Value(xi) for xi in x]
-        outs = [n._activate(linear(n.w, x, n.b)) for n in self.neurons]
+        x = tuple(xi if isinstance(xi, Value) else Value(xi) for xi in x)
+        nin = len(self.neurons[0].w)
+        if len(x) != nin:
+            raise ValueError(f"this layer takes {nin} inputs, got {len(x)}")
+        outs = [n._activate(_linear(n.w, x, n.b)) for n in self.neurons]
         return outs[0] if len(outs) == 1 else outs
 
     def parameters(self):

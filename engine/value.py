@@ -130,8 +130,8 @@ class Value:
 
     def relu(self):
         x = self.data
-        # clamp_min(x, 0): nan stays nan, -0.0 and negatives become 0.0
-        return _node(x if x > 0.0 or x != x else 0.0, (self,), "relu", _relu_backward)
+        # torch: x < 0 ? 0 : x, so nan stays nan and -0.0 stays -0.0
+        return _node(0.0 if x < 0.0 else x, (self,), "relu", _relu_backward)
 
     def sqrt(self):
         return _node(floatmath.sqrt(self.data), (self,), "sqrt", _sqrt_backward)
@@ -193,16 +193,21 @@ def linear(weights, inputs, bias):
     inputs = tuple(inputs)
     if len(weights) != len(inputs):
         raise ValueError(f"linear(): {len(weights)} weights but {len(inputs)} inputs")
-    if type(bias) is not Value:
+    for v in weights + inputs:
+        if not isinstance(v, Value):
+            raise TypeError(f"linear() takes Values, not {type(v).__name__}: {v!r}")
+    if not isinstance(bias, Value):
         bias = Value(bias)
+    return _linear(weights, inputs, bias)
+
+
+def _linear(weights, inputs, bias):
+    """linear() without the checks, for callers whose operands are Values by
+    construction (engine.nn): the checks would cost a tenth of an MLP step."""
     acc = bias.data
-    try:
-        for w, x in zip(weights, inputs):
-            acc += w.data * x.data
-    except AttributeError:
-        bad = next(v for v in weights + inputs if type(v) is not Value)
-        raise TypeError(f"linear() takes Values, not {type(bad).__name__}: {bad!r}") from None
-    return _node(acc, (bias,) + weights + inputs, "linear", _linear_backward, (weights, inputs))
+    for w, x in zip(weights, inputs):
+        acc += w.data * x.data
+    return _node(acc, (bias, *weights, *inputs), "linear", _linear_backward, (weights, inputs))
 
 
 def _node(data, prev, op, backward, aux=None):
