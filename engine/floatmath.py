@@ -47,12 +47,22 @@ def pow(x, y):
 
 
 def pow_by_constant(x, e):
-    """Tensor ** number as torch computes it: e = 0.5 runs sqrt and e = -0.5
-    runs rsqrt, which differ from C's pow() at -0.0 and -inf."""
+    """Tensor ** number as torch's CPU kernel computes it: exponents 2, 3,
+    -1 and -2 by multiplication and division, 0.5 by sqrt and -0.5 by rsqrt.
+    These round differently from C's pow() and, for sqrt and rsqrt, differ
+    at -0.0 and -inf."""
+    if e == 2.0:
+        return x * x
+    if e == 3.0:
+        return x * x * x
     if e == 0.5:
         return sqrt(x)
     if e == -0.5:
         return div(1.0, sqrt(x))
+    if e == -1.0:
+        return div(1.0, x)
+    if e == -2.0:
+        return div(1.0, x * x)
     return pow(x, e)
 
 
