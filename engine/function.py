@@ -20,7 +20,7 @@ a number, or a tuple of them; backward returns one gradient per forward
 argument (None for numbers, or for inputs that need none).
 """
 from .grad_mode import _GradMode, no_grad
-from .value import Value, _node
+from .value import BackwardPass, Value, _node
 
 
 class FunctionCtx:
@@ -79,10 +79,10 @@ class Function:
             return outputs if is_tuple else outputs[0]
 
         # One hidden node runs backward once all outputs' gradients are in;
-        # each output routes its gradient into that node's slot for it.
+        # each output adds its gradient into that node's slot for it.
         # Outputs are new Values, so a saved forward result cannot make a cycle.
-        grad_slots = [0.0] * len(raw_outputs)
-        function_node = _node(float("nan"), inputs, cls.__name__, _function_backward, (cls, ctx, args, grad_slots))
+        record = _FunctionRecord(cls, ctx, args, len(raw_outputs))
+        function_node = _node(float("nan"), inputs, cls.__name__, _function_backward, record)
         non_differentiable = {id(o) for o in ctx.non_differentiable}
         outputs = []
         for index, r in enumerate(raw_outputs):
@@ -95,15 +95,31 @@ class Function:
         return outputs if is_tuple else outputs[0]
 
 
+class _FunctionRecord:
+    """What a Function's hidden node keeps for backward."""
+    __slots__ = ("cls", "ctx", "args", "n_outputs", "grad_outputs", "pass_number")
+
+    def __init__(self, cls, ctx, args, n_outputs):
+        self.cls, self.ctx, self.args, self.n_outputs = cls, ctx, args, n_outputs
+        self.grad_outputs = [0.0] * n_outputs
+        self.pass_number = None
+
+    def grad_outputs_of_this_pass(self):
+        # Slots filled in an earlier pass (even one that raised) count as zero.
+        if self.pass_number != BackwardPass.number:
+            self.pass_number = BackwardPass.number
+            self.grad_outputs = [0.0] * self.n_outputs
+        return self.grad_outputs
+
+
 def _output_backward(node, g):
-    function_node = node._prev[0]
-    function_node._aux[3][node._aux] += g
+    node._prev[0]._aux.grad_outputs_of_this_pass()[node._aux] += g
 
 
 def _function_backward(node, g):
-    cls, ctx, args, grad_slots = node._aux
-    grad_outputs = tuple(grad_slots)
-    grad_slots[:] = [0.0] * len(grad_slots)  # ready for the next backward pass
+    record = node._aux
+    cls, ctx, args = record.cls, record.ctx, record.args
+    grad_outputs = tuple(record.grad_outputs_of_this_pass())
     with no_grad():
         grads = cls.backward(ctx, *grad_outputs)
     if not isinstance(grads, tuple):

@@ -9,8 +9,10 @@ A node holds its operands in ``_prev`` and a module-level backward function in
 ``_backward``; nothing holds a node from below, so a dropped graph is freed by
 reference counting alone (micrograd's closures make every node a cycle).
 """
+import itertools
 import math
 import numbers
+from operator import attrgetter
 
 from . import floatmath
 from .grad_mode import _GradMode
@@ -18,11 +20,24 @@ from .grad_mode import _GradMode
 _div = floatmath.div
 _pow = floatmath.pow
 _pow_by_constant = floatmath.pow_by_constant
+# Creation order, as torch's sequence numbers: backward visits nodes from the
+# newest, so gradient contributions are summed in torch's order.
+_sequence = itertools.count()
+_creation_order = attrgetter("_seq")
+
+
+
+class BackwardPass:
+    """Numbers backward() calls, so per-pass state kept outside the nodes (a
+    Function's gradient slots) can tell a new pass from the last one."""
+    number = 0
+
+
 _NUMBER = (float, int)  # bool and numpy.float64 are numbers too
 
 
 class Value:
-    __slots__ = ("data", "grad", "_prev", "_op", "_backward", "_aux", "_g", "__weakref__")
+    __slots__ = ("data", "grad", "_prev", "_op", "_backward", "_aux", "_g", "_seq", "__weakref__")
 
     def __init__(self, data):
         if type(data) is not float:
@@ -40,6 +55,7 @@ class Value:
         self._op = ""
         self._backward = None
         self._aux = None
+        self._seq = next(_sequence)
 
     def __repr__(self):
         return f"Value(data={self.data!r}, grad={self.grad!r})"
@@ -143,6 +159,7 @@ class Value:
         Like torch's backward(retain_graph=True) with retain_grad() on every
         node: calling it twice accumulates twice.
         """
+        BackwardPass.number += 1
         order = topological_order(self)
         for node in order:
             node._g = 0.0
@@ -156,30 +173,21 @@ class Value:
 
 
 def topological_order(root):
-    """Nodes reachable from root, every node after all of its operands.
+    """Nodes reachable from root, in creation order: every node after all of
+    its operands (an operand exists before the node built from it).
 
-    Iterative (a 1,000,000-node chain needs no recursion limit).  Leaves go
-    straight into the order: they have no operands to wait for, and skipping
-    their push and pop halves the sort's time on MLPs.
+    torch's engine runs ready nodes newest first (by sequence number), which
+    is exactly the reverse of this order; iterative, so a 1,000,000-node
+    chain needs no recursion limit.
     """
-    order = []
-    seen = set()
-    stack = [(root, False)]
+    seen = {root}
+    stack = [root]
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-        elif node not in seen:
-            seen.add(node)
-            stack.append((node, True))
-            for child in node._prev:
-                if child not in seen:
-                    if child._prev:
-                        stack.append((child, False))
-                    else:
-                        seen.add(child)
-                        order.append(child)
-    return order
+        for child in stack.pop()._prev:
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return sorted(seen, key=_creation_order)
 
 
 def linear(weights, inputs, bias):
@@ -215,6 +223,7 @@ def _node(data, prev, op, backward, aux=None):
     out.data = data
     out.grad = 0.0
     out._g = 0.0
+    out._seq = next(_sequence)
     if _GradMode.enabled:
         out._prev = prev
         out._op = op

@@ -35,7 +35,8 @@ class Op:
     engine: Callable              # (*operands[, const]) -> engine Value
     torch: Callable               # (*tensors[, const]) -> tensor
     oracle: Callable              # (*mpf operands[, const]) -> mpf value
-    partials: Callable            # (*mpf operands, out[, const]) -> tuple of d out / d operand
+    partials: Callable            # (*mpf operands, out[, const]) -> tuple of d out / d operand;
+                                  # None where torch's backward selects a zero (a nan upstream gives 0)
     domains: tuple = (ANY,)       # one per operand
     constants: tuple = ()         # constants this op is sampled with (empty: no const)
     edges: tuple = SPECIAL_POINTS  # operand values to try in the edges family
@@ -169,7 +170,7 @@ def m_abs(x):
 
 def _pow_partials(x, y, out):
     # pow_backward_self / pow_backward_exponent (FunctionsManual.cpp)
-    dx = mpf(0) if y == 0 else y * m_pow(x, y - 1)
+    dx = None if y == 0 else y * m_pow(x, y - 1)
     dy = mpf(0) if (x == 0 and y >= 0) else out * m_log(x)
     return dx, dy
 
@@ -211,7 +212,7 @@ OPS = {op.name: op for op in [
        lambda a, out, c: (-mpf(c) * m_div(mpf(1), a) ** 2,), domains=(NONZERO,),
        constants=(1.0, 2.0, -3.0, 0.5), kink=(0.0,), symbol="/"),
     Op("pow_const", 1, lambda a, c: a ** c, lambda a, c: a ** c, m_pow_by_constant,
-       lambda a, out, c: (mpf(0) if c == 0 else c * m_pow_by_constant(a, mpf(c) - 1),),
+       lambda a, out, c: (None if c == 0 else c * m_pow_by_constant(a, mpf(c) - 1),),
        domains=(POSITIVE,), constants=_POW_EXPONENTS, kink=(0.0,), symbol="**"),
     Op("rpow", 1, lambda a, c: c ** a, lambda a, c: c ** a, lambda a, c: m_pow(mpf(c), a),
        lambda a, out, c: (mpf(0) if (c == 0 and a >= 0) else out * m_log(mpf(c)),),
@@ -227,9 +228,21 @@ OPS = {op.name: op for op in [
     Op("sigmoid", 1, lambda a: a.sigmoid(), lambda a: a.sigmoid(), m_sigmoid,
        lambda a, out: ((1 - out) * out,), symbol="sigmoid"),
     Op("relu", 1, lambda a: a.relu(), lambda a: a.relu(), m_relu,
-       lambda a, out: (mpf(1) if (_isnan(out) or out > 0) else mpf(0),), kink=(0.0,), symbol="relu"),
+       lambda a, out: (mpf(1) if (_isnan(out) or out > 0) else None,), kink=(0.0,), symbol="relu"),
     Op("sqrt", 1, lambda a: a.sqrt(), lambda a: a.sqrt(), m_sqrt,
        lambda a, out: (m_div(mpf(1), 2 * out),), domains=(POSITIVE,), kink=(0.0,), symbol="sqrt"),
 ]}
 
 OP_NAMES = tuple(OPS)
+
+
+def register_op(op):
+    """Add a row to OPS (custom Functions, see functions.py).
+
+    OP_NAMES keeps naming the built-in ops only: random graphs and the edge
+    sweep draw from it, so registering ops elsewhere changes none of them.
+    """
+    if OPS.get(op.name, op) is not op:
+        raise ValueError(f"op {op.name!r} is already registered")
+    OPS[op.name] = op
+    return op

@@ -1,0 +1,1 @@
+"""Backends: each turns a Case into a Result of the same shape."""

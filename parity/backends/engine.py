@@ -1,0 +1,333 @@
+"""The engine under test: ours, PyPI micrograd, or any micrograd-style engine.
+
+A micrograd-style engine is a class whose instances wrap a number
+(``Value(2.0)``), combine with Python operators and methods (``a * b``,
+``a.tanh()``), and have a ``backward()`` that fills a gradient attribute.
+That is all this backend assumes: attribute names are options, data may be
+numpy scalars or ints, and whatever the engine lacks or does wrong becomes a
+Result (``unsupported`` or ``error``), never a crash of the harness.
+
+Which ops an engine supports is found by trying each op of the op table once
+on small in-domain values, backward included: an exception, a missing
+method or a result that is not one of the engine's values means unsupported.
+Ops registered after loading (the function family's) are probed on first use.
+"""
+from contextlib import contextmanager
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import numbers
+import operator
+from pathlib import Path
+import signal
+import sys
+import threading
+import time
+
+import engine
+from engine.nn import MLP, mse_loss
+
+from ..case import Result
+from ..ops import ANY, NONZERO, OPS, POSITIVE
+
+INSTALL_MICROGRAD = "pip install -e '.[bench]'"
+SPEC_FORMS = "'engine', 'micrograd', 'pkg.module:Class' or 'path/to/file.py:Class'"
+
+# Probe operands per domain, one per operand position: away from every kink
+# and pole, distinct so that a swapped operand shows.
+_PROBE_OPERANDS = {ANY: (0.75, -1.25), POSITIVE: (1.5, 2.5), NONZERO: (1.25, -0.5)}
+_MLP_SPEC_KEYS = {"nin", "nouts", "activation", "inputs", "targets"}
+
+
+class EngineSpecError(ValueError):
+    """The engine spec names nothing loadable (the CLI exits with status 2)."""
+
+
+class _Timeout(BaseException):
+    # BaseException, so that an engine's own ``except Exception`` cannot swallow it.
+    pass
+
+
+class _ComplexResult(Exception):
+    pass
+
+
+def load_engine(spec="engine", data_attr="data", grad_attr="grad", timeout=10.0):
+    """An EngineBackend for ``spec``: "engine" (ours), "micrograd" (PyPI
+    micrograd 0.1.0), "pkg.module:Class" or "path/to/file.py:Class"."""
+    value_class, version = _resolve(spec)
+    return EngineBackend(spec, version, value_class, data_attr, grad_attr, timeout)
+
+
+class EngineBackend:
+    def __init__(self, name, version, value_class, data_attr="data", grad_attr="grad", timeout=10.0):
+        self.name = name
+        self.version = version
+        self.value_class = value_class
+        self.data_attr = data_attr
+        self.grad_attr = grad_attr
+        self.timeout = timeout
+        # engine.nn and engine.Function (the function family) work on our Values only.
+        self.is_ours = issubclass(value_class, engine.Value)
+        self.has_function_api = self.is_ours
+        self._probed = {}
+        self._check_attributes()
+        self.supported_ops  # probe every op known now
+
+    def __repr__(self):
+        return f"EngineBackend({self.name!r}, version={self.version!r})"
+
+    @property
+    def supported_ops(self):
+        return frozenset(name for name in OPS if self.supports(name))
+
+    def supports(self, op_name):
+        if op_name not in self._probed:
+            self._probed[op_name] = self._probe(OPS[op_name])
+        return self._probed[op_name]
+
+    def missing_ops(self, graph):
+        """The ops ``graph`` needs that this engine lacks, sorted."""
+        missing = {name for name in graph.ops() if not self.supports(name)}
+        if len(graph.outputs) > 1 and not self.supports("add"):
+            missing.add("add")  # the loss is the sum of the outputs
+        return sorted(missing)
+
+    def run(self, case):
+        missing = self.missing_ops(case.graph)
+        if missing:
+            return Result(unsupported=",".join(missing))
+        start = time.perf_counter()
+        try:
+            with _time_limit(self.timeout):
+                if self._runs_native_mlp(case):
+                    values, grads = self._run_native_mlp(case)
+                else:
+                    values, grads = self._run_graph(case)
+        except _Timeout:
+            error = f"timeout after {self.timeout} s"
+        except _ComplexResult as e:
+            error = str(e)
+        except Exception as e:
+            error = _describe(e)
+        else:
+            return Result(values=values, grads=grads, seconds=time.perf_counter() - start)
+        return Result(error=error, seconds=time.perf_counter() - start)
+
+    def run_batch(self, cases):
+        return [self.run(case) for case in cases]
+
+    # -- running ---------------------------------------------------------------
+    def _run_graph(self, case):
+        leaves = [self.value_class(x) for x in case.leaves]
+        values, loss = case.graph.evaluate(leaves, _apply_engine, operator.add)
+        labels = [f"v{o}" for o in case.graph.outputs] + ["loss"]
+        outputs = [values[o] for o in case.graph.outputs] + [loss]
+        return self._backward_and_read(case, loss, leaves, outputs, labels)
+
+    def _backward_and_read(self, case, loss, leaves, outputs, labels):
+        values = [self._data(v, f"value of {label}") for v, label in zip(outputs, labels)]
+        for p in range(case.passes):
+            if p and case.zero_grad_between:
+                for leaf in leaves:
+                    setattr(leaf, self.grad_attr, 0.0)
+            loss.backward()
+        grads = [self._grad(leaf, f"grad of leaf v{i}") for i, leaf in enumerate(leaves)]
+        return values, grads
+
+    def _runs_native_mlp(self, case):
+        return case.family == "mlp" and self.is_ours and _MLP_SPEC_KEYS <= case.spec.keys()
+
+    def _run_native_mlp(self, case):
+        """Our engine runs mlp cases through engine.nn, so that the fused
+        ``linear`` op is what gets checked.  The case's graph spells out the
+        same network in primitive ops, in the order engine.nn rounds (that is
+        what torch and other engines run); its leaves are the parameters in
+        MLP.parameters() order and its one output is the mean squared error."""
+        spec = case.spec
+        model = MLP(spec["nin"], spec["nouts"], spec["activation"], spec.get("output_activation"), seed=0)
+        params = model.parameters()
+        if len(params) != len(case.leaves) or len(case.graph.outputs) != 1:
+            raise ValueError(f"mlp case {case.case_id}: {len(case.leaves)} leaves and "
+                             f"{len(case.graph.outputs)} outputs for an MLP of {len(params)} parameters")
+        for p, x in zip(params, case.leaves):
+            p.data = x
+        predictions = [model(x) for x in spec["inputs"]]
+        loss = mse_loss(predictions, spec["targets"])
+        return self._backward_and_read(case, loss, params, [loss, loss], [f"v{case.graph.outputs[0]}", "loss"])
+
+    def _data(self, value, what):
+        return _as_float(getattr(value, self.data_attr), what)
+
+    def _grad(self, value, what):
+        grad = getattr(value, self.grad_attr)
+        # torch-like engines leave an unreached leaf's grad None: zero.
+        return 0.0 if grad is None else _as_float(grad, what)
+
+    # -- loading checks ----------------------------------------------------------
+    def _check_attributes(self):
+        # On a fresh value: an engine that creates its grad attribute only in
+        # backward() is not supported.
+        cls = self.value_class.__name__
+        try:
+            value = self.value_class(1.0)
+        except Exception as e:
+            raise EngineSpecError(f"{self.name}: {cls}(1.0) raised {_describe(e)}") from e
+        for attr, option in ((self.data_attr, "data_attr"), (self.grad_attr, "grad_attr")):
+            if not hasattr(value, attr):
+                raise EngineSpecError(
+                    f"{self.name}: {cls} values have no attribute {attr!r}; "
+                    f"name the right one with {option} (attributes: {_public_attributes(value)})")
+
+    def _probe(self, op):
+        domains = op.domains[:op.arity] if len(op.domains) >= op.arity else (ANY,) * op.arity
+        points = [_PROBE_OPERANDS.get(d, _PROBE_OPERANDS[ANY])[i % 2] for i, d in enumerate(domains)]
+        const = op.constants[0] if op.has_const else None
+        try:
+            with _time_limit(self.timeout):
+                operands = [self.value_class(x) for x in points]
+                out = op.apply_engine(operands, const)
+                if not isinstance(out, self.value_class):
+                    return False
+                out.backward()
+                for v in [out] + operands:
+                    self._data(v, "probe")
+                    self._grad(v, "probe")
+        except (Exception, _Timeout):
+            return False
+        return True
+
+
+def _apply_engine(op, operands, const):
+    return op.apply_engine(operands, const)
+
+
+def _as_float(x, what):
+    if isinstance(x, numbers.Complex) and not isinstance(x, numbers.Real):
+        raise _ComplexResult(f"complex result: {what} is {x!r}")
+    return float(x)
+
+
+def _describe(exc):
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _public_attributes(value):
+    return ", ".join(a for a in dir(value) if not a.startswith("_")) or "none"
+
+
+@contextmanager
+def _time_limit(seconds):
+    """Raise _Timeout after ``seconds`` of wall time (SIGALRM: main thread and
+    POSIX only; elsewhere no limit).  An outer timer keeps its remaining time."""
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise _Timeout()
+
+    previous_handler = signal.signal(signal.SIGALRM, on_alarm)
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if previous_handler is None else previous_handler)
+        if outer_delay:
+            remaining = max(outer_delay - (time.monotonic() - start), 1e-6)
+            signal.setitimer(signal.ITIMER_REAL, remaining, outer_interval)
+
+
+# -- resolving a spec to a class ---------------------------------------------------
+def _resolve(spec):
+    if spec == "engine":
+        import engine
+
+        return engine.Value, engine.__version__
+    if spec == "micrograd":
+        return _load_micrograd()
+    where, sep, class_name = spec.rpartition(":")
+    if not sep or not where or not class_name:
+        raise EngineSpecError(f"engine spec {spec!r}: expected {SPEC_FORMS}")
+    if where.endswith(".py") or "/" in where or "\\" in where:
+        module, version = _load_file(where)
+    else:
+        module, version = _import_module(where)
+    value_class = getattr(module, class_name, None)
+    if value_class is None:
+        raise EngineSpecError(f"engine spec {spec!r}: {where} has no attribute {class_name!r}")
+    if not isinstance(value_class, type):
+        raise EngineSpecError(
+            f"engine spec {spec!r}: {where}:{class_name} is a {type(value_class).__name__}, not a class")
+    return value_class, version
+
+
+def _load_micrograd():
+    try:
+        dist = importlib.metadata.distribution("micrograd")
+    except importlib.metadata.PackageNotFoundError:
+        raise EngineSpecError(f"micrograd is not installed: {INSTALL_MICROGRAD}") from None
+    try:
+        module = importlib.import_module("micrograd.engine")
+    except Exception as e:
+        raise EngineSpecError(
+            f"cannot import micrograd.engine ({_describe(e)}): a local micrograd.py may shadow "
+            f"the installed package; load such a file as 'path/to/micrograd.py:Value'") from e
+    installed = Path(dist.locate_file("micrograd/engine.py")).resolve()
+    if Path(module.__file__).resolve() != installed:
+        raise EngineSpecError(
+            f"'micrograd' resolves to {module.__file__}, not the installed package at {installed}; "
+            f"load that file as 'path/to/file.py:Value'")
+    return module.Value, dist.version
+
+
+def _import_module(name):
+    try:
+        module = importlib.import_module(name)
+    except Exception as e:
+        raise EngineSpecError(f"cannot import module {name!r}: {_describe(e)}") from e
+    return module, _module_version(module)
+
+
+def _load_file(path):
+    """Execute a file as a module under a name of its own: a loose
+    micrograd.py must never be confused with (or replace) the micrograd
+    package.  Its directory is on sys.path only while it executes, for
+    sibling imports."""
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise EngineSpecError(f"engine file not found: {path}")
+    source = file.read_bytes()
+    name = "_gradparity_engine_" + hashlib.sha256(str(file).encode()).hexdigest()[:16]
+    module_spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # classes look their module up here (pickle, dataclasses)
+    directory = str(file.parent)
+    sys.path.insert(0, directory)
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException as e:
+        del sys.modules[name]
+        if not isinstance(e, Exception):
+            raise
+        raise EngineSpecError(f"cannot import engine file {path}: {_describe(e)}") from e
+    finally:
+        sys.path.remove(directory)
+    return module, hashlib.sha256(source).hexdigest()[:12]
+
+
+def _module_version(module):
+    top = module.__name__.partition(".")[0]
+    version = getattr(module, "__version__", None) or getattr(sys.modules.get(top), "__version__", None)
+    if version:
+        return str(version)
+    try:
+        return importlib.metadata.version(top)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    file = getattr(module, "__file__", None)
+    return hashlib.sha256(Path(file).read_bytes()).hexdigest()[:12] if file else "unknown"

@@ -1,0 +1,112 @@
+"""Finite differences: the nudge check, as a backend.
+
+Each leaf's gradient is the central difference (f(x+h) - f(x-h)) / 2h of the
+loss, with h = cbrt(eps) * max(1, |x|) (the step that balances truncation
+error, ~h**2, against rounding error, ~eps/h), and the loss computed by any
+forward backend.  Differences say nothing across a kink (relu, abs at 0, a
+pole of 1/x ...): a leaf whose nudge carries some operand of a kinked op over
+one of its ``op.kink`` points, or whose loss is not finite, gets nan, which
+means "no opinion".  An independent check of both engine and torch gradients
+on smooth graphs, with no autograd involved.
+"""
+import dataclasses
+import math
+import operator
+import time
+
+import mpmath
+
+from ..case import Result
+from ..ops import OPS
+from .oracle import float64_range
+
+STEP = (2.0 ** -52) ** (1.0 / 3.0)
+
+
+def step(x):
+    return STEP * max(1.0, abs(x))
+
+
+class FiniteDifferences:
+    name = "finite_differences"
+
+    def __init__(self, forward_backend):
+        self.forward = forward_backend
+
+    def run(self, case):
+        start = time.perf_counter()
+        result = self._run(case)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _run(self, case):
+        base = self.forward.run(case)
+        if not base.ok:
+            return base
+        nudges = {}  # leaf -> (x + h, x - h), for finite leaves
+        nudged_cases = []
+        for i, x in enumerate(case.leaves):
+            if math.isfinite(x):
+                nudges[i] = (x + step(x), x - step(x))
+                nudged_cases += [_with_leaf(case, i, nudge) for nudge in nudges[i]]
+        losses = iter([r.values[-1] if r.ok else math.nan for r in self._forward_all(nudged_cases)])
+        # Gradients accumulate over passes unless zeroed in between.
+        accumulated = 1 if case.zero_grad_between else case.passes
+        grads = []
+        for i in range(len(case.leaves)):
+            if i not in nudges:
+                grads.append(math.nan)
+                continue
+            plus, minus = nudges[i]
+            f_plus, f_minus = next(losses), next(losses)
+            smooth = (all(math.isfinite(f) for f in (f_plus, f_minus, base.values[-1]))
+                      and not _crosses_kink(case, i, plus, minus))
+            # Divide by the step actually taken: x + h and x - h are rounded.
+            grads.append(accumulated * (f_plus - f_minus) / (plus - minus) if smooth else math.nan)
+        return Result(values=base.values, grads=grads)
+
+    def _forward_all(self, cases):
+        run_batch = getattr(self.forward, "run_batch", None)
+        return run_batch(cases) if run_batch else [self.forward.run(c) for c in cases]
+
+
+def _with_leaf(case, i, x):
+    leaves = list(case.leaves)
+    leaves[i] = x
+    # One forward pass is enough; the shared structure key lets torch batch
+    # all the nudges of a case (they share its graph).
+    return dataclasses.replace(case, leaves=leaves, passes=1, zero_grad_between=False,
+                               structure=case.structure or f"fd:{case.case_id}")
+
+
+def _crosses_kink(case, leaf, plus, minus):
+    """Whether moving ``leaf`` over [minus, plus] moves an operand of a
+    kinked op onto or over one of its kinks (judged on the operand at minus,
+    at the case's point and at plus)."""
+    graph = case.graph
+    depends = [i == leaf for i in range(graph.n_leaves)]
+    for node in graph.nodes:
+        depends.append(any(depends[a] for a in node.args))
+    runs = [_values(case, leaf, x) for x in (minus, case.leaves[leaf], plus)]
+    for node in graph.nodes:
+        kinks = OPS[node.op].kink
+        for a in node.args if kinks else ():
+            if not depends[a]:
+                continue
+            seen = [run[a] for run in runs]
+            if any(mpmath.isnan(v) for v in seen) or any(min(seen) <= k <= max(seen) for k in kinks):
+                return True
+    return False
+
+
+def _values(case, leaf, x):
+    """Every value of the graph at the case's leaves with ``leaf`` set to x,
+    in mpmath at double precision and float64's range (the oracle's
+    functions know every op)."""
+    leaves = [mpmath.mpf(v) for v in case.leaves]
+    leaves[leaf] = mpmath.mpf(x)
+    with mpmath.workprec(53):
+        values, _ = case.graph.evaluate(
+            leaves, lambda op, operands, const: float64_range(op.apply_oracle(operands, const)),
+            operator.add)
+    return values

@@ -1,0 +1,224 @@
+"""The oracle: the graph evaluated exactly enough, in mpmath.
+
+Leaves convert exactly from float64; every op and every backward step runs at
+``precision_bits`` (256 by default, so for the graphs here the result is the
+exact one rounded once), with the op table's mpmath functions and local
+partial derivatives (torch's conventions at edges).  After every operation
+the number is put in float64's exponent range - overflow to ±inf, underflow
+to 0 - so the oracle overflows where float64 does; subnormals keep their full
+precision.
+
+Limitation: mpf has no -0.0, and the sign of a zero decides the sign of an
+infinity (1 / -0.0 = -inf, and exp of that is 0, not inf).  Every zero here
+is +0, which is right for a +0.0 leaf and may be wrong for a -0.0 leaf or a
+computed zero (relu(-0.0) is -0.0 in torch).  Where such a zero is the
+operand of an op whose value or local derivative is infinite with a sign
+the zero could change (it differs between ±2**-3000 in the zero's place:
+1 / 0 and inf / 0 do, inf + 0 and inf * 0 do not), every quantity that
+depends on it is unknown: nan in ``run``, and nan in ``spread`` too, which
+is how to tell unknown from an exact nan.
+
+``spread`` estimates what float64 rounding alone does to each quantity: it
+reruns forward and backward with every intermediate value, gradient
+contribution and gradient sum multiplied by (1 + d * 2**-53), d uniform in
+[-1, 1], and reports the largest deviation from the exact result.  Large
+spread means an ill-conditioned quantity (cancellation, a steep function),
+where two correct float64 evaluations may legitimately disagree.  It also
+covers the oracle's own blind spot: 256 bits do not hold 1 + 1e300 - 1e300.
+
+Backward follows torch's engine where that changes results: gradients sum
+in torch's order, partials overflow like float64 numbers, and a partial of
+None (the op table's mark for torch selecting zero, as relu's backward
+does) passes 0 even for a nan upstream gradient.
+"""
+import math
+import random
+import time
+
+import mpmath
+
+from ..case import Result
+from ..ops import OPS
+
+mpf = mpmath.mpf
+UNIT_ROUNDOFF = mpf(2) ** -53
+# float64 rounds to inf from halfway between the largest float and 2**1024,
+# and to 0 at and below half the smallest subnormal.  (2**1024 - 2**970
+# needs 54 bits: more than mpmath's default precision.)
+with mpmath.workprec(64):
+    OVERFLOW = mpf(2) ** 1024 - mpf(2) ** 970
+UNDERFLOW = mpf(2) ** -1075
+
+
+def float64_range(x):
+    """x with float64's overflow and underflow (precision untouched)."""
+    if not mpmath.isfinite(x):
+        return x
+    magnitude = abs(x)
+    if magnitude >= OVERFLOW:
+        return mpf("inf") if x > 0 else mpf("-inf")
+    if magnitude <= UNDERFLOW:
+        return mpf(0)
+    return x
+
+
+def to_float(x):
+    """The float64 nearest to x (ties to even), subnormals rounded once."""
+    x = float64_range(x)
+    if not mpmath.isfinite(x):
+        return float(x)
+    man, exp = x.man_exp
+    # int -> float and int / int are correctly rounded in CPython.
+    magnitude = float(man << exp) if exp >= 0 else man / (1 << -exp)
+    return -magnitude if x < 0 else magnitude
+
+
+class OracleBackend:
+    name = "oracle"
+
+    def __init__(self, precision_bits=256):
+        self.precision_bits = precision_bits
+
+    @property
+    def version(self):
+        return f"mpmath {mpmath.__version__}, {self.precision_bits} bits"
+
+    def run(self, case):
+        """The exact Result; quantities the oracle cannot know are nan."""
+        start = time.perf_counter()
+        try:
+            with mpmath.workprec(self.precision_bits):
+                values, grads, unknown = _forward_backward(case, float64_range)
+            exact = [math.nan if doubt else to_float(x) for x, doubt in zip(values + grads, unknown)]
+            result = Result(values=exact[:len(values)], grads=exact[len(values):])
+        except Exception as exc:  # a backend reports, it does not raise
+            result = Result(error=f"oracle: {type(exc).__name__}: {exc}")
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def spread(self, case, trials=8, seed=0):
+        """(value_err, grad_err): per value of Result.values and per leaf
+        gradient, the largest |perturbed - exact| over ``trials`` runs with
+        every intermediate rounded at random by up to float64's unit
+        roundoff.  0 where the perturbed runs all equal the exact one
+        (nan and infinities included), inf where they leave its class, nan
+        where the oracle cannot know the quantity (a zero's sign)."""
+        rng = random.Random(seed)
+
+        def perturb(x):
+            return float64_range(x * (1 + mpf(rng.uniform(-1.0, 1.0)) * UNIT_ROUNDOFF))
+
+        with mpmath.workprec(self.precision_bits):
+            values, grads, unknown = _forward_backward(case, float64_range)
+            exact = values + grads
+            err = [math.nan if doubt else 0.0 for doubt in unknown]
+            for _ in range(trials):
+                perturbed_values, perturbed_grads, _ = _forward_backward(case, perturb)
+                for i, (got, want) in enumerate(zip(perturbed_values + perturbed_grads, exact)):
+                    if not unknown[i]:
+                        err[i] = max(err[i], _deviation(got, want))
+        return err[:len(values)], err[len(values):]
+
+
+def _deviation(got, want):
+    if (mpmath.isnan(got) and mpmath.isnan(want)) or got == want:
+        return 0.0
+    if not (mpmath.isfinite(got) and mpmath.isfinite(want)):
+        return float("inf")
+    return to_float(abs(got - want))
+
+
+def _forward_backward(case, rounded):
+    """(values, grads, unknown) as mpf: the outputs, then the loss; d loss /
+    d leaf after all passes; whether each of those depends on the sign of a
+    zero (see the module doc).  ``rounded`` is applied to every computed number."""
+    graph = case.graph
+    values = [mpf(x) for x in case.leaves]
+    # Zeros whose float64 sign may be -: -0.0 leaves, and computed zeros.
+    signless = [math.copysign(1.0, x) < 0 and x == 0 for x in case.leaves]
+    # Values, and each node's partials, that depend on such a zero's sign.
+    unknown_value = [False] * graph.n_leaves
+    unknown_partials = []
+    for node in graph.nodes:
+        op = OPS[node.op]
+        operands = [values[a] for a in node.args]
+        out = rounded(op.apply_oracle(operands, node.const))
+        value_flag, partial_flags = _sign_dependence(op, node, operands, [signless[a] for a in node.args])
+        inherited = any(unknown_value[a] for a in node.args)
+        unknown_value.append(value_flag or inherited)
+        unknown_partials.append([flag or inherited or value_flag for flag in partial_flags])
+        values.append(out)
+        signless.append(out == 0)
+    loss = values[graph.outputs[0]]
+    for o in graph.outputs[1:]:
+        loss = rounded(loss + values[o])
+
+    # Reverse mode, like torch's engine: only values that reach the loss get a
+    # gradient (None: unreached), a zero upstream gradient still flows (0 *
+    # inf is nan in torch too), and a value's gradient sums its consumers'
+    # contributions in torch's order, the latest consumer first.
+    adjoint = [None] * graph.n_values
+    unknown_adjoint = [False] * graph.n_values
+    for o in graph.outputs:
+        adjoint[o] = mpf(1) if adjoint[o] is None else rounded(adjoint[o] + 1)
+    for i in reversed(range(graph.n_nodes)):
+        node = graph.nodes[i]
+        out = graph.n_leaves + i
+        upstream = adjoint[out]
+        if upstream is None:
+            continue
+        operands = [values[a] for a in node.args]
+        # Partials are float64 numbers in torch too: they overflow before the
+        # upstream gradient multiplies them (0 * overflow is nan).
+        partials = [None if p is None else rounded(p)
+                    for p in OPS[node.op].oracle_partials(operands, values[out], node.const)]
+        for a, partial, unknown_partial in zip(node.args, partials, unknown_partials[i]):
+            # None: torch selects a zero here (relu's threshold_backward, pow's
+            # where(exponent == 0, 0, ...)), which not even nan gets through.
+            contribution = mpf(0) if partial is None else rounded(upstream * partial)
+            adjoint[a] = contribution if adjoint[a] is None else rounded(adjoint[a] + contribution)
+            unknown_adjoint[a] |= unknown_adjoint[out] or unknown_partial
+    accumulated = 1 if case.zero_grad_between else case.passes
+    grads = [mpf(0) if g is None else float64_range(g * accumulated) for g in adjoint[:graph.n_leaves]]
+    outputs = [values[o] for o in graph.outputs]
+    unknown = ([unknown_value[o] for o in graph.outputs] + [any(unknown_value[o] for o in graph.outputs)]
+               + unknown_adjoint[:graph.n_leaves])
+    return outputs + [loss], grads, unknown
+
+
+def _sign_dependence(op, node, operands, signless):
+    """(value flag, partial flags): which of the op's value and partials are
+    infinities whose sign or class would change with the sign of its zero
+    operands (``signless``) - that differ between ±2**-3000 in their place."""
+    no = (False, [False] * len(operands))
+    if not any(signless):
+        return no
+    exact = _kinds(op, operands, node.const)
+    if not any(kind in ("inf", "-inf") for kind in exact):
+        return no
+    plus, minus = ([side * _NEAR_ZERO if zero else x for x, zero in zip(operands, signless)]
+                   for side in (1, -1))
+    flags = [kind in ("inf", "-inf") and kind_plus != kind_minus for kind, kind_plus, kind_minus
+             in zip(exact, _kinds(op, plus, node.const), _kinds(op, minus, node.const))]
+    return flags[0], flags[1:]
+
+
+_NEAR_ZERO = mpf(2) ** -3000  # far below float64's range: a zero with a sign
+
+
+def _kinds(op, operands, const):
+    """nan, inf, -inf, finite or selected (a None partial), for the op's
+    value and each partial."""
+    out = float64_range(op.apply_oracle(operands, const))
+    return [_kind(r) for r in [out, *op.oracle_partials(operands, out, const)]]
+
+
+def _kind(x):
+    if x is None:
+        return "selected"
+    x = float64_range(x)
+    if mpmath.isnan(x):
+        return "nan"
+    if mpmath.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return "finite"

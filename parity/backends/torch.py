@@ -1,0 +1,126 @@
+"""PyTorch float64 as a backend, batched over leaf draws.
+
+Per-op overhead dominates scalar tensors, so cases that share a graph (the
+same ``case.structure``, passes and zero-grad mode) run as one evaluation on
+leaf tensors of shape (B,): draw b's loss depends only on draw b's leaves, so
+``loss.sum().backward()`` gives every draw its own exact gradients.
+
+Bit-for-bit like one case at a time: most CPU kernels run the same code on a
+one-element tensor as on a batch, but some (``cpu_kernel_vec``) run a SIMD
+lambda on full vector chunks and a scalar lambda on the rest, and a
+one-element tensor is all rest.  Where the two lambdas round differently
+(Sleef's pow and exp against libm's), the operands are handed to the kernel
+as a non-contiguous view, which makes TensorIterator take the scalar loop for
+the whole batch; backward formulas that reuse the saved input (pow's
+``self.pow(exponent - 1)``) see the same view.
+"""
+from collections import defaultdict
+import operator
+import time
+
+from ..case import Result
+from ..ops import OPS
+
+# Ops whose float64 CPU kernel rounds differently in its SIMD and scalar
+# lambdas (pow: Sleef_pow against std::pow; sigmoid: Sleef_exp against
+# std::exp).  tests/test_torch_backend.py checks every op of the table, so a
+# torch release that changes a kernel shows up there.
+SCALAR_LOOP_OPS = frozenset({"pow", "pow_const", "rpow", "sigmoid"})
+
+
+def _torch():
+    import torch  # lazily: importing torch takes seconds
+    return torch
+
+
+def _strided(x):
+    """The same numbers as a stride-2 view, with an exact identity gradient
+    (stack and select only copy)."""
+    return _torch().stack((x, x.detach()), 1)[:, 0]
+
+
+def _apply(op, operands, const):
+    if op.name in SCALAR_LOOP_OPS:
+        operands = [_strided(x) for x in operands]
+    return op.apply_torch(operands, const)
+
+
+def _apply_alone(op, operands, const):
+    return op.apply_torch(operands, const)  # one element: the scalar loop anyway
+
+
+class TorchBackend:
+    name = "torch"
+
+    @property
+    def version(self):
+        return _torch().__version__
+
+    def run(self, case):
+        return self.run_batch([case])[0]
+
+    def run_batch(self, cases):
+        """One Result per case, in order; cases sharing a graph run as one batch."""
+        results = [None] * len(cases)
+        for indices in _batches(cases):
+            for i, result in zip(indices, _run_together([cases[i] for i in indices])):
+                results[i] = result
+        return results
+
+
+def _batches(cases):
+    """Lists of indices of cases that can run as one evaluation."""
+    groups = defaultdict(list)
+    for i, case in enumerate(cases):
+        key = (case.structure, case.passes, case.zero_grad_between) if case.structure else i
+        groups[key].append(i)
+    batches = []
+    for indices in groups.values():
+        # A structure key promises one graph; check it rather than trust it.
+        by_graph = []
+        for i in indices:
+            same = next((b for b in by_graph if cases[b[0]].graph == cases[i].graph), None)
+            if same is None:
+                by_graph.append([i])
+            else:
+                same.append(i)
+        batches.extend(by_graph)
+    return batches
+
+
+def _run_together(cases):
+    """Run cases with one graph, passes and zero-grad mode as one batch."""
+    start = time.perf_counter()
+    try:
+        values, grads = _evaluate(cases)
+        results = [Result(values=v, grads=g) for v, g in zip(values, grads)]
+    except Exception as exc:  # a backend reports, it does not raise
+        results = [Result(error=f"{type(exc).__name__}: {exc}") for _ in cases]
+    seconds = (time.perf_counter() - start) / len(cases)
+    for result in results:
+        result.seconds = seconds
+    return results
+
+
+def _evaluate(cases):
+    torch = _torch()
+    first = cases[0]
+    graph = first.graph
+    unknown = sorted({node.op for node in graph.nodes if node.op not in OPS})
+    if unknown:
+        raise ValueError(f"unknown op(s): {', '.join(unknown)}")
+    if any(len(case.leaves) != graph.n_leaves for case in cases):
+        raise ValueError(f"the graph has {graph.n_leaves} leaves; a case gives another number")
+    leaves = [torch.tensor(column, dtype=torch.float64, requires_grad=True)
+              for column in zip(*(case.leaves for case in cases))]
+    values, loss = graph.evaluate(leaves, _apply if len(cases) > 1 else _apply_alone, operator.add)
+    for npass in range(first.passes):
+        if first.zero_grad_between and npass:
+            for leaf in leaves:
+                leaf.grad = None
+        loss.sum().backward(retain_graph=True)
+    with torch.no_grad():
+        outputs = torch.stack([values[o] for o in graph.outputs] + [loss], 1)
+        zeros = torch.zeros(len(cases), dtype=torch.float64)
+        grads = torch.stack([zeros if leaf.grad is None else leaf.grad for leaf in leaves], 1)
+    return outputs.tolist(), grads.tolist()

@@ -1,0 +1,198 @@
+"""Comparison and verdicts: engine against torch, the oracle as referee.
+
+Two floats match when they are the same nan/inf class (nan = nan, inf = inf
+of the same sign, -0.0 = 0.0) and, when finite, |e - t| <= atol + rtol *
+max(|e|, |t|).  A case whose every value and gradient matches passes.  When
+some do not, the oracle is asked once: its exact result, and its spread (how
+far float64 rounding alone moves each quantity), give each quantity an
+allowance; whichever side lies within it is right:
+
+    engine ok, torch ok    -> ill_conditioned  (both as good as float64 allows)
+    engine ok, torch off   -> torch_off
+    engine off             -> fail             (whatever torch does)
+
+The case's verdict is the worst over its quantities.  An exact nan or
+infinity must be matched by class, unless the spread is infinite (rounding
+alone can change the class: anything goes).  With no oracle a mismatch is a
+fail; when the oracle cannot answer (an mpmath error, a zero whose sign it
+cannot carry), only a disagreement beyond ``no_oracle_rtol`` fails and the
+rest is ill_conditioned: torch, the spec, is then presumed right.
+"""
+from dataclasses import dataclass
+import math
+import struct
+import sys
+
+PASS, FAIL, TORCH_OFF, ILL_CONDITIONED, ERROR, UNSUPPORTED = (
+    "pass", "fail", "torch_off", "ill_conditioned", "error", "unsupported")
+VERDICTS = (PASS, FAIL, TORCH_OFF, ILL_CONDITIONED, ERROR, UNSUPPORTED)
+_SEVERITY = {ILL_CONDITIONED: 1, TORCH_OFF: 2, FAIL: 3}
+TINY = sys.float_info.min  # smallest normal: the floor of relative errors' denominators
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Every threshold of the comparison, in one place."""
+    rtol: float = 1e-12
+    atol: float = 1e-300
+    allowance_factor: float = 16.0   # allowance = tolerance + factor * oracle spread
+    spread_trials: int = 8           # perturbed oracle runs per consulted case
+    no_oracle_rtol: float = 1e-6     # oracle failed: disagreeing beyond this is a fail
+
+
+@dataclass
+class Verdict:
+    verdict: str
+    detail: str = ""
+    max_abs_err_data: float = math.nan
+    max_rel_err_data: float = math.nan
+    max_ulp_data: float = math.nan
+    max_abs_err_grad: float = math.nan
+    max_rel_err_grad: float = math.nan
+    max_ulp_grad: float = math.nan
+    oracle_consulted: bool = False
+
+
+# -- float comparison ----------------------------------------------------------
+def same_class(a, b):
+    """Whether a and b are equal as nan/inf classes: both nan, or both the same
+    infinity.  (Finite pairs are compared by value.)"""
+    return (a != a and b != b) or (math.isinf(a) and a == b)
+
+
+def close(a, b, atol, rtol):
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return same_class(a, b)
+    return abs(a - b) <= atol + rtol * max(abs(a), abs(b))
+
+
+def _ordered(x):
+    """float64 bits as an integer that orders like the floats; -0.0 and 0.0 both 0."""
+    bits = struct.unpack("<q", struct.pack("<d", x))[0]
+    return bits if bits >= 0 else -(bits & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def ulp_distance(a, b):
+    """The number of float64 steps from a to b (0 for a match: nan and nan,
+    inf and inf, 0.0 and -0.0); nan against a number is nan, an infinity
+    against anything else is inf."""
+    if a != a or b != b:
+        return 0.0 if (a != a and b != b) else math.nan
+    if a == b:
+        return 0.0
+    if math.isinf(a) or math.isinf(b):
+        return math.inf
+    return float(abs(_ordered(a) - _ordered(b)))
+
+
+def errors(engine, torch):
+    """(max abs, max rel, max ulp) error of engine against torch over the
+    pairs where both are finite; nan when there are none."""
+    pairs = [(e, t) for e, t in zip(engine, torch) if math.isfinite(e) and math.isfinite(t)]
+    if not pairs:
+        return math.nan, math.nan, math.nan
+    return (max(abs(e - t) for e, t in pairs),
+            max(abs(e - t) / max(abs(t), TINY) for e, t in pairs),
+            max(ulp_distance(e, t) for e, t in pairs))
+
+
+# -- verdicts ------------------------------------------------------------------
+def quantity_names(case, n_values, n_grads):
+    """Names of the quantities of a Result, in order: values, then grads."""
+    outputs = case.graph.outputs
+    if n_values == len(outputs) + 1:
+        names = [f"value of output v{o}" for o in outputs] + ["loss"]
+    else:
+        names = [f"value {i}" for i in range(n_values)]
+    return names + [f"grad of leaf v{i}" for i in range(n_grads)]
+
+
+def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances()):
+    """The Verdict on engine_result against torch_result for case."""
+    for who, result in (("engine", engine_result), ("torch", torch_result)):
+        if result.unsupported:
+            return Verdict(UNSUPPORTED, f"{who} lacks {result.unsupported}")
+    if engine_result.error:
+        return Verdict(ERROR, engine_result.error)
+    if torch_result.error:
+        return Verdict(ERROR, f"torch: {torch_result.error}")
+    shape = (len(engine_result.values), len(engine_result.grads))
+    torch_shape = (len(torch_result.values), len(torch_result.grads))
+    if shape != torch_shape:
+        return Verdict(ERROR, f"engine gave {shape[0]} values and {shape[1]} grads, "
+                              f"torch {torch_shape[0]} and {torch_shape[1]}")
+
+    verdict = Verdict(PASS)
+    (verdict.max_abs_err_data, verdict.max_rel_err_data,
+     verdict.max_ulp_data) = errors(engine_result.values, torch_result.values)
+    (verdict.max_abs_err_grad, verdict.max_rel_err_grad,
+     verdict.max_ulp_grad) = errors(engine_result.grads, torch_result.grads)
+
+    engine = engine_result.values + engine_result.grads
+    torch = torch_result.values + torch_result.grads
+    names = quantity_names(case, *shape)
+    tol = tolerances
+    mismatches = [i for i, (e, t) in enumerate(zip(engine, torch)) if not close(e, t, tol.atol, tol.rtol)]
+    if not mismatches:
+        return verdict
+    first = mismatches[0]
+    more = f" (+{len(mismatches) - 1} more mismatches)" if len(mismatches) > 1 else ""
+    if oracle is None:
+        verdict.verdict = FAIL
+        verdict.detail = f"{names[first]}: engine {engine[first]!r}, torch {torch[first]!r}; no oracle{more}"
+        return verdict
+
+    verdict.oracle_consulted = True
+    exact, allowance, no_opinion_reason = _consult(oracle, case, len(engine), tol)
+    judged = [(i, *_judge_quantity(engine[i], torch[i], exact[i], allowance[i], no_opinion_reason, tol))
+              for i in mismatches]
+    worst, verdict.verdict, note = max(judged, key=lambda j: _SEVERITY[j[1]])  # the first of the worst
+    verdict.detail = f"{names[worst]}: engine {engine[worst]!r}, torch {torch[worst]!r}{note}{more}"
+    return verdict
+
+
+def _judge_quantity(engine, torch, exact, allowance, no_opinion_reason, tol):
+    """(verdict, detail note) for one mismatching quantity."""
+    if math.isnan(allowance):
+        # No referee: only a disagreement far beyond rounding is a fail.
+        far = not close(engine, torch, tol.atol, tol.no_oracle_rtol)
+        return FAIL if far else ILL_CONDITIONED, f"; no oracle opinion ({no_opinion_reason})"
+    engine_ok = near(engine, exact, allowance)
+    torch_ok = near(torch, exact, allowance)
+    note = f", oracle {exact!r} (allowance {allowance:.3g})"
+    if engine_ok:
+        return (ILL_CONDITIONED if torch_ok else TORCH_OFF), note
+    return FAIL, note + ("" if torch_ok else "; torch is off too")
+
+
+def near(x, exact, allowance):
+    """Whether x is within allowance of the oracle's exact value.  An exact
+    nan or infinity must be matched by class, unless the allowance is
+    infinite: float64 rounding alone can change the quantity's class."""
+    if allowance == math.inf:
+        return True
+    if not math.isfinite(exact):
+        return same_class(x, exact)
+    return x == x and abs(x - exact) <= allowance
+
+
+def _consult(oracle, case, n, tol):
+    """(exact quantities, allowances, why there is no opinion) for the n
+    quantities of the case.  An allowance is nan where the oracle has no
+    opinion: everywhere if it raised or erred, where its spread is nan (a
+    zero whose sign it cannot know)."""
+    unknown = [math.nan] * n
+    try:
+        exact_result = oracle.run(case)
+        if exact_result.error:
+            return unknown, unknown, exact_result.error
+        value_spread, grad_spread = oracle.spread(case, trials=tol.spread_trials)
+    except Exception as exc:  # the referee failing is no verdict on the players
+        return unknown, unknown, f"oracle: {type(exc).__name__}: {exc}"
+    exact = exact_result.values + exact_result.grads
+    spread = value_spread + grad_spread
+    if not len(exact) == len(spread) == n:
+        return unknown, unknown, f"oracle: {len(exact)} quantities and {len(spread)} spreads, not {n}"
+    allowance = [tol.atol + tol.rtol * abs(x) + tol.allowance_factor * s if math.isfinite(x) else s
+                 for x, s in zip(exact, spread)]
+    return exact, allowance, "it cannot know the sign of a zero at a pole"

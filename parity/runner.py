@@ -1,0 +1,78 @@
+"""Run cases through engine and torch, judge them, and yield report rows.
+
+Consecutive cases with the same ``structure`` go to torch as one batch;
+training cases (spec steps > 0) go through the trajectory driver on every
+backend, the oracle included.  One row per case, in order (the schema is
+report.COLUMNS).
+"""
+from collections import Counter
+import shlex
+
+from .compare import VERDICTS, Tolerances, judge
+from .trajectory import TrajectoryOracle, is_trajectory, run_trajectory
+
+
+def run_cases(cases, engine, torch_backend, oracle=None, tolerances=None):
+    """Yield one row dict per case, in order."""
+    for group in _groups(cases):
+        for case, (engine_result, torch_result, verdict) in zip(
+                group, _judged(group, engine, torch_backend, oracle, tolerances or Tolerances())):
+            yield make_row(case, engine, engine_result, torch_result, verdict)
+
+
+def run_case(case, engine, torch_backend, oracle=None, tolerances=None):
+    """(engine Result, torch Result, Verdict) for one case, as run_cases
+    judges it (the replay path)."""
+    return _judged([case], engine, torch_backend, oracle, tolerances or Tolerances())[0]
+
+
+def _judged(group, engine, torch_backend, oracle, tolerances):
+    """[(engine Result, torch Result, Verdict)] for a group of _groups."""
+    if is_trajectory(group[0]):
+        results = [(run_trajectory(engine, group[0]), run_trajectory(torch_backend, group[0]))]
+        referee = TrajectoryOracle(oracle) if oracle else None
+    else:
+        results = zip(_run_all(engine, group), _run_all(torch_backend, group))
+        referee = oracle
+    return [(e, t, judge(case, e, t, referee, tolerances)) for case, (e, t) in zip(group, results)]
+
+
+def _groups(cases):
+    """Runs of consecutive cases sharing a non-empty structure key; a
+    trajectory case is a group of its own."""
+    group = []
+    for case in cases:
+        if group and not (case.structure and case.structure == group[0].structure
+                          and not is_trajectory(case)):
+            yield group
+            group = []
+        group.append(case)
+    if group:
+        yield group
+
+
+def _run_all(backend, cases):
+    run_batch = getattr(backend, "run_batch", None)
+    return run_batch(cases) if run_batch else [backend.run(case) for case in cases]
+
+
+def make_row(case, engine, engine_result, torch_result, verdict):
+    graph = case.graph
+    return {
+        "case_id": case.case_id, "family": case.family, "seed": case.seed, "index": case.index,
+        "name": case.name, "engine": engine.name, "n_nodes": graph.n_nodes, "n_leaves": graph.n_leaves,
+        "depth": graph.depth(), "ops": ";".join(graph.ops()), "verdict": verdict.verdict,
+        "max_abs_err_data": verdict.max_abs_err_data, "max_rel_err_data": verdict.max_rel_err_data,
+        "max_ulp_data": verdict.max_ulp_data, "max_abs_err_grad": verdict.max_abs_err_grad,
+        "max_rel_err_grad": verdict.max_rel_err_grad, "max_ulp_grad": verdict.max_ulp_grad,
+        "engine_seconds": engine_result.seconds, "torch_seconds": torch_result.seconds,
+        "oracle_consulted": verdict.oracle_consulted, "detail": verdict.detail,
+        "replay": f"parity replay {case.case_id} --engine {shlex.quote(engine.name)}",
+    }
+
+
+def summarize(rows):
+    """{family: {verdict: count}} over rows, every verdict listed (0 if none)."""
+    counts = Counter((row["family"], row["verdict"]) for row in rows)
+    families = dict.fromkeys(family for family, _ in counts)
+    return {family: {verdict: counts[family, verdict] for verdict in VERDICTS} for family in families}

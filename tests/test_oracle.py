@@ -1,0 +1,291 @@
+"""The oracle: exact values and gradients in mpmath, float64's range and
+edge conventions, and the spread that measures conditioning."""
+import dataclasses
+import itertools
+import math
+
+import mpmath
+import pytest
+
+from parity.backends.oracle import OVERFLOW, OracleBackend, float64_range, to_float
+from parity.case import Case
+from parity.cases import build_cases
+from parity.compare import close
+from parity.graph import Graph, Node
+from parity.ops import OP_NAMES, OPS, SPECIAL_POINTS, mpf
+
+ORACLE = OracleBackend()
+TINY_SUBNORMAL = 2.0 ** -1074
+# Ops whose backward formula selects a zero (not even nan passes), which the
+# op table's partials do not say yet: see test_oracle_follows_torch_where_torch_selects_zero.
+SELECTING_OPS = ("relu", "pow", "pow_const")
+
+
+def make_case(n_leaves, nodes, leaves, outputs=None, **fields):
+    nodes = tuple(Node(*node) for node in nodes)
+    graph = Graph(n_leaves, nodes, tuple(outputs or (n_leaves + len(nodes) - 1,)))
+    return Case("t-0-0", "expr", 0, 0, graph, list(leaves), **fields)
+
+
+# -- float64 range and rounding ------------------------------------------------
+def test_to_float_rounds_once_to_nearest_even_down_to_subnormals():
+    with mpmath.workprec(256):
+        assert to_float(mpf(1) / 3) == 1.0 / 3.0
+        assert to_float(mpf(TINY_SUBNORMAL) * mpf(1.5)) == 2 * TINY_SUBNORMAL  # tie: to even
+        assert to_float(mpf(TINY_SUBNORMAL) * mpf(2.5)) == 2 * TINY_SUBNORMAL
+        assert to_float(mpf(TINY_SUBNORMAL) * mpf("0.50001")) == TINY_SUBNORMAL
+        assert to_float(-mpf(2) ** -1075) == 0.0
+        assert to_float(OVERFLOW * (1 - mpf(2) ** -200)) == 1.7976931348623157e308
+        assert to_float(OVERFLOW) == math.inf
+        assert math.isnan(to_float(mpf("nan")))
+
+
+def test_float64_range_overflows_and_underflows_like_float64():
+    with mpmath.workprec(256):
+        assert float64_range(-OVERFLOW) == mpf("-inf")
+        assert float64_range(mpf(2) ** -1075) == 0
+        small = mpf(2) ** -1075 * (1 + mpf(2) ** -100)
+        assert float64_range(small) == small  # subnormal range: precision kept
+
+
+def test_overflow_mid_graph_is_final_like_float64():
+    # (x * 1e200) * 1e200 overflows to inf in float64; dividing after cannot undo it.
+    case = make_case(2, [("mul", (0, 1)), ("mul", (2, 1)), ("div", (3, 1))], [3.0, 1e200])
+    assert ORACLE.run(case).values == [math.inf, math.inf]
+
+
+# -- exactness, precision, passes --------------------------------------------------
+def test_exact_where_float64_cancels():
+    # (x + 1e16) - 1e16 is x exactly, which float64 loses.
+    case = make_case(2, [("add", (0, 1)), ("sub", (2, 1))], [1.234, 1e16])
+    assert ORACLE.run(case).values == [1.234, 1.234]
+    assert (1.234 + 1e16) - 1e16 != 1.234
+
+
+def test_runs_leave_mpmath_precision_alone():
+    before = mpmath.mp.prec
+    case = make_case(1, [("exp", (0,))], [1.0])
+    ORACLE.run(case)
+    ORACLE.spread(case)
+    assert mpmath.mp.prec == before
+
+
+def test_grads_accumulate_over_passes_unless_zeroed():
+    nodes = [("mul", (0, 1))]
+    assert ORACLE.run(make_case(2, nodes, [3.0, 5.0], passes=3)).grads == [15.0, 9.0]
+    assert ORACLE.run(make_case(2, nodes, [3.0, 5.0], passes=3, zero_grad_between=True)).grads == [5.0, 3.0]
+
+
+def test_shared_operands_and_unused_leaves():
+    # v2 = v0 * v0, loss = v2 + v2: d/dv0 = 4 v0; v1 unused gets 0.
+    case = make_case(2, [("mul", (0, 0))], [1.5, 9.0], outputs=(2, 2))
+    result = ORACLE.run(case)
+    assert result.values == [2.25, 2.25, 4.5]
+    assert result.grads == [6.0, 0.0]
+
+
+# -- edges ---------------------------------------------------------------------
+@pytest.mark.parametrize("op, leaf, value, grad", [
+    ("log", 0.0, -math.inf, math.inf),
+    ("log", -1.0, math.nan, -1.0),
+    ("sqrt", -1.0, math.nan, math.nan),
+    ("sqrt", 0.0, 0.0, math.inf),
+    ("exp", 1000.0, math.inf, math.inf),
+    ("tanh", -1000.0, -1.0, 0.0),
+    ("relu", 0.0, 0.0, 0.0),
+    ("abs", 0.0, 0.0, 0.0),
+])
+def test_unary_edges_follow_design_table(op, leaf, value, grad):
+    result = ORACLE.run(make_case(1, [(op, (0,))], [leaf]))
+    assert close(result.values[0], value, 0.0, 0.0)
+    assert close(result.grads[0], grad, 0.0, 0.0)
+
+
+# mpf has no -0.0 (the oracle does not know what depends on its sign).
+SIGNED_POINTS = [x for x in SPECIAL_POINTS if math.copysign(1.0, x) > 0 or x != 0]
+
+
+@pytest.mark.parametrize("x, y", list(itertools.product(SIGNED_POINTS, repeat=2)))
+def test_pow_values_are_c_pow(x, y):
+    result = ORACLE.run(make_case(2, [("pow", (0, 1))], [x, y]))
+    try:
+        expected = math.pow(x, y)
+    except (ValueError, OverflowError, ZeroDivisionError):
+        expected = _c_pow_where_python_raises(x, y)
+    assert close(result.values[0], expected, 0.0, 1e-15), (x, y, result.values[0], expected)
+
+
+def _c_pow_where_python_raises(x, y):
+    odd = y.is_integer() and y % 2 == 1
+    if x == 0:  # a pole
+        return math.copysign(math.inf, x) if odd else math.inf
+    if x < 0 and not y.is_integer():
+        return math.nan
+    return -math.inf if (x < 0 and odd) else math.inf  # overflow
+
+
+def test_pow_grads_follow_design_table():
+    assert ORACLE.run(make_case(2, [("pow", (0, 1))], [-2.0, 3.0])).grads[0] == 12.0
+    assert math.isnan(ORACLE.run(make_case(2, [("pow", (0, 1))], [-2.0, 3.0])).grads[1])
+    assert ORACLE.run(make_case(2, [("pow", (0, 1))], [0.0, 0.0])).grads == [0.0, 0.0]
+    assert all(map(math.isnan, ORACLE.run(make_case(2, [("pow", (0, 1))], [-2.0, 0.5])).grads))
+
+
+def _unknown(case):
+    """Which quantities (values, then grads) the oracle says it cannot know."""
+    value_spread, grad_spread = ORACLE.spread(case)
+    return [math.isnan(s) for s in value_spread + grad_spread]
+
+
+def test_a_zero_of_unknown_sign_at_a_pole_makes_what_depends_on_it_unknown():
+    positive_zero = make_case(1, [("rdiv", (0,), 1.0)], [0.0])
+    assert ORACLE.run(positive_zero).values == [math.inf, math.inf]
+    assert _unknown(positive_zero) == [False, False, False]
+    # 1 / -0.0 is -inf in torch: value, loss and gradient all hang on the sign.
+    negative_zero = make_case(1, [("rdiv", (0,), 1.0)], [-0.0])
+    result = ORACLE.run(negative_zero)
+    assert all(map(math.isnan, result.values + result.grads))
+    assert _unknown(negative_zero) == [True, True, True]
+
+
+def test_only_what_depends_on_the_zero_is_unknown():
+    # v2 = relu(v0) is a computed zero (-0.0 in torch when v0 is); v3 = sqrt(v2)
+    # is 0 either way, but its derivative is ±inf; v4 = exp(v1) does not care.
+    case = make_case(2, [("relu", (0,)), ("sqrt", (2,)), ("exp", (1,))], [-0.0, 1.0], outputs=(3, 4))
+    result = ORACLE.run(case)
+    assert result.values == [0.0, math.e, math.e]
+    assert math.isnan(result.grads[0]) and result.grads[1] == math.e
+    assert _unknown(case) == [False, False, False, True, False]
+
+
+@pytest.mark.parametrize("nodes, leaves, unknown", [
+    ([("relu", (0,)), ("add", (1, 2))], [-1.0, math.inf], [False] * 4),  # inf + 0
+    ([("relu", (0,)), ("mul", (1, 2))], [-1.0, math.inf], [False] * 4),  # inf * 0 is nan, either sign
+    ([("pow_const", (0,), -2.0)], [-0.0], [False, False, True]),  # 1/(x*x) is +inf; -2/x**3 is not
+])
+def test_a_zero_whose_sign_cannot_matter_is_no_doubt(nodes, leaves, unknown):
+    assert _unknown(make_case(len(leaves), nodes, leaves)) == unknown
+
+
+def test_a_none_partial_selects_zero_even_from_nan_and_the_zero_flows_on(monkeypatch):
+    # v2 = log(v0) at 0 = -inf; v3 = relu(v2) = 0; v4 = v3 * nan = nan.
+    # relu's backward selects 0 for v2 (not nan * 0); log's then gives 0 / 0 = nan.
+    monkeypatch.setitem(OPS, "relu", dataclasses.replace(
+        OPS["relu"], partials=lambda a, out: (mpf(1) if out > 0 or mpmath.isnan(out) else None,)))
+    log_partials_at = []
+    real_log_partials = OPS["log"].partials
+    monkeypatch.setitem(OPS, "log", dataclasses.replace(
+        OPS["log"], partials=lambda a, out: log_partials_at.append(a) or real_log_partials(a, out)))
+    case = make_case(2, [("log", (0,)), ("relu", (2,)), ("mul", (3, 1))], [0.0, math.nan])
+    result = ORACLE.run(case)
+    assert log_partials_at == [0]  # the selected zero still reached log's backward
+    assert math.isnan(result.grads[0])
+    monkeypatch.setitem(OPS, "log", dataclasses.replace(OPS["log"], partials=real_log_partials))
+    upstream_is_one = make_case(1, [("log", (0,)), ("relu", (1,))], [0.5])  # relu(log 0.5 < 0)
+    assert ORACLE.run(upstream_is_one).grads == [0.0]
+
+
+# -- against torch ---------------------------------------------------------------
+GRAPHS = {"max_nodes": 40, "draws_per_graph": 8}
+
+
+def _agrees_within_rounding(torch_value, exact, spread):
+    if math.isnan(spread) or spread == math.inf:  # unknown; or rounding alone can change the class
+        return True
+    return close(torch_value, exact, 1e-300, 1e-12) or abs(torch_value - exact) <= 16 * spread
+
+
+def _compare_with_torch(cases):
+    """(quantities compared, those beyond 1e-12 relative, disagreements,
+    quantities the oracle cannot know)."""
+    from parity.backends.torch import TorchBackend
+
+    compared, beyond, disagreements, unknown = 0, 0, [], 0
+    for case, torch_result in zip(cases, TorchBackend().run_batch(cases)):
+        exact = ORACLE.run(case)
+        value_spread, grad_spread = ORACLE.spread(case)
+        for t, x, s in zip(torch_result.values + torch_result.grads, exact.values + exact.grads,
+                           value_spread + grad_spread):
+            compared += 1
+            unknown += math.isnan(s)
+            beyond += not close(t, x, 1e-300, 1e-12)
+            if not _agrees_within_rounding(t, x, s):
+                disagreements.append((case.case_id, t, x, s))
+    return compared, beyond, disagreements, unknown
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("seed", range(3))
+def test_oracle_matches_torch_to_1e12_on_smooth_random_graphs(seed):
+    pytest.importorskip("torch")
+    ops = [name for name in OP_NAMES if name not in SELECTING_OPS]
+    cases = build_cases("expr", seed, 64, {**GRAPHS, "edge_rate": 0.0, "ops": ops})
+    compared, beyond, disagreements, unknown = _compare_with_torch(cases)
+    assert disagreements == []
+    assert beyond <= 0.05 * compared  # the rest: ill-conditioned, within the spread
+    assert unknown <= 0.01 * compared  # no -0.0 leaves: computed zeros only
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("seed", range(3))
+def test_oracle_matches_torch_at_edges(seed):
+    pytest.importorskip("torch")
+    ops = [name for name in OP_NAMES if name not in SELECTING_OPS]
+    cases = build_cases("expr", seed, 64, {**GRAPHS, "edge_rate": 0.3, "ops": ops})
+    compared, _, disagreements, unknown = _compare_with_torch(cases)
+    assert disagreements == []
+    assert unknown <= 0.1 * compared
+
+
+@pytest.mark.torch
+def test_oracle_follows_torch_where_torch_selects_zero():
+    pytest.importorskip("torch")
+    cases = [case for seed in range(6)
+             for case in build_cases("expr", seed, 64, {**GRAPHS, "edge_rate": 0.3})]
+    assert _compare_with_torch(cases)[2] == []
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", OP_NAMES)
+def test_every_op_at_every_edge_point_matches_torch(name):
+    pytest.importorskip("torch")
+    from parity.backends.torch import TorchBackend
+
+    op = OPS[name]
+    cases = [make_case(op.arity, [(name, tuple(range(op.arity)), const)], list(point))
+             for const in op.constants or (None,)
+             for point in itertools.product(op.edges, repeat=op.arity)]
+    for case, torch_result in zip(cases, TorchBackend().run_batch(cases)):
+        exact = ORACLE.run(case)
+        value_spread, grad_spread = ORACLE.spread(case)
+        for t, x, s in zip(torch_result.values + torch_result.grads, exact.values + exact.grads,
+                           value_spread + grad_spread):
+            assert _agrees_within_rounding(t, x, s), (name, case.graph.nodes[0].const, case.leaves, t, x)
+            assert not math.isnan(s) or any(leaf == 0 and math.copysign(1, leaf) < 0 for leaf in case.leaves)
+
+
+# -- spread ----------------------------------------------------------------------
+def test_spread_is_a_few_ulps_on_a_well_conditioned_graph():
+    # loss = x * y + exp(x) + tanh(y)
+    case = make_case(2, [("mul", (0, 1)), ("exp", (0,)), ("tanh", (1,))], [0.7, -1.3], outputs=(2, 3, 4))
+    exact = ORACLE.run(case)
+    value_spread, grad_spread = ORACLE.spread(case)
+    for x, s in zip(exact.values + exact.grads, value_spread + grad_spread):
+        assert 0.0 < s <= 16 * 2.0 ** -53 * abs(x)
+
+
+def test_spread_is_large_under_catastrophic_cancellation():
+    case = make_case(2, [("add", (0, 1)), ("sub", (2, 1))], [1.234, 1e16])
+    value_spread, _ = ORACLE.spread(case)
+    assert value_spread[-1] > 0.01 * 1.234  # float64 keeps ~0 of x's digits
+
+
+def test_spread_is_seeded():
+    case = make_case(2, [("mul", (0, 1)), ("exp", (2,))], [0.7, -1.3])
+    assert ORACLE.spread(case, seed=1) == ORACLE.spread(case, seed=1)
+    assert ORACLE.spread(case, seed=1) != ORACLE.spread(case, seed=2)
+
+
+def test_spread_is_zero_for_exact_operations_and_stable_infinities():
+    case = make_case(2, [("add", (0, 1)), ("exp", (1,))], [1.0, 1000.0], outputs=(3,))
+    assert ORACLE.spread(case) == ([0.0, 0.0], [0.0, 0.0])

@@ -1,0 +1,215 @@
+"""Every family through the harness on our engine: no fail, no error.  Plus
+the runner's batching and rows, the trajectory driver, and a broken engine
+that the harness must catch."""
+import dataclasses
+import math
+import time
+
+import pytest
+
+from parity.backends.engine import EngineBackend, load_engine
+from parity.backends.oracle import OracleBackend
+from parity.backends.torch import TorchBackend
+from parity.case import FAMILIES
+from parity.cases import EDGE_TABLE, build_cases, case_from_id, n_fixed_cases
+from parity.graph import floats_from_json
+from parity.report import COLUMNS
+from parity.runner import run_case, run_cases, summarize
+from parity.trajectory import TrajectoryOracle, run_trajectory
+
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch")
+
+# CI sizes: expr is the bulk (about 5 s on 2 cores); edges is its whole fixed
+# sweep plus some of its random graphs.
+CI_CASES = {"expr": 2000, "mlp": 40, "accumulation": 200, "function": 300, "edges": n_fixed_cases("edges") + 200}
+SLOW_CASES = {"expr": 20000, "mlp": 400, "accumulation": 3000, "function": 3000, "edges": n_fixed_cases("edges") + 5000}
+
+
+@pytest.fixture(scope="module")
+def backends():
+    return load_engine("engine"), TorchBackend(), OracleBackend()
+
+
+def assert_no_fail_or_error(rows):
+    bad = [f"{r['case_id']} {r['name']}: {r['verdict']}: {r['detail']}" for r in rows
+           if r["verdict"] in ("fail", "error", "unsupported")]
+    assert not bad, "\n".join(bad[:20])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_on_our_engine(family, backends):
+    start = time.perf_counter()
+    rows = list(run_cases(build_cases(family, 0, CI_CASES[family]), *backends))
+    print(f"{family}: {len(rows)} cases in {time.perf_counter() - start:.1f} s: {summarize(rows)[family]}")
+    assert len(rows) == CI_CASES[family]
+    assert_no_fail_or_error(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_on_our_engine_many_cases(family, backends):
+    assert_no_fail_or_error(list(run_cases(build_cases(family, 1, SLOW_CASES[family]), *backends)))
+
+
+@pytest.mark.slow
+def test_a_chain_of_100000_ops(backends):
+    rows = list(run_cases(build_cases("expr", 0, 1, {"depth": 100_000, "edge_rate": 0.0}), *backends))
+    assert rows[0]["depth"] == 100_000
+    assert_no_fail_or_error(rows)
+
+
+def test_edge_table_is_what_torch_computes(backends):
+    """DESIGN.md's table holds for torch itself, and our engine matches it."""
+    engine, torch_backend, _ = backends
+    for case in build_cases("edges", 0, len(EDGE_TABLE)):
+        expected = case.spec["expected"]
+        want = floats_from_json([expected["value"]]) + floats_from_json(expected["grads"])
+        for result in (torch_backend.run(case), engine.run(case)):
+            got = result.values[-1:] + result.grads
+            assert all((g != g and w != w) or g == w for g, w in zip(got, want)), (case.name, got, want)
+
+
+# -- the runner ------------------------------------------------------------------
+class RecordingTorch(TorchBackend):
+    def __init__(self):
+        self.batches = []
+
+    def run_batch(self, cases):
+        self.batches.append([c.case_id for c in cases])
+        return super().run_batch(cases)
+
+
+def test_runner_batches_consecutive_cases_of_one_structure(backends):
+    engine, _, oracle = backends
+    torch_backend = RecordingTorch()
+    cases = build_cases("expr", 0, 40, {"draws_per_graph": 16})
+    rows = list(run_cases(cases, engine, torch_backend, oracle))
+    assert [len(b) for b in torch_backend.batches] == [16, 16, 8]
+    assert [r["case_id"] for r in rows] == [c.case_id for c in cases]
+
+
+def test_rows_have_the_report_schema(backends):
+    cases = build_cases("accumulation", 0, 3)
+    rows = list(run_cases(cases, *backends))
+    assert all(tuple(row) == COLUMNS for row in rows)
+    row = rows[0]
+    assert row["replay"] == "parity replay accumulation-0-0 --engine engine"
+    assert (row["n_nodes"], row["n_leaves"], row["depth"], row["ops"]) == (1, 1, 1, "add")
+    assert row["verdict"] == "pass" and row["engine"] == "engine"
+
+
+def test_summarize_counts_family_by_verdict():
+    rows = [{"family": "expr", "verdict": "pass"}] * 3 + [{"family": "edges", "verdict": "fail"}]
+    counts = summarize(rows)
+    assert counts["expr"]["pass"] == 3 and counts["expr"]["fail"] == 0 and counts["edges"]["fail"] == 1
+
+
+# -- trajectories ------------------------------------------------------------------
+def test_trajectory_on_our_engine_is_engine_nn_training(backends):
+    """The driver's K steps equal engine.nn's MLP trained with SGD, bit for bit."""
+    from engine.nn import MLP, SGD, mse_loss
+
+    case = case_from_id("mlp-2-0")
+    spec = case.spec
+    model = MLP(3, [4, 4, 1], seed=2)
+    optimizer = SGD(model.parameters(), spec["lr"])
+    losses = []
+    for _ in range(spec["steps"]):
+        optimizer.zero_grad()
+        loss = mse_loss([model(x) for x in spec["inputs"]], spec["targets"])
+        loss.backward()
+        losses.append(loss.data)
+        optimizer.step()
+    result = run_trajectory(backends[0], case)
+    assert result.values == losses + [p.data for p in model.parameters()]
+    assert result.grads == [p.grad for p in model.parameters()]
+    assert losses[-1] < losses[0]
+
+
+def test_run_case_judges_a_trajectory_like_run_cases(backends):
+    case = case_from_id("mlp-0-0")
+    engine_result, torch_result, verdict = run_case(case, *backends)
+    assert verdict.verdict == "pass"
+    assert len(engine_result.values) == len(torch_result.values) == case.spec["steps"] + len(case.leaves)
+    # Not bit for bit: the engine and torch sum a shared value's gradients in different orders.
+    assert all(math.isclose(e, t, rel_tol=1e-12) for e, t in zip(engine_result.values, torch_result.values))
+
+
+def test_trajectory_oracle_judges_in_the_same_shape(backends):
+    case = dataclasses.replace(case_from_id("mlp-0-0"), spec={**case_from_id("mlp-0-0").spec, "steps": 3})
+    oracle = TrajectoryOracle(backends[2])
+    exact, (value_spread, grad_spread) = oracle.run(case), oracle.spread(case, trials=2)
+    engine_result = run_trajectory(backends[0], case)
+    assert len(exact.values) == len(value_spread) == len(engine_result.values) == 3 + len(case.leaves)
+    assert len(grad_spread) == len(exact.grads) == len(case.leaves)
+    assert all(0 <= s < 1e-12 for s in value_spread) and any(s > 0 for s in value_spread)
+    assert all(math.isclose(e, x, rel_tol=1e-12) for e, x in zip(engine_result.values, exact.values))
+
+
+def test_trajectory_reports_the_step_that_failed():
+    class FailsOnThirdStep:
+        calls = 0
+
+        def run(self, case):
+            self.calls += 1
+            if self.calls == 3:
+                return dataclasses.replace(TorchBackend().run(case), values=[], grads=[], error="boom")
+            return TorchBackend().run(case)
+
+    result = run_trajectory(FailsOnThirdStep(), case_from_id("mlp-0-0"))
+    assert result.error == "step 2: boom"
+
+
+# -- a broken engine is caught ------------------------------------------------------
+class Overwriting:
+    """A scalar engine whose backward assigns gradients instead of adding
+    them: ``a + a`` gets 1, a value used twice keeps one contribution."""
+
+    def __init__(self, data, prev=(), local=()):
+        self.data, self.grad, self._prev, self._local = float(data), 0.0, prev, local
+
+    def __add__(self, other):
+        other = other if isinstance(other, Overwriting) else Overwriting(other)
+        return Overwriting(self.data + other.data, (self, other), (1.0, 1.0))
+
+    __radd__ = __add__
+
+    def __mul__(self, other):
+        other = other if isinstance(other, Overwriting) else Overwriting(other)
+        return Overwriting(self.data * other.data, (self, other), (other.data, self.data))
+
+    __rmul__ = __mul__
+
+    def backward(self):
+        order, seen = [], set()
+
+        def visit(v):
+            if v not in seen:
+                seen.add(v)
+                for child in v._prev:
+                    visit(child)
+                order.append(v)
+        visit(self)
+        self.grad = 1.0
+        for v in reversed(order):
+            for child, local in zip(v._prev, v._local):
+                child.grad = v.grad * local  # the bug: = instead of +=
+
+
+def test_the_harness_catches_an_engine_that_overwrites_gradients(backends):
+    _, torch_backend, oracle = backends
+    broken = EngineBackend("overwriting", "0", Overwriting)
+    rows = {r["name"]: r for r in run_cases(build_cases("accumulation", 0, 33), broken, torch_backend, oracle)}
+    assert rows["a + a"]["verdict"] == "fail"
+    assert "engine 1.0, torch 2.0" in rows["a + a"]["detail"]
+    assert rows["a used 3 times"]["verdict"] == "fail"
+    assert rows["diamond"]["verdict"] == "unsupported"  # no tanh
+
+
+def test_an_engine_without_engine_function_finds_the_function_ops_unsupported(backends):
+    _, torch_backend, oracle = backends
+    foreign = EngineBackend("overwriting", "0", Overwriting)
+    rows = list(run_cases(build_cases("function", 0, n_fixed_cases("function")), foreign, torch_backend, oracle))
+    assert {r["verdict"] for r in rows} == {"unsupported"}
+    assert rows[0]["detail"] == "engine lacks fn_square"
