@@ -1,0 +1,524 @@
+"""Campaigns: run a plan of cases on worker processes, stream the rows to disk
+as they finish, resume an interrupted run, split a campaign into shards and
+merge them back.
+
+A run writing OUT.csv leaves:
+  OUT.csv.partial  the rows so far, flushed one by one: a valid CSV at any moment
+  OUT.json         the sidecar: run arguments, shard, metadata, completeness
+  OUT.csv          every row in case order, written at the end (temporary file,
+                   then rename), when OUT.csv.partial is removed
+The rows depend only on the run arguments (RunSpec), never on the number of
+workers or on sharding: two runs differ in the timing columns only.
+"""
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+import csv
+import datetime
+import importlib.metadata
+import json
+import multiprocessing
+import multiprocessing.forkserver
+import os
+from pathlib import Path
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import NamedTuple, Optional
+
+import pandas as pd
+
+from . import __version__
+from .case import FAMILIES
+from .report import COLUMNS, ReportError, read_report
+
+# Without --cases, each family's fixed cases (named ones, the edge table) and
+# this many random ones: a mix that runs in well under a minute on 2 cores.
+DEFAULT_RANDOM_CASES = {"expr": 3200, "mlp": 63, "accumulation": 200, "function": 200, "edges": 800}
+# The work in one task sent to a worker, in node evaluations (see cost()):
+# a fraction of a second, so the workers stay balanced and Ctrl-C is not
+# kept waiting; 4 times more per task ran no faster.
+TASK_COST = 5_000
+
+
+class CampaignError(ValueError):
+    """A run or merge that cannot go ahead (the CLI exits with status 2)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides which cases a run has and what their rows say."""
+    engine: str = "engine"
+    families: tuple = FAMILIES
+    cases: Optional[int] = None       # per family; None: DEFAULT_RANDOM_CASES after the fixed ones
+    seed: int = 0
+    edge_rate: Optional[float] = None  # None: the generators' defaults
+    max_nodes: Optional[int] = None
+    data_attr: str = "data"
+    grad_attr: str = "grad"
+    timeout: float = 10.0
+
+    def __post_init__(self):
+        unknown = [f for f in self.families if f not in FAMILIES]
+        if unknown or not self.families:
+            raise ValueError(f"unknown families {unknown or '(none given)'}; known: {', '.join(FAMILIES)}")
+        if self.cases is not None and self.cases < 1:
+            raise ValueError(f"--cases must be at least 1, not {self.cases}")
+
+    def n_cases(self, family):
+        if self.cases is not None:
+            return self.cases
+        from .cases import n_fixed_cases
+        return n_fixed_cases(family) + DEFAULT_RANDOM_CASES[family]
+
+    def config(self):
+        """The cases' config: the knobs given (build_cases keeps its defaults
+        for the others), or None.  Raises ValueError for a bad knob."""
+        knobs = {name: value for name, value in (("edge_rate", self.edge_rate), ("max_nodes", self.max_nodes))
+                 if value is not None}
+        if not knobs:
+            return None
+        from .generate import ExprConfig
+        ExprConfig(**knobs)  # its checks, now rather than in a worker
+        return knobs
+
+    def replay_command(self, case_id):
+        """The shell command that replays one case of this run."""
+        options = ["--engine", self.engine]
+        for option, value, default in (("--data-attr", self.data_attr, "data"),
+                                       ("--grad-attr", self.grad_attr, "grad"),
+                                       ("--timeout", self.timeout, 10.0),
+                                       ("--edge-rate", self.edge_rate, None),
+                                       ("--max-nodes", self.max_nodes, None)):
+            if value != default:
+                options += [option, str(value)]
+        return shlex.join(["parity", "replay", case_id, *options])
+
+    def to_json(self):
+        return {**asdict(self), "families": list(self.families)}
+
+    @classmethod
+    def from_json(cls, data):
+        return cls(**{**data, "families": tuple(data["families"])})
+
+
+class Shard(NamedTuple):
+    k: int  # 1-based
+    n: int
+
+    @classmethod
+    def parse(cls, text):
+        try:
+            k, n = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise ValueError(f"shard must be K/N (e.g. 2/4), not {text!r}") from None
+        if not 1 <= k <= n:
+            raise ValueError(f"shard {text}: need 1 <= K <= N")
+        return cls(k, n)
+
+    def __str__(self):
+        return f"{self.k}/{self.n}"
+
+
+WHOLE = Shard(1, 1)
+
+
+# -- the plan ----------------------------------------------------------------------
+def plan(spec, shard=WHOLE):
+    """This shard's cases, as groups of consecutive cases sharing a structure
+    (torch evaluates each group as one batch), in case order.
+
+    Shards take the groups round-robin: every shard gets a similar mix of
+    families and sizes, and a group is never split."""
+    from .cases import build_cases
+
+    groups = []
+    for family in spec.families:
+        for case in build_cases(family, spec.seed, spec.n_cases(family), spec.config()):
+            if groups and case.structure and groups[-1][-1].structure == case.structure:
+                groups[-1].append(case)
+            else:
+                groups.append([case])
+    return groups[shard.k - 1::shard.n]
+
+
+def cost(case):
+    """A case's work, roughly: nodes evaluated forward and backward."""
+    return case.graph.n_nodes * case.passes * max(1, case.spec.get("steps", 0))
+
+
+def pack(groups, budget):
+    """Whole groups packed into tasks of at most ``budget`` cost (a group
+    costlier than that is a task of its own)."""
+    tasks, spent = [], budget
+    for group in groups:
+        group_cost = sum(map(cost, group))
+        if spent + group_cost > budget:
+            tasks.append([])
+            spent = 0
+        tasks[-1].extend(group)
+        spent += group_cost
+    return tasks
+
+
+def sort_rows(df, spec):
+    """Rows in case order: families in the run's order, then seed and index."""
+    rank = {family: i for i, family in enumerate(spec.families)}
+    order = df.assign(_rank=df["family"].map(rank)).sort_values(["_rank", "seed", "index"], kind="stable")
+    return order.drop(columns="_rank").reset_index(drop=True)
+
+
+# -- running the cases ---------------------------------------------------------------
+def load_engine(spec):
+    from .backends.engine import load_engine
+    return load_engine(spec.engine, spec.data_attr, spec.grad_attr, spec.timeout)
+
+
+def load_backends(spec, engine=None):
+    """(engine, torch, oracle, tolerances): what runner.run_cases takes."""
+    from .backends.oracle import OracleBackend
+    from .backends.torch import TorchBackend
+    from .compare import Tolerances
+
+    return engine or load_engine(spec), TorchBackend(), OracleBackend(), Tolerances()
+
+
+def run_task(cases, spec, backends):
+    """Rows for some cases, with replay commands that carry the run's options."""
+    from .runner import run_cases
+
+    for row in run_cases(cases, *backends):
+        row["replay"] = spec.replay_command(row["case_id"])
+        yield row
+
+
+_worker_state = None  # (spec, backends) in a worker process
+
+
+def _start_worker(spec):
+    # Ctrl-C reaches the whole process group; the parent alone acts on it
+    # (see _worker_context).  Forked by the fork server, a worker ignores it
+    # from birth; spawned, from here on.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from . import cases  # noqa: F401  registers the ops that the plan registered (functions.py's)
+    try:
+        import torch
+        torch.set_num_threads(1)  # the workers are the parallelism: no oversubscribed cores
+    except ImportError:
+        pass
+    global _worker_state
+    _worker_state = spec, load_backends(spec)
+
+
+def _run_in_worker(cases):
+    spec, backends = _worker_state
+    return list(run_task(cases, spec, backends))
+
+
+# Imported once by the fork server, so that each worker starts with them
+# loaded (importing torch takes about 2 s) instead of importing them itself.
+WORKER_PRELOAD = ["torch", "mpmath", "parity.cases", "parity.runner", "parity.backends.engine",
+                  "parity.backends.oracle", "parity.backends.torch"]
+
+
+def _worker_context():
+    # Not fork: torch's thread pools do not survive a fork once torch has run
+    # ops, and the parent has.  The fork server is a fresh process that has
+    # imported torch and run nothing; spawn where there is none (Windows).
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(WORKER_PRELOAD)
+    # Ctrl-C reaches the whole process group, and only the parent may act on
+    # it (stop handing out work, keep what finished): a fork server or a
+    # worker killed by it hangs the pool.  Started while the parent ignores
+    # SIGINT, the fork server ignores it from its first instruction on, and
+    # so does every worker it forks.  (Starting it does not wait for the
+    # preload: the window in which a Ctrl-C is lost is short.)
+    with _sigint_ignored():
+        multiprocessing.forkserver.ensure_running()
+    return context
+
+
+@contextmanager
+def _sigint_ignored():
+    """SIGINT ignored meanwhile (in the main thread; elsewhere it cannot be)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _rows_in_process(tasks, spec, backends):
+    for cases in tasks:
+        for row in run_task(cases, spec, backends):
+            yield [row]
+
+
+def _rows_from_workers(tasks, spec, workers):
+    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=_worker_context(),
+                             initializer=_start_worker, initargs=(spec,)) as pool:
+        futures = []
+        try:
+            futures.extend(pool.submit(_run_in_worker, cases) for cases in tasks)
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            # Interrupted or failed: drop the queued tasks; leaving the
+            # `with` waits for the running ones.
+            for future in futures:
+                future.cancel()
+
+
+# -- files --------------------------------------------------------------------------
+def sidecar_path(out):
+    return Path(out).with_suffix(".json")
+
+
+def partial_path(out):
+    return Path(f"{out}.partial")
+
+
+def write_atomic(path, text):
+    """Write ``text`` to a temporary file beside ``path``, then rename it over
+    ``path``: a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; a report is not
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _umask():
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def csv_text(df):
+    return df.to_csv(index=False, na_rep="nan", lineterminator="\n")
+
+
+def read_sidecar(out):
+    path = sidecar_path(out)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CampaignError(f"{path}: no such file (the run's sidecar, written by `parity run`)") from None
+    except (OSError, ValueError) as exc:
+        raise CampaignError(f"{path}: unreadable sidecar: {exc}") from None
+
+
+class RowWriter:
+    """Appends rows to a CSV, flushing each, so that the file is a valid CSV
+    of every finished case whenever the run stops."""
+
+    def __init__(self, path, append):
+        fresh = not append or not Path(path).exists() or Path(path).stat().st_size == 0
+        if not fresh:
+            _drop_torn_line(path)
+        self.file = open(path, "a" if append else "w", newline="")
+        self.writer = csv.DictWriter(self.file, COLUMNS, extrasaction="ignore", lineterminator="\n")
+        if fresh:
+            self.writer.writeheader()
+            self.file.flush()
+
+    def write(self, row):
+        self.writer.writerow(row)
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+
+def _drop_torn_line(path):
+    # A kill in the middle of a write can leave a last line without its
+    # newline: that row did not finish, and its case runs again.
+    data = Path(path).read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as file:
+            file.truncate(data.rfind(b"\n") + 1)
+
+
+def run_metadata(engine_backend, workers):
+    def version(package):
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "gradparity": __version__, "git": _git_revision(),
+        "engine": engine_backend.name, "engine_version": engine_backend.version,
+        "python": platform.python_version(), "implementation": platform.python_implementation(),
+        "torch": version("torch"), "numpy": version("numpy"), "mpmath": version("mpmath"),
+        "pandas": version("pandas"), "platform": platform.platform(), "cpus": os.cpu_count(),
+        "workers": workers,
+    }
+
+
+def _git_revision():
+    try:
+        done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).parent,
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# -- a run --------------------------------------------------------------------------
+@dataclass
+class RunOutcome:
+    rows: pd.DataFrame  # every row of the run (resumed ones included), in case order
+    ran: int            # cases run by this invocation
+    seconds: float      # this invocation's wall time
+
+
+def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False):
+    """Run this shard of the campaign into ``out``; see the module docstring."""
+    from .compare import Tolerances
+
+    out = Path(out)
+    partial = partial_path(out)
+    if not resume and partial.exists():
+        raise CampaignError(f"{partial} holds an unfinished run: pass --resume to continue it, or delete it")
+    engine = load_engine(spec)  # a bad engine spec fails here, before any work
+    groups = plan(spec, shard)
+    planned = [case.case_id for group in groups for case in group]
+    done = _resumable_rows(spec, shard, out, planned) if resume else set()
+    sidecar = {"args": spec.to_json(), "shard": list(shard), "complete": False, "planned": len(planned),
+               "started": _now(), "metadata": run_metadata(engine, workers),
+               "tolerances": asdict(Tolerances())}
+    write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
+
+    tasks = pack([todo for todo in ([c for c in group if c.case_id not in done] for group in groups) if todo],
+                 TASK_COST)
+    bar = _progress_bar(len(planned) - len(done)) if progress else None
+    start, ran = time.perf_counter(), 0
+    writer = RowWriter(partial, append=resume)
+    try:
+        batches = (_rows_in_process(tasks, spec, load_backends(spec, engine))
+                   if workers <= 1 or len(tasks) <= 1 else _rows_from_workers(tasks, spec, workers))
+        for rows in batches:
+            for row in rows:
+                writer.write(row)
+            ran += len(rows)
+            if bar is not None:
+                bar.update(len(rows))
+    finally:
+        writer.close()
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - start
+
+    rows = sort_rows(read_report(partial), spec)
+    write_atomic(out, csv_text(rows))
+    partial.unlink()
+    sidecar.update(complete=True, finished=_now(), cases=len(rows), verdicts=_verdict_counts(rows))
+    write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
+    return RunOutcome(rows, ran, seconds)
+
+
+def _verdict_counts(rows):
+    return {str(verdict): int(n) for verdict, n in rows["verdict"].value_counts().items()}
+
+
+def _resumable_rows(spec, shard, out, planned):
+    """The case_ids already done by the run being resumed into ``out``."""
+    partial = partial_path(out)
+    if not partial.exists():
+        if not out.exists():
+            raise CampaignError(f"nothing to resume: neither {partial} nor {out} exists")
+        write_atomic(partial, out.read_text())  # a finished run: rerun nothing, rewrite the same
+    sidecar = read_sidecar(out)
+    if sidecar.get("args") != spec.to_json() or sidecar.get("shard") != list(shard):
+        raise CampaignError(f"cannot resume {out}: it was run with other arguments "
+                            f"({_difference(sidecar, spec, shard)})")
+    _drop_torn_line(partial)
+    try:
+        done = set(read_report(partial)["case_id"])
+    except ReportError as exc:
+        raise CampaignError(f"cannot resume: {exc}") from None
+    strangers = done - set(planned)
+    if strangers:
+        raise CampaignError(f"cannot resume {out}: it has cases this run does not plan, e.g. {min(strangers)}")
+    return done
+
+
+def _difference(sidecar, spec, shard):
+    theirs = {**sidecar.get("args", {}), "shard": sidecar.get("shard")}
+    ours = {**spec.to_json(), "shard": list(shard)}
+    return "; ".join(f"{key}: {theirs.get(key)!r} there, {ours[key]!r} here"
+                     for key in ours if theirs.get(key) != ours[key])
+
+
+def _progress_bar(total):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is optional: no bar
+        return None
+    return tqdm(total=total, unit="case", file=sys.stderr, dynamic_ncols=True)
+
+
+# -- merging shards -----------------------------------------------------------------
+def merge(paths, out):
+    """Join every shard's report into ``out`` (and its sidecar): the same rows
+    as the run without shards.  Refuses reports of other runs, unfinished
+    ones, a missing shard, and shards that overlap."""
+    if not paths:
+        raise CampaignError("merge needs at least one report")
+    sidecars = [read_sidecar(path) for path in paths]
+    first = sidecars[0]
+    for path, sidecar in zip(paths, sidecars):
+        if sidecar.get("args") != first.get("args"):
+            raise CampaignError(f"{path} is from another run than {paths[0]}: "
+                                f"{_difference(sidecar, RunSpec.from_json(first['args']), first['shard'])}")
+        if not sidecar.get("complete"):
+            raise CampaignError(f"{path} is an unfinished run: finish it with `parity run ... --resume` first")
+    shards = [Shard(*s["shard"]) for s in sidecars]
+    if len({s.n for s in shards}) > 1:
+        raise CampaignError(f"shards of different splits: {', '.join(map(str, shards))}")
+    if len(set(shards)) < len(shards):
+        raise CampaignError(f"the same shard given twice: {', '.join(map(str, shards))}")
+    missing = sorted(set(range(1, shards[0].n + 1)) - {s.k for s in shards})
+    if missing:
+        raise CampaignError(f"missing shard(s) {', '.join(f'{k}/{shards[0].n}' for k in missing)}")
+
+    frames = [read_report(path) for path in paths]
+    for path, frame in zip(paths, frames):
+        if list(frame.columns) != list(frames[0].columns):
+            raise CampaignError(f"{path} has other columns than {paths[0]}")
+    rows = pd.concat(frames, ignore_index=True)
+    overlap = rows["case_id"][rows["case_id"].duplicated()]
+    if len(overlap):
+        raise CampaignError(f"shards overlap: case {overlap.iloc[0]} is in more than one report")
+    spec = RunSpec.from_json(first["args"])
+    rows = sort_rows(rows, spec)
+    write_atomic(out, csv_text(rows))
+    # The first shard's metadata and tolerances stand for all (same arguments).
+    merged = {**first, "shard": list(WHOLE), "complete": True, "cases": len(rows),
+              "planned": sum(s.get("planned", 0) for s in sidecars), "verdicts": _verdict_counts(rows),
+              "merged_from": [str(p) for p in paths], "finished": _now()}
+    write_atomic(sidecar_path(out), json.dumps(merged, indent=2) + "\n")
+    return rows, merged

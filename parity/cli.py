@@ -1,0 +1,325 @@
+"""`parity`: run the harness, compare reports, merge shards, draw reports,
+replay one case.  ``main`` is the console script."""
+import argparse
+from contextlib import contextmanager
+import json
+from pathlib import Path
+import shlex
+import signal
+import sys
+import time
+
+from . import __version__
+from .campaign import (CampaignError, RunSpec, Shard, load_backends, merge, partial_path, read_sidecar, run,
+                       sidecar_path, write_atomic)
+from .case import FAMILIES
+from .report import (BAD_VERDICTS, GROWTH_FACTOR, GROWTH_FLOOR, ReportError, compare_reports, read_report,
+                     summary)
+
+OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
+REPORTS = Path("reports")
+
+EXIT_STATUS = """\
+exit status:
+  0    no case failed (compare: no regression)
+  1    a case's verdict is fail or error (compare: a regression; replay: the case fails)
+  2    bad usage or unreadable input (missing file, wrong schema, bad engine spec)
+  130  interrupted (Ctrl-C or SIGTERM); the rows finished so far are kept"""
+
+
+class UsageError(Exception):
+    """Arguments that parse but make no sense together (exit status 2)."""
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser().parse_args(argv)
+    args.argv = argv
+    try:
+        return args.command(args)
+    except KeyboardInterrupt:
+        print("parity: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except (UsageError, ReportError, CampaignError) as exc:
+        print(f"parity: error: {exc}", file=sys.stderr)
+        return USAGE
+    except ValueError as exc:
+        from .backends.engine import EngineSpecError
+        if not isinstance(exc, EngineSpecError):
+            raise
+        print(f"parity: error: {exc}", file=sys.stderr)
+        return USAGE
+
+
+# -- parity run ---------------------------------------------------------------------
+def run_command(args):
+    spec = _spec_of_report(args) if args.same_as else _spec(args)
+    shard = _usage(Shard.parse, args.shard) if args.shard else Shard(1, 1)
+    out = Path(args.out) if args.out else _default_out(args.resume)
+    progress = sys.stderr.isatty() and not args.quiet
+    try:
+        with _sigterm_interrupts():
+            outcome = run(spec, out, shard, args.workers, args.resume, progress)
+    except KeyboardInterrupt:
+        if not partial_path(out).exists():
+            raise  # before any row: nothing to resume
+        print(f"parity: interrupted; the finished rows are in {partial_path(out)}; continue with:\n"
+              f"  {shlex.join(['parity', *_resume_argv(args.argv, out)])}", file=sys.stderr)
+        return INTERRUPTED
+    if not args.out:
+        for source in (out, sidecar_path(out)):
+            write_atomic(REPORTS / f"latest{source.suffix}", source.read_text())
+    print(summary(outcome.rows, outcome.seconds, outcome.ran))
+    print(f"report: {out} (run metadata: {sidecar_path(out)})")
+    return FAILED if outcome.rows["verdict"].isin(BAD_VERDICTS).any() else OK
+
+
+@contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (kill, a batch scheduler's time limit) stops a run as Ctrl-C
+    does: the rows written so far stay, and --resume continues."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _spec(args):
+    families = tuple(f.strip() for f in args.families.split(",") if f.strip()) if args.families else FAMILIES
+
+    def make():
+        spec = RunSpec(engine=args.engine, families=families, cases=args.cases, seed=args.seed,
+                       edge_rate=args.edge_rate, max_nodes=args.max_nodes, data_attr=args.data_attr,
+                       grad_attr=args.grad_attr, timeout=args.timeout)
+        spec.config()  # the generators' own checks of the knobs
+        return spec
+    return _usage(make)
+
+
+# The options that make up a RunSpec (the rest say where and how to run).
+SPEC_OPTIONS = {"engine": "--engine", "data_attr": "--data-attr", "grad_attr": "--grad-attr",
+                "timeout": "--timeout", "families": "--families", "cases": "--cases", "seed": "--seed",
+                "edge_rate": "--edge-rate", "max_nodes": "--max-nodes"}
+
+
+def _spec_of_report(args):
+    """The run arguments of an earlier report (its sidecar), for --same-as."""
+    defaults = _parser().parse_args(["run"])
+    given = [option for name, option in SPEC_OPTIONS.items() if getattr(args, name) != getattr(defaults, name)]
+    if given:
+        raise UsageError(f"--same-as takes the run arguments from {args.same_as}; drop {', '.join(given)}")
+    sidecar = read_sidecar(args.same_as)
+    try:
+        return RunSpec.from_json(sidecar["args"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{sidecar_path(args.same_as)}: no usable run arguments ({exc})") from None
+
+
+def _usage(function, *arguments):
+    """function(*arguments), its ValueError a usage error."""
+    try:
+        return function(*arguments)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _default_out(resume):
+    if not resume:
+        return REPORTS / f"parity-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    unfinished = sorted(REPORTS.glob("parity-*.csv.partial"))
+    if not unfinished:
+        raise UsageError(f"--resume without --out: no unfinished run in {REPORTS}/")
+    return Path(str(unfinished[-1])[:-len(".partial")])
+
+
+def _resume_argv(argv, out):
+    return argv + ([] if "--out" in argv else ["--out", str(out)]) + ([] if "--resume" in argv else ["--resume"])
+
+
+# -- parity compare / merge / report ------------------------------------------------
+def compare_command(args):
+    baseline, current = read_report(args.baseline), read_report(args.current)
+    comparison = compare_reports(baseline, current, args.factor, args.floor)
+    print(f"{args.baseline} ({len(baseline)} cases) -> {args.current} ({len(current)} cases)")
+    print(comparison.format())
+    return FAILED if comparison.regressed else OK
+
+
+def merge_command(args):
+    rows, _ = merge([Path(p) for p in args.reports], Path(args.out))
+    print(f"merged {len(args.reports)} shards, {len(rows)} cases: {args.out}")
+    return OK
+
+
+def report_command(args):
+    rows = read_report(args.report)
+    print(summary(rows))
+    if args.html:
+        from .plots import write_html
+
+        write_html(rows, args.html, title=str(args.report), sidecar=_sidecar_or_none(args.report))
+        print(f"html: {args.html}")
+    return FAILED if rows["verdict"].isin(BAD_VERDICTS).any() else OK
+
+
+def _sidecar_or_none(report):
+    try:
+        return json.loads(sidecar_path(report).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# -- parity replay -----------------------------------------------------------------
+def replay_command(args):
+    from .compare import judge
+    from .trajectory import TrajectoryOracle, is_trajectory, run_trajectory
+
+    spec = _spec(args)
+    case = _usage(_case_from_json, args.json) if args.json else _usage(_case_from_id, args.case_id, spec)
+    engine, torch, oracle, tolerances = load_backends(spec)
+    # As runner.run_cases does it: a training case runs (and is judged) as a
+    # whole trajectory.
+    trajectory = is_trajectory(case)
+    run_one = (lambda backend: run_trajectory(backend, case)) if trajectory else (lambda backend: backend.run(case))
+    referee = TrajectoryOracle(oracle) if trajectory else oracle
+    engine_result, torch_result = run_one(engine), run_one(torch)
+    verdict = judge(case, engine_result, torch_result, referee, tolerances)
+    # The oracle's numbers are shown where they settle something.
+    oracle_result = referee.run(case) if verdict.verdict != "pass" else None
+    print(f"case {case.case_id} ({case.family}{', ' + case.name if case.name else ''}); "
+          f"engine {engine.name} {engine.version or ''}".rstrip())
+    print(case.graph.render(case.leaves))
+    print()
+    print(_replay_table(_replay_labels(case, trajectory), engine_result, torch_result, oracle_result))
+    print()
+    print(f"verdict: {verdict.verdict}" + (f": {verdict.detail}" if verdict.detail else ""))
+    return FAILED if verdict.verdict in BAD_VERDICTS else OK
+
+
+def _replay_labels(case, trajectory):
+    """What each number of a Result is (see case.Result and trajectory.py)."""
+    leaves = range(case.graph.n_leaves)
+    if trajectory:
+        values = [f"loss step {k}" for k in range(case.spec["steps"])] + [f"v{i} trained" for i in leaves]
+    else:
+        values = [f"value v{o}" for o in case.graph.outputs] + ["value loss"]
+    return values + [f"grad v{i}" for i in leaves]
+
+
+def _replay_table(labels, *results):
+    """One line per number, one column per backend (engine, torch, oracle)."""
+    columns = [(name, result) for name, result in zip(("engine", "torch", "oracle"), results) if result is not None]
+    width = max(map(len, labels)) + 2
+    lines = [" " * width + "".join(f"{name:>26}" for name, _ in columns)]
+    for row, label in enumerate(labels):
+        cells = []
+        for _, result in columns:
+            numbers = list(result.values) + list(result.grads)
+            cells.append(repr(numbers[row]) if result.ok and row < len(numbers) else "-")
+        lines.append(f"{label:<{width}}" + "".join(f"{cell:>26}" for cell in cells))
+    for name, result in columns:
+        if not result.ok:
+            lines.append(f"{name} did not run: {result.error or 'unsupported ops: ' + str(result.unsupported)}")
+    return "\n".join(lines)
+
+
+def _case_from_id(case_id, spec):
+    from .cases import case_from_id
+    try:
+        return case_from_id(case_id, spec.config())
+    except (KeyError, IndexError) as exc:
+        raise ValueError(f"no case {case_id!r}: {exc}") from None
+
+
+def _case_from_json(text):
+    from .case import Case
+    try:
+        source = text if text.lstrip().startswith("{") else Path(text).read_text()
+        return Case.from_json(json.loads(source))
+    except OSError as exc:
+        raise ValueError(f"cannot read {text}: {exc.strerror}") from None
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a case: {exc}") from None
+
+
+# -- the parser --------------------------------------------------------------------
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="parity", description="Check a micrograd-style autograd engine against PyTorch (float64).",
+        epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"parity (gradparity) {__version__}")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    def command(name, function, help):
+        sub = commands.add_parser(name, help=help, description=help, epilog=EXIT_STATUS,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.set_defaults(command=function)
+        return sub
+
+    run_ = command("run", run_command, "run the harness: one CSV row per case, a summary at the end")
+    _engine_options(run_)
+    _case_options(run_)
+    run_.add_argument("--families", metavar="LIST", help=f"comma-separated, of {','.join(FAMILIES)} (default: all)")
+    run_.add_argument("--cases", type=int, metavar="N", help="cases per family (default: a mix that runs in "
+                      "well under a minute)")
+    run_.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
+    run_.add_argument("--out", metavar="PATH", help="the CSV to write (default: reports/parity-<timestamp>.csv "
+                      "and a copy in reports/latest.csv); the run's metadata goes beside it, .csv -> .json")
+    run_.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="worker processes")
+    run_.add_argument("--shard", metavar="K/N", help="run the K-th of N deterministic slices of the cases")
+    run_.add_argument("--same-as", metavar="REPORT.csv", help="the run arguments of an earlier report (from its "
+                      "sidecar): the same cases, e.g. `--same-as reports/baseline.csv` for the regression check")
+    run_.add_argument("--resume", action="store_true", help="continue an interrupted run into --out "
+                      "(default: the latest unfinished one in reports/)")
+    run_.add_argument("--quiet", action="store_true", help="no progress bar (there is none off a terminal)")
+
+    compare = command("compare", compare_command, "compare a report with a baseline, case by case")
+    compare.add_argument("baseline", metavar="BASELINE.csv")
+    compare.add_argument("current", metavar="CURRENT.csv")
+    compare.add_argument("--factor", type=float, default=GROWTH_FACTOR,
+                         help=f"an error grown more than this factor is a regression (default: {GROWTH_FACTOR:g})")
+    compare.add_argument("--floor", type=float, default=GROWTH_FLOOR,
+                         help=f"baseline errors below this count as this (default: {GROWTH_FLOOR:g})")
+
+    merge_ = command("merge", merge_command, "join the reports of a run's shards")
+    merge_.add_argument("reports", nargs="+", metavar="SHARD.csv")
+    merge_.add_argument("--out", required=True, metavar="PATH")
+
+    report = command("report", report_command, "summarise a report; --html draws it")
+    report.add_argument("report", metavar="CSV")
+    report.add_argument("--html", metavar="OUT", help="write a self-contained HTML page")
+
+    replay = command("replay", replay_command, "re-run one case and show every backend's numbers")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("case_id", nargs="?", metavar="CASE_ID", help="e.g. expr-0-17")
+    which.add_argument("--json", metavar="FILE_OR_STRING", help="a case as JSON (Case.to_json)")
+    _engine_options(replay)
+    _case_options(replay)
+    replay.set_defaults(families=None, cases=None, seed=0)
+    return parser
+
+
+def _engine_options(parser):
+    parser.add_argument("--engine", default="engine", metavar="SPEC",
+                        help="engine, micrograd, pkg.module:Class or path/to/file.py:Class (default: engine)")
+    parser.add_argument("--data-attr", default="data", metavar="NAME", help="the values' number attribute")
+    parser.add_argument("--grad-attr", default="grad", metavar="NAME", help="the values' gradient attribute")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="per case, for the engine (default: 10)")
+
+
+def _case_options(parser):
+    parser.add_argument("--edge-rate", type=float, metavar="P", help="share of edge points among leaves")
+    parser.add_argument("--max-nodes", type=int, metavar="N", help="largest random graph")
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Parity reports: the CSV schema, reading it back strictly, the end-of-run
+summary and the baseline regression check.
+
+A report is one row per case (the columns below, in this order; more may
+follow) plus a sidecar JSON with the run's arguments and metadata (see
+campaign.py).  Everything here works on a pandas DataFrame read by
+``read_report``, so a report from any machine or shard can be summarised and
+compared.
+"""
+from dataclasses import dataclass, field
+import math
+
+import pandas as pd
+
+COLUMNS = (
+    "case_id", "family", "seed", "index", "name", "engine", "n_nodes", "n_leaves", "depth", "ops",
+    "verdict", "max_abs_err_data", "max_rel_err_data", "max_ulp_data", "max_abs_err_grad",
+    "max_rel_err_grad", "max_ulp_grad", "engine_seconds", "torch_seconds", "oracle_consulted",
+    "detail", "replay",
+)
+INT_COLUMNS = ("seed", "index", "n_nodes", "n_leaves", "depth")
+FLOAT_COLUMNS = ("max_abs_err_data", "max_rel_err_data", "max_ulp_data", "max_abs_err_grad",
+                 "max_rel_err_grad", "max_ulp_grad", "engine_seconds", "torch_seconds")
+BOOL_COLUMNS = ("oracle_consulted",)
+# The only columns that may differ between two runs of the same arguments.
+TIMING_COLUMNS = ("engine_seconds", "torch_seconds")
+
+VERDICTS = ("pass", "fail", "torch_off", "ill_conditioned", "error", "unsupported")
+BAD_VERDICTS = ("fail", "error")  # the ones that make `parity run` exit 1
+# How bad a verdict is, for the regression check.  torch_off (torch is the one
+# that is wrong) and ill_conditioned (both as close as the problem allows) are
+# as good as pass; a change among them is reported but is not a regression.
+VERDICT_RANK = {"pass": 0, "torch_off": 0, "ill_conditioned": 0, "unsupported": 1, "fail": 2, "error": 2}
+
+# Regression check defaults: an error counts as grown when it exceeds
+# FACTOR times the baseline's, and the baseline's is taken as at least FLOOR,
+# so that ulp-level noise (0 -> 2e-16) is not a regression.
+GROWTH_FACTOR = 10.0
+GROWTH_FLOOR = 1e-14  # about 45 ulp
+COMPARED_ERRORS = ("max_rel_err_data", "max_rel_err_grad")
+
+
+class ReportError(ValueError):
+    """A report file that cannot be used: unreadable, wrong schema, bad value."""
+
+
+def read_report(path):
+    """The report at ``path`` as a DataFrame with typed columns.
+
+    Raises ReportError naming the file, and the line and column where a value
+    does not parse."""
+    try:
+        # Everything as text first, so that each value is parsed (and any bad
+        # one reported) here, with its line number.
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: cannot read: {exc}") from None
+    except pd.errors.EmptyDataError:
+        raise ReportError(f"{path}: empty file, not a parity report") from None
+    except pd.errors.ParserError as exc:
+        raise ReportError(f"{path}: malformed CSV: {exc}") from None
+    missing = [c for c in COLUMNS if c not in raw.columns]
+    if missing:
+        raise ReportError(f"{path}: not a parity report: missing column(s) {', '.join(missing)}")
+    return _typed(raw, path)
+
+
+def _typed(raw, path):
+    df = raw.copy()
+    for columns, parse, dtype in ((INT_COLUMNS, int, "int64"), (FLOAT_COLUMNS, _parse_float, "float64"),
+                                  (BOOL_COLUMNS, _parse_bool, "bool")):
+        for column in columns:
+            values = []
+            for line, text in enumerate(raw[column], start=2):
+                try:
+                    values.append(parse(text))
+                except ValueError:
+                    raise ReportError(f"{path}, line {line}: column {column}: cannot parse {text!r}") from None
+            df[column] = pd.Series(values, index=raw.index, dtype=dtype)
+    unknown = sorted(set(df["verdict"]) - set(VERDICTS))
+    if unknown:
+        raise ReportError(f"{path}: unknown verdict(s) {', '.join(map(repr, unknown))}")
+    duplicated = df["case_id"][df["case_id"].duplicated()]
+    if len(duplicated):
+        raise ReportError(f"{path}: case_id {duplicated.iloc[0]!r} appears more than once")
+    return df
+
+
+def _parse_float(text):
+    return math.nan if text == "" else float(text)
+
+
+def _parse_bool(text):
+    if text in ("True", "true", "1"):
+        return True
+    if text in ("False", "false", "0", ""):
+        return False
+    raise ValueError(text)
+
+
+def failing(df):
+    return df[df["verdict"].isin(BAD_VERDICTS)]
+
+
+# -- the end-of-run summary ----------------------------------------------------
+def verdict_table(df):
+    """Cases per family (rows) and verdict (columns), with totals."""
+    present = [v for v in VERDICTS if v in set(df["verdict"])]
+    table = pd.crosstab(df["family"], df["verdict"], margins=True, margins_name="total")
+    return table[present + ["total"]]
+
+
+def rows_per_op(df):
+    """Each row once per op its case uses, the op in column ``op``."""
+    per_op = df.assign(op=df["ops"].str.split(";")).explode("op")
+    return per_op[per_op["op"] != ""]
+
+
+def op_error_table(df, column="max_rel_err_grad"):
+    """Per op: how many cases use it, and the median, p99 and max of ``column``
+    over those cases (nan errors, from cases that could not be compared, are
+    left out)."""
+    grouped = rows_per_op(df).groupby("op")[column]
+    return pd.DataFrame({
+        "cases": grouped.size(),
+        "median": grouped.median(),
+        "p99": grouped.quantile(0.99),
+        "max": grouped.max(),
+    })
+
+
+def summary(df, seconds=None, ran=None, limit=100):
+    """The text printed at the end of a run (and by `parity report`); with
+    ``seconds``, the throughput of the ``ran`` cases run in that time (default:
+    all of them).  Lists the replay commands of up to ``limit`` failures."""
+    if df.empty:
+        return "no cases"
+    parts = ["verdicts per family:", verdict_table(df).to_string(), ""]
+    ops = op_error_table(df)
+    parts += ["relative gradient error per op (cases containing the op):",
+              ops.to_string(float_format=lambda x: f"{x:.2e}", na_rep="-"), ""]
+    if seconds:
+        ran = len(df) if ran is None else ran
+        parts.append(f"ran {ran} cases in {seconds:.1f} s: {ran / seconds:.1f} cases/s")
+    bad = failing(df)
+    if len(bad):
+        parts.append(f"{len(bad)} case(s) failed; replay with:")
+        parts += [f"  {row.replay}    # {row.verdict}: {row.detail}" for row in bad.head(limit).itertuples()]
+        if len(bad) > limit:
+            parts.append(f"  ... and {len(bad) - limit} more (verdict fail or error in the CSV)")
+    else:
+        parts.append("no case failed")
+    return "\n".join(parts)
+
+
+# -- the regression check ------------------------------------------------------
+@dataclass
+class Change:
+    case_id: str
+    what: str  # "pass -> fail", "max_rel_err_grad 1.0e-15 -> 3.2e-08 (x32000)"
+
+
+@dataclass
+class Comparison:
+    regressed: list = field(default_factory=list)  # Changes
+    fixed: list = field(default_factory=list)      # Changes
+    changed: list = field(default_factory=list)    # verdict changes of equal rank
+    added: list = field(default_factory=list)      # case_ids only in the current report
+    missing: list = field(default_factory=list)    # case_ids only in the baseline
+
+    def format(self, limit=50):
+        lines = []
+        for title, items in (("regressed", self.regressed), ("fixed", self.fixed),
+                             ("changed (not a regression)", self.changed),
+                             ("added", self.added), ("missing", self.missing)):
+            lines.append(f"{title}: {len(items)}")
+            for item in items[:limit]:
+                lines.append(f"  {item.case_id}: {item.what}" if isinstance(item, Change) else f"  {item}")
+            if len(items) > limit:
+                lines.append(f"  ... {len(items) - limit} more")
+        return "\n".join(lines)
+
+
+def compare_reports(baseline, current, factor=GROWTH_FACTOR, floor=GROWTH_FLOOR):
+    """Match the two reports' cases by case_id and sort out what changed."""
+    result = Comparison()
+    before = baseline.set_index("case_id")
+    after = current.set_index("case_id")
+    result.added = [c for c in after.index if c not in before.index]
+    result.missing = [c for c in before.index if c not in after.index]
+    for case_id in [c for c in before.index if c in after.index]:
+        old, new = before.loc[case_id], after.loc[case_id]
+        if old["verdict"] != new["verdict"]:
+            change = Change(case_id, f"{old['verdict']} -> {new['verdict']}: {new['detail']}".rstrip(": "))
+            rank_old, rank_new = VERDICT_RANK[old["verdict"]], VERDICT_RANK[new["verdict"]]
+            (result.regressed if rank_new > rank_old else
+             result.fixed if rank_new < rank_old else result.changed).append(change)
+            continue
+        for column in COMPARED_ERRORS:
+            grown = _growth(old[column], new[column], factor, floor)
+            if grown:
+                result.regressed.append(Change(case_id, f"{column} {grown}"))
+    return result
+
+
+def _growth(old, new, factor, floor):
+    """A description of the growth from old to new, or None if it is within
+    the factor (nan means "not comparable" and is never a growth)."""
+    if math.isnan(old) or math.isnan(new) or new <= factor * max(old, floor):
+        return None
+    ratio = new / max(old, floor)
+    return f"{old:.2e} -> {new:.2e} (x{ratio:.3g}, allowed x{factor:g} above {floor:g})"
