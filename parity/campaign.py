@@ -59,6 +59,7 @@ class RunSpec:
     seed: int = 0
     edge_rate: Optional[float] = None  # None: the generators' defaults
     max_nodes: Optional[int] = None
+    ops: Optional[tuple] = None        # the expr family's op mix; None: every built-in op
     data_attr: str = "data"
     grad_attr: str = "grad"
     timeout: float = 10.0
@@ -79,7 +80,8 @@ class RunSpec:
     def config(self):
         """The cases' config: the knobs given (build_cases keeps its defaults
         for the others), or None.  Raises ValueError for a bad knob."""
-        knobs = {name: value for name, value in (("edge_rate", self.edge_rate), ("max_nodes", self.max_nodes))
+        knobs = {name: value for name, value in (("edge_rate", self.edge_rate), ("max_nodes", self.max_nodes),
+                                                 ("ops", self.ops))
                  if value is not None}
         if not knobs:
             return None
@@ -94,17 +96,19 @@ class RunSpec:
                                        ("--grad-attr", self.grad_attr, "grad"),
                                        ("--timeout", self.timeout, 10.0),
                                        ("--edge-rate", self.edge_rate, None),
-                                       ("--max-nodes", self.max_nodes, None)):
+                                       ("--max-nodes", self.max_nodes, None),
+                                       ("--ops", self.ops and ",".join(self.ops), None)):
             if value != default:
                 options += [option, str(value)]
         return shlex.join(["parity", "replay", case_id, *options])
 
     def to_json(self):
-        return {**asdict(self), "families": list(self.families)}
+        return {**asdict(self), "families": list(self.families), "ops": self.ops and list(self.ops)}
 
     @classmethod
     def from_json(cls, data):
-        return cls(**{**data, "families": tuple(data["families"])})
+        ops = data.get("ops")
+        return cls(**{**data, "families": tuple(data["families"]), "ops": ops and tuple(ops)})
 
 
 class Shard(NamedTuple):

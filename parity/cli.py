@@ -90,7 +90,8 @@ def _spec(args):
 
     def make():
         spec = RunSpec(engine=args.engine, families=families, cases=args.cases, seed=args.seed,
-                       edge_rate=args.edge_rate, max_nodes=args.max_nodes, data_attr=args.data_attr,
+                       edge_rate=args.edge_rate, max_nodes=args.max_nodes, ops=_ops(args),
+                       data_attr=args.data_attr,
                        grad_attr=args.grad_attr, timeout=args.timeout)
         spec.config()  # the generators' own checks of the knobs
         return spec
@@ -100,7 +101,20 @@ def _spec(args):
 # The options that make up a RunSpec (the rest say where and how to run).
 SPEC_OPTIONS = {"engine": "--engine", "data_attr": "--data-attr", "grad_attr": "--grad-attr",
                 "timeout": "--timeout", "families": "--families", "cases": "--cases", "seed": "--seed",
-                "edge_rate": "--edge-rate", "max_nodes": "--max-nodes"}
+                "edge_rate": "--edge-rate", "max_nodes": "--max-nodes", "ops": "--ops"}
+
+
+def _ops(args):
+    """--ops: a list of op names, or "supported": the built-in ops the engine
+    has (found by probing it), written out so the run can be repeated."""
+    if args.ops is None:
+        return None
+    if args.ops != "supported":
+        return tuple(name.strip() for name in args.ops.split(",") if name.strip())
+    from .backends.engine import load_engine
+    from .ops import OP_NAMES
+    engine = load_engine(args.engine, args.data_attr, args.grad_attr, args.timeout)
+    return tuple(name for name in OP_NAMES if engine.supports(name))
 
 
 def _spec_of_report(args):
@@ -312,6 +326,9 @@ def _engine_options(parser):
 def _case_options(parser):
     parser.add_argument("--edge-rate", type=float, metavar="P", help="share of edge points among leaves")
     parser.add_argument("--max-nodes", type=int, metavar="N", help="largest random graph")
+    parser.add_argument("--ops", metavar="LIST",
+                        help="the expr family's ops, comma-separated, or 'supported': those the engine has "
+                             "(default: every built-in op; cases needing an op the engine lacks are unsupported)")
 
 
 def _positive_int(text):

@@ -109,6 +109,12 @@ def _pick_operand(rng, n_values, positives, domain, config, last):
     return rng.choice(positives)
 
 
+def _pick_constant(rng, op, config):
+    if op.edge_constants and rng.random() < config.edge_rate:
+        return rng.choice(op.edge_constants)
+    return rng.choice([c for c in op.constants if c not in op.edge_constants])
+
+
 def random_structure(seed, config=ExprConfig()):
     """One graph structure, the same for the same seed and config."""
     rng = random.Random(f"expr-structure:{seed}")
@@ -122,7 +128,7 @@ def random_structure(seed, config=ExprConfig()):
     last = None
     while len(nodes) < n_nodes:
         op = rng.choice(ops)
-        const = rng.choice(op.constants) if op.has_const else None
+        const = _pick_constant(rng, op, config) if op.has_const else None
         args = []
         for position, domain in enumerate(op.domains[:op.arity] if len(op.domains) >= op.arity
                                           else (ANY,) * op.arity):

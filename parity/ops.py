@@ -39,6 +39,7 @@ class Op:
                                   # None where torch's backward selects a zero (a nan upstream gives 0)
     domains: tuple = (ANY,)       # one per operand
     constants: tuple = ()         # constants this op is sampled with (empty: no const)
+    edge_constants: tuple = ()    # those of them on an edge: random graphs take them at the edge rate
     edges: tuple = SPECIAL_POINTS  # operand values to try in the edges family
     kink: tuple = ()              # operand points where finite differences are meaningless
     symbol: str = ""              # for readable graphs: "+", "exp", ...
@@ -203,20 +204,20 @@ OPS = {op.name: op for op in [
     Op("rsub", 1, lambda a, c: c - a, lambda a, c: c - a, lambda a, c: c - a,
        lambda a, out, c: (mpf(-1),), constants=_SUM_CONSTANTS, symbol="-"),
     Op("mul_const", 1, lambda a, c: a * c, lambda a, c: a * c, lambda a, c: a * c,
-       lambda a, out, c: (mpf(c),), constants=_SUM_CONSTANTS, symbol="*"),
+       lambda a, out, c: (mpf(c),), constants=_SUM_CONSTANTS, edge_constants=(0.0,), symbol="*"),
     Op("rmul", 1, lambda a, c: c * a, lambda a, c: c * a, lambda a, c: c * a,
-       lambda a, out, c: (mpf(c),), constants=_SUM_CONSTANTS, symbol="*"),
+       lambda a, out, c: (mpf(c),), constants=_SUM_CONSTANTS, edge_constants=(0.0,), symbol="*"),
     Op("div_const", 1, lambda a, c: a / c, lambda a, c: a / c, lambda a, c: m_div(a, mpf(c)),
-       lambda a, out, c: (m_div(mpf(1), mpf(c)),), constants=(2.0, -4.0, 0.5, 3.0, 0.0), symbol="/"),
+       lambda a, out, c: (m_div(mpf(1), mpf(c)),), constants=(2.0, -4.0, 0.5, 3.0, 0.0), edge_constants=(0.0,), symbol="/"),
     Op("rdiv", 1, lambda a, c: c / a, _rdiv_torch, lambda a, c: m_div(mpf(1), a) * c,
        lambda a, out, c: (-mpf(c) * m_div(mpf(1), a) ** 2,), domains=(NONZERO,),
        constants=(1.0, 2.0, -3.0, 0.5), kink=(0.0,), symbol="/"),
     Op("pow_const", 1, lambda a, c: a ** c, lambda a, c: a ** c, m_pow_by_constant,
        lambda a, out, c: (None if c == 0 else c * m_pow_by_constant(a, mpf(c) - 1),),
-       domains=(POSITIVE,), constants=_POW_EXPONENTS, kink=(0.0,), symbol="**"),
+       domains=(POSITIVE,), constants=_POW_EXPONENTS, edge_constants=(0.0,), kink=(0.0,), symbol="**"),
     Op("rpow", 1, lambda a, c: c ** a, lambda a, c: c ** a, lambda a, c: m_pow(mpf(c), a),
        lambda a, out, c: (mpf(0) if (c == 0 and a >= 0) else out * m_log(mpf(c)),),
-       constants=_POW_BASES, kink=(0.0,), symbol="**"),
+       constants=_POW_BASES, edge_constants=(0.0, -2.0), kink=(0.0,), symbol="**"),
     Op("neg", 1, lambda a: -a, lambda a: -a, lambda a: -a, lambda a, out: (mpf(-1),), symbol="neg"),
     Op("abs", 1, lambda a: abs(a), lambda a: a.abs(), m_abs, lambda a, out: (m_sign(a),),
        kink=(0.0,), symbol="abs"),
