@@ -2,12 +2,13 @@
 the runner's batching and rows, the trajectory driver, and a broken engine
 that the harness must catch."""
 import dataclasses
+from pathlib import Path
 import math
 import time
 
 import pytest
 
-from parity.backends.engine import EngineBackend, load_engine
+from parity.backends.engine import load_engine
 from parity.backends.oracle import OracleBackend
 from parity.backends.torch import TorchBackend
 from parity.case import FAMILIES
@@ -162,44 +163,12 @@ def test_trajectory_reports_the_step_that_failed():
 
 
 # -- a broken engine is caught ------------------------------------------------------
-class Overwriting:
-    """A scalar engine whose backward assigns gradients instead of adding
-    them: ``a + a`` gets 1, a value used twice keeps one contribution."""
-
-    def __init__(self, data, prev=(), local=()):
-        self.data, self.grad, self._prev, self._local = float(data), 0.0, prev, local
-
-    def __add__(self, other):
-        other = other if isinstance(other, Overwriting) else Overwriting(other)
-        return Overwriting(self.data + other.data, (self, other), (1.0, 1.0))
-
-    __radd__ = __add__
-
-    def __mul__(self, other):
-        other = other if isinstance(other, Overwriting) else Overwriting(other)
-        return Overwriting(self.data * other.data, (self, other), (other.data, self.data))
-
-    __rmul__ = __mul__
-
-    def backward(self):
-        order, seen = [], set()
-
-        def visit(v):
-            if v not in seen:
-                seen.add(v)
-                for child in v._prev:
-                    visit(child)
-                order.append(v)
-        visit(self)
-        self.grad = 1.0
-        for v in reversed(order):
-            for child, local in zip(v._prev, v._local):
-                child.grad = v.grad * local  # the bug: = instead of +=
+OVERWRITING = str(Path(__file__).parent / "engines" / "overwriting.py") + ":Value"
 
 
 def test_the_harness_catches_an_engine_that_overwrites_gradients(backends):
     _, torch_backend, oracle = backends
-    broken = EngineBackend("overwriting", "0", Overwriting)
+    broken = load_engine(OVERWRITING)
     rows = {r["name"]: r for r in run_cases(build_cases("accumulation", 0, 33), broken, torch_backend, oracle)}
     assert rows["a + a"]["verdict"] == "fail"
     assert "engine 1.0, torch 2.0" in rows["a + a"]["detail"]
@@ -209,7 +178,7 @@ def test_the_harness_catches_an_engine_that_overwrites_gradients(backends):
 
 def test_an_engine_without_engine_function_finds_the_function_ops_unsupported(backends):
     _, torch_backend, oracle = backends
-    foreign = EngineBackend("overwriting", "0", Overwriting)
+    foreign = load_engine(OVERWRITING)
     rows = list(run_cases(build_cases("function", 0, n_fixed_cases("function")), foreign, torch_backend, oracle))
     assert {r["verdict"] for r in rows} == {"unsupported"}
     assert rows[0]["detail"] == "engine lacks fn_square"
