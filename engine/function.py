@@ -113,7 +113,8 @@ class _FunctionRecord:
 
 
 def _output_backward(node, g):
-    node._prev[0]._aux.grad_outputs_of_this_pass()[node._aux] += g
+    # An output's backward runs once a pass, so its slot is set, not summed.
+    node._prev[0]._aux.grad_outputs_of_this_pass()[node._aux] = g
 
 
 def _function_backward(node, g):

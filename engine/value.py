@@ -162,7 +162,7 @@ class Value:
         BackwardPass.number += 1
         order = topological_order(self)
         for node in order:
-            node._g = 0.0
+            node._g = -0.0  # -0.0 + g is g exactly, so a -0.0 gradient keeps its sign
         self._g = float(gradient)
         for node in reversed(order):
             g = node._g
