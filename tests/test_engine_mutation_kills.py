@@ -268,6 +268,24 @@ def test_a_function_receives_a_minus_zero_root_gradient():
     assert x.grad == -1.0  # torch: backward gets -0.0
 
 
+def test_a_minus_zero_contribution_reaches_a_function_with_its_sign():
+    # kills (Value.backward): node._g = -0.0  ->  +0.0
+    # y's pass gradient is the sum of its contributions, here the single
+    # 1.0 * -0.0; torch hands it over as -0.0, so the sum must start at -0.0.
+    class Sign(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.data
+
+        @staticmethod
+        def backward(ctx, g):
+            return math.copysign(1.0, g)
+
+    x = Value(2.0)
+    (Sign.apply(x) * -0.0).backward()
+    assert x.grad == -1.0  # torch: backward gets -0.0
+
+
 @pytest.mark.parametrize("upstream", [
     1.0,
     pytest.param(-1.0, marks=pytest.mark.xfail(strict=True, reason=SIGNED_ZERO_BUG)),
