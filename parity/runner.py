@@ -14,10 +14,11 @@ from .trajectory import TrajectoryOracle, is_trajectory, run_trajectory
 
 def run_cases(cases, engine, torch_backend, oracle=None, tolerances=None):
     """Yield one row dict per case, in order."""
+    rows = _RowMaker(engine)
     for group in _groups(cases):
         for case, (engine_result, torch_result, verdict) in zip(
                 group, _judged(group, engine, torch_backend, oracle, tolerances or Tolerances())):
-            yield make_row(case, engine, engine_result, torch_result, verdict)
+            yield rows.make(case, engine_result, torch_result, verdict)
 
 
 def run_case(case, engine, torch_backend, oracle=None, tolerances=None):
@@ -57,18 +58,38 @@ def _run_all(backend, cases):
 
 
 def make_row(case, engine, engine_result, torch_result, verdict):
-    graph = case.graph
-    return {
-        "case_id": case.case_id, "family": case.family, "seed": case.seed, "index": case.index,
-        "name": case.name, "engine": engine.name, "n_nodes": graph.n_nodes, "n_leaves": graph.n_leaves,
-        "depth": graph.depth(), "ops": ";".join(graph.ops()), "verdict": verdict.verdict,
-        "max_abs_err_data": verdict.max_abs_err_data, "max_rel_err_data": verdict.max_rel_err_data,
-        "max_ulp_data": verdict.max_ulp_data, "max_abs_err_grad": verdict.max_abs_err_grad,
-        "max_rel_err_grad": verdict.max_rel_err_grad, "max_ulp_grad": verdict.max_ulp_grad,
-        "engine_seconds": engine_result.seconds, "torch_seconds": torch_result.seconds,
-        "oracle_consulted": verdict.oracle_consulted, "detail": verdict.detail,
-        "replay": f"parity replay {case.case_id} --engine {shlex.quote(engine.name)}",
-    }
+    return _RowMaker(engine).make(case, engine_result, torch_result, verdict)
+
+
+class _RowMaker:
+    """make_row for a stream of cases.  What a row says about the graph
+    (depth, ops) is computed once per graph object, not once per case: the
+    cases of a structure share one Graph, and a 200-op graph's depth costs
+    more than the rest of its row."""
+
+    def __init__(self, engine):
+        self.engine_name = engine.name
+        self.replay_suffix = f" --engine {shlex.quote(engine.name)}"
+        self.graph = None
+        self.graph_columns = None
+
+    def make(self, case, engine_result, torch_result, verdict):
+        graph = case.graph
+        if graph is not self.graph:
+            self.graph = graph
+            self.graph_columns = (graph.n_nodes, graph.n_leaves, graph.depth(), ";".join(graph.ops()))
+        n_nodes, n_leaves, depth, ops = self.graph_columns
+        return {
+            "case_id": case.case_id, "family": case.family, "seed": case.seed, "index": case.index,
+            "name": case.name, "engine": self.engine_name, "n_nodes": n_nodes, "n_leaves": n_leaves,
+            "depth": depth, "ops": ops, "verdict": verdict.verdict,
+            "max_abs_err_data": verdict.max_abs_err_data, "max_rel_err_data": verdict.max_rel_err_data,
+            "max_ulp_data": verdict.max_ulp_data, "max_abs_err_grad": verdict.max_abs_err_grad,
+            "max_rel_err_grad": verdict.max_rel_err_grad, "max_ulp_grad": verdict.max_ulp_grad,
+            "engine_seconds": engine_result.seconds, "torch_seconds": torch_result.seconds,
+            "oracle_consulted": verdict.oracle_consulted, "detail": verdict.detail,
+            "replay": f"parity replay {case.case_id}{self.replay_suffix}",
+        }
 
 
 def summarize(rows):

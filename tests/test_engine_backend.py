@@ -317,3 +317,21 @@ def test_our_engine_runs_mlp_cases_through_engine_nn_bit_for_bit_like_their_grap
         assert native.ok and (native.values, native.grads) == (as_graph.values, as_graph.grads)
         assert len(native.values) == 2 and len(native.grads) == len(case.leaves)
     assert fused  # the native runs went through engine.nn's fused linear
+
+
+def test_run_batch_compiles_a_shared_graph_and_gives_run_s_results_bit_for_bit():
+    # COMPILE_AT or more consecutive cases on one graph go through a generated
+    # forward function: the same Results as run(), -0.0, nan and errors included.
+    from parity.backends.engine import COMPILE_AT
+    from parity.cases import build_cases
+    from parity.generate import ExprConfig
+
+    backend = load_engine("engine")
+    config = ExprConfig(max_nodes=60, ops=OP_NAMES, edge_rate=0.3, draws_per_graph=COMPILE_AT)
+    cases = build_cases("expr", 5, 4 * COMPILE_AT, config)
+    batch = backend.run_batch(cases)
+    assert backend._forward_for[1] is not None  # the last structure was compiled
+    for case, result in zip(cases, batch):
+        alone = backend.run(case)
+        assert (repr(alone.values), repr(alone.grads), alone.error) == (
+            repr(result.values), repr(result.grads), result.error), case.case_id

@@ -289,3 +289,22 @@ def test_spread_is_seeded():
 def test_spread_is_zero_for_exact_operations_and_stable_infinities():
     case = make_case(2, [("add", (0, 1)), ("exp", (1,))], [1.0, 1000.0], outputs=(3,))
     assert ORACLE.spread(case) == ([0.0, 0.0], [0.0, 0.0])
+
+
+def test_spread_s_exact_perturbation_factor_is_the_mpf_formula():
+    # spread builds 1 + d * 2**-53 from d's integer ratio instead of mpf
+    # arithmetic: the same number, for uniform draws and for any other float.
+    import random
+
+    from mpmath.libmp import mpf_eq
+
+    from parity.backends.oracle import UNIT_ROUNDOFF, _exact_factor
+
+    rng = random.Random(3)
+    draws = [rng.uniform(-1.0, 1.0) for _ in range(2000)] + [0.0, -0.0, 1.0, -1.0, 5e-324, 0.1]
+    with mpmath.workprec(256):
+        for d in draws:
+            factor = _exact_factor(d, 256)
+            if factor is not None:
+                assert mpf_eq(factor, (1 + mpf(d) * UNIT_ROUNDOFF)._mpf_), d
+        assert _exact_factor(5e-324, 256) is None  # 1128 bits: spread falls back to mpf arithmetic
