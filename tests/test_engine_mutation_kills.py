@@ -253,36 +253,31 @@ def test_a_minus_zero_gradient_keeps_its_sign():
     assert bits(x.grad) == bits(-0.0)  # torch: x.grad is -0.0
 
 
+class SignOfGradient(Function):
+    """Identity whose backward reports the sign of the gradient it receives."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.data
+
+    @staticmethod
+    def backward(ctx, g):
+        return math.copysign(1.0, g)
+
+
 def test_a_function_receives_a_minus_zero_root_gradient():
-    class Sign(Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x.data
-
-        @staticmethod
-        def backward(ctx, g):
-            return math.copysign(1.0, g)
-
     x = Value(2.0)
-    Sign.apply(x).backward(-0.0)
+    SignOfGradient.apply(x).backward(-0.0)
     assert x.grad == -1.0  # torch: backward gets -0.0
 
 
 def test_a_minus_zero_contribution_reaches_a_function_with_its_sign():
     # kills (Value.backward): node._g = -0.0  ->  +0.0
-    # y's pass gradient is the sum of its contributions, here the single
-    # 1.0 * -0.0; torch hands it over as -0.0, so the sum must start at -0.0.
-    class Sign(Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x.data
-
-        @staticmethod
-        def backward(ctx, g):
-            return math.copysign(1.0, g)
-
+    # The Function output's pass gradient is the sum of its contributions,
+    # here the single 1.0 * -0.0; torch hands it over as -0.0, so the sum must
+    # start at -0.0.
     x = Value(2.0)
-    (Sign.apply(x) * -0.0).backward()
+    (SignOfGradient.apply(x) * -0.0).backward()
     assert x.grad == -1.0  # torch: backward gets -0.0
 
 
