@@ -26,7 +26,6 @@ _sequence = itertools.count()
 _creation_order = attrgetter("_seq")
 
 
-
 class BackwardPass:
     """Numbers backward() calls, so per-pass state kept outside the nodes (a
     Function's gradient slots) can tell a new pass from the last one."""
