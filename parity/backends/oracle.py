@@ -43,6 +43,7 @@ from ..ops import OPS
 
 mpf = mpmath.mpf
 UNIT_ROUNDOFF = mpf(2) ** -53
+FLOAT64_BITS = 53
 # float64 rounds to inf from halfway between the largest float and 2**1024,
 # and to 0 at and below half the smallest subnormal.  (2**1024 - 2**970
 # needs 54 bits: more than mpmath's default precision.)
@@ -119,8 +120,8 @@ class OracleBackend:
     def spread(self, case, trials=8, seed=0):
         """(value_err, grad_err): per value of Result.values and per leaf
         gradient, the largest |perturbed - exact| over ``trials`` runs with
-        every intermediate rounded at random by up to float64's unit
-        roundoff.  0 where the perturbed runs all equal the exact one
+        every intermediate moved at random by up to float64's unit roundoff
+        and rounded to float64's precision.  0 where the perturbed runs all equal the exact one
         (nan and infinities included), inf where they leave its class, nan
         where the oracle cannot know the quantity (a zero's sign)."""
         rng = random.Random(seed)
@@ -137,7 +138,11 @@ class OracleBackend:
             factor = None if parts is None else _exact_factor(d, prec)
             if factor is None:
                 return float64_range(x * (1 + mpf(d) * UNIT_ROUNDOFF))
-            return float64_range(mpmath.mp.make_mpf(mpf_mul(parts, factor, prec, rounding)))
+            # Rounded to float64's 53 bits: a trial is a float64 evaluation
+            # with noise, so roundings that change a quantity's class (a
+            # cancellation to exactly 0, an exponent rounded to an integer)
+            # happen in the trials as they can in the engine and in torch.
+            return float64_range(mpmath.mp.make_mpf(mpf_mul(parts, factor, FLOAT64_BITS, rounding)))
 
         with mpmath.workprec(self.precision_bits):
             values, grads, unknown = self._exact(case)
