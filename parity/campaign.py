@@ -10,12 +10,13 @@ A run writing OUT.csv leaves:
 The rows depend only on the run arguments (RunSpec), never on the number of
 workers or on sharding: two runs differ in the timing columns only.
 """
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 import csv
 import datetime
 import importlib.metadata
+import itertools
 import json
 import multiprocessing
 import multiprocessing.forkserver
@@ -135,20 +136,23 @@ WHOLE = Shard(1, 1)
 # -- the plan ----------------------------------------------------------------------
 def plan(spec, shard=WHOLE):
     """This shard's cases, as groups of consecutive cases sharing a structure
-    (torch evaluates each group as one batch), in case order.
+    (torch evaluates each group as one batch), in case order: a generator,
+    so that a run holds only the cases it is working on.
 
     Shards take the groups round-robin: every shard gets a similar mix of
     families and sizes, and a group is never split."""
-    from .cases import build_cases
+    from .cases import iter_cases
 
-    groups = []
+    number, group = 0, []
     for family in spec.families:
-        for case in build_cases(family, spec.seed, spec.n_cases(family), spec.config()):
-            if groups and case.structure and groups[-1][-1].structure == case.structure:
-                groups[-1].append(case)
-            else:
-                groups.append([case])
-    return groups[shard.k - 1::shard.n]
+        for case in iter_cases(family, spec.seed, spec.n_cases(family), spec.config()):
+            if group and not (case.structure and group[-1].structure == case.structure):
+                if number % shard.n == shard.k - 1:
+                    yield group
+                number, group = number + 1, []
+            group.append(case)
+    if group and number % shard.n == shard.k - 1:
+        yield group
 
 
 def cost(case):
@@ -158,16 +162,17 @@ def cost(case):
 
 def pack(groups, budget):
     """Whole groups packed into tasks of at most ``budget`` cost (a group
-    costlier than that is a task of its own)."""
-    tasks, spent = [], budget
+    costlier than that is a task of its own); a generator, as plan()."""
+    task, spent = [], 0
     for group in groups:
         group_cost = sum(map(cost, group))
-        if spent + group_cost > budget:
-            tasks.append([])
-            spent = 0
-        tasks[-1].extend(group)
+        if task and spent + group_cost > budget:
+            yield task
+            task, spent = [], 0
+        task.extend(group)
         spent += group_cost
-    return tasks
+    if task:
+        yield task
 
 
 def sort_rows(df, spec):
@@ -269,17 +274,23 @@ def _rows_in_process(tasks, spec, backends):
 
 
 def _rows_from_workers(tasks, spec, workers):
-    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=_worker_context(),
+    # At most two tasks per worker in flight: the plan is a generator, and a
+    # run of any length holds only these cases and their rows.
+    with ProcessPoolExecutor(workers, mp_context=_worker_context(),
                              initializer=_start_worker, initargs=(spec,)) as pool:
-        futures = []
+        running = set()
         try:
-            futures.extend(pool.submit(_run_in_worker, cases) for cases in tasks)
-            for future in as_completed(futures):
+            for cases in tasks:
+                running.add(pool.submit(_run_in_worker, cases))
+                if len(running) >= 2 * workers:
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    yield from (future.result() for future in finished)
+            for future in as_completed(running):
                 yield future.result()
         finally:
             # Interrupted or failed: drop the queued tasks; leaving the
             # `with` waits for the running ones.
-            for future in futures:
+            for future in running:
                 future.cancel()
 
 
@@ -408,22 +419,24 @@ def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False):
     if not resume and partial.exists():
         raise CampaignError(f"{partial} holds an unfinished run: pass --resume to continue it, or delete it")
     engine = load_engine(spec)  # a bad engine spec fails here, before any work
-    groups = plan(spec, shard)
-    planned = [case.case_id for group in groups for case in group]
+    planned = [case.case_id for group in plan(spec, shard) for case in group]
     done = _resumable_rows(spec, shard, out, planned) if resume else set()
     sidecar = {"args": spec.to_json(), "shard": list(shard), "complete": False, "planned": len(planned),
                "started": _now(), "metadata": run_metadata(engine, workers),
                "tolerances": asdict(Tolerances())}
     write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
 
-    tasks = pack([todo for todo in ([c for c in group if c.case_id not in done] for group in groups) if todo],
-                 TASK_COST)
+    # The plan again, lazily: building cases is cheap, holding them all is not.
+    tasks = pack((todo for todo in ([c for c in group if c.case_id not in done] for group in plan(spec, shard))
+                  if todo), TASK_COST)
     bar = _progress_bar(len(planned) - len(done)) if progress else None
     start, ran = time.perf_counter(), 0
     writer = RowWriter(partial, append=resume)
     try:
+        first_tasks = list(itertools.islice(tasks, 2))  # one task alone is not worth a pool
+        tasks = itertools.chain(first_tasks, tasks)
         batches = (_rows_in_process(tasks, spec, load_backends(spec, engine))
-                   if workers <= 1 or len(tasks) <= 1 else _rows_from_workers(tasks, spec, workers))
+                   if workers <= 1 or len(first_tasks) <= 1 else _rows_from_workers(tasks, spec, workers))
         for rows in batches:
             for row in rows:
                 writer.write(row)

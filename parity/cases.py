@@ -48,8 +48,13 @@ CHAIN_SHARE = 0.2
 
 def build_cases(family, seed, n, config=None):
     """The first n cases of ``family`` for ``seed``."""
+    return list(iter_cases(family, seed, n, config))
+
+
+def iter_cases(family, seed, n, config=None):
+    """build_cases, one case at a time: long runs hold none they are done with."""
     builder = _builder(family)
-    return [builder(seed, index, config) for index in range(n)]
+    return (builder(seed, index, config) for index in range(n))
 
 
 def case_from_id(case_id, config=None):

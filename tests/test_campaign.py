@@ -58,8 +58,8 @@ def test_shards_partition_the_cases_and_never_split_a_structure():
 
 
 def test_tasks_pack_whole_groups_up_to_a_budget():
-    groups = plan(SMALL)
-    tasks = pack(groups, budget=300)
+    groups = list(plan(SMALL))
+    tasks = list(pack(groups, budget=300))
     assert [case for task in tasks for case in task] == [case for group in groups for case in group]
     cases_by_structure = {}
     for number, task in enumerate(tasks):
@@ -72,7 +72,7 @@ def test_tasks_pack_whole_groups_up_to_a_budget():
 def test_workers_give_the_same_rows_as_one_process(whole, tmp_path, monkeypatch):
     # Small tasks, so that both workers get several.
     monkeypatch.setattr(campaign, "TASK_COST", 100)
-    assert len(pack(plan(SMALL), 100)) > 4
+    assert len(list(pack(plan(SMALL), 100))) > 4
     pools, rows_from_workers = [], campaign._rows_from_workers
 
     def counted(*arguments):
