@@ -66,6 +66,26 @@ def pow_by_constant(x, e):
     return pow(x, e)
 
 
+def one_minus_square(y):
+    """1 - y*y rounded once, as torch's tanh backward computes it with a fused
+    multiply-add; ``1.0 - y * y`` rounds twice and, near |y| = 1, loses up to
+    half its digits to the cancellation.
+
+    y*y = p + e exactly (Dekker's product, by Veltkamp's split), 1 - p = s + t
+    exactly (Knuth's two-sum), so 1 - y*y = s + (t - e), rounded once at the
+    end.  For |y| <= 1, as tanh gives, nothing overflows.
+    """
+    p = y * y
+    scaled = 134217729.0 * y  # 2**27 + 1 splits y into two 26-bit halves
+    high = scaled - (scaled - y)
+    low = y - high
+    e = ((high * high - p) + 2.0 * high * low) + low * low
+    s = 1.0 - p
+    virtual = s - 1.0
+    t = (1.0 - (s - virtual)) + (-p - virtual)
+    return s + (t - e)
+
+
 def exp(x):
     try:
         return math.exp(x)

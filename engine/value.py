@@ -332,8 +332,7 @@ def _log_backward(node, g):
 
 
 def _tanh_backward(node, g):
-    y = node.data
-    node._prev[0]._g += g * (1.0 - y * y)
+    node._prev[0]._g += g * floatmath.one_minus_square(node.data)
 
 
 def _sigmoid_backward(node, g):

@@ -50,7 +50,7 @@ MUTANTS = [
     Mutant("grad_assigned_in_add_backward", "value.py",
            "    a, b = node._prev\n    a._g += g\n    b._g += g\n", "    a, b = node._prev\n    a._g = g\n    b._g += g\n",
            lambda case: True, "grad of leaf"),  # the loss adds the outputs: any graph may show it
-    Mutant("tanh_derivative_1_minus_y", "value.py", "g * (1.0 - y * y)", "g * (1.0 - y)",
+    Mutant("tanh_derivative_1_minus_y", "value.py", "g * floatmath.one_minus_square(node.data)", "g * (1.0 - node.data)",
            uses("tanh"), "grad of leaf"),
     Mutant("pow_derivative_e_x_to_the_e", "value.py",
            "e * _pow_by_constant(x.data, e - 1.0)", "e * _pow_by_constant(x.data, e)",
