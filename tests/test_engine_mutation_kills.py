@@ -281,6 +281,18 @@ def test_a_minus_zero_contribution_reaches_a_function_with_its_sign():
     assert x.grad == -1.0  # torch: backward gets -0.0
 
 
+def test_a_zero_exponent_gradient_reaches_a_function_as_plus_zero():
+    # kills (_pow_backward, _pow_constant_base_backward): y._g += g * 0.0  ->  -=
+    # At a zero base the exponent's gradient is g * 0.0 = +0.0 (torch); the
+    # pass sum starts at -0.0, so subtracting would hand the Function -0.0.
+    exponent_input = Value(2.0)
+    (Value(0.0) ** SignOfGradient.apply(exponent_input)).backward()
+    assert exponent_input.grad == 1.0
+    exponent_input = Value(2.0)
+    (0.0 ** SignOfGradient.apply(exponent_input)).backward()
+    assert exponent_input.grad == 1.0
+
+
 @pytest.mark.parametrize("upstream", [
     1.0,
     pytest.param(-1.0, marks=pytest.mark.xfail(strict=True, reason=SIGNED_ZERO_BUG)),
