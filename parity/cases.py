@@ -307,11 +307,18 @@ def function_case(seed, index, config=None):
     if index < len(named):
         name, graph, leaves, passes, structure = named[index]
         return _case("function", seed, index, graph, leaves, name=name, passes=passes, structure=structure)
-    s, draw = divmod(index - len(named), _FUNCTION_DRAWS)
-    structure = _expr_structure(f"function:{seed}:{s}",
-                                ExprConfig(max_nodes=10, ops=_FUNCTION_MIX_OPS, draws_per_graph=_FUNCTION_DRAWS))
-    leaves = random_leaves(structure, f"function:{seed}:{s}", draw, edge_rate=0.05)
-    return _case("function", seed, index, structure.graph, leaves, structure=f"function-{seed}-{s}")
+    return _random_small_case("function", seed, index - len(named), index,
+                              ExprConfig(max_nodes=10, ops=_FUNCTION_MIX_OPS, draws_per_graph=_FUNCTION_DRAWS))
+
+
+def _random_small_case(family, seed, random_index, index, config):
+    """The random cases after a family's fixed ones: small graphs of
+    ``config``, draws_per_graph leaf draws each."""
+    s, draw = divmod(random_index, config.draws_per_graph)
+    key = f"{family}:{seed}:{s}"
+    structure = _expr_structure(key, config)
+    leaves = random_leaves(structure, key, draw, edge_rate=config.edge_rate)
+    return _case(family, seed, index, structure.graph, leaves, structure=f"{family}-{seed}-{s}")
 
 
 # -- edges -----------------------------------------------------------------------
@@ -383,11 +390,8 @@ def edges_case(seed, index, config=None):
     if index < len(fixed):
         name, graph, leaves, structure, spec = fixed[index]
         return _case("edges", seed, index, graph, leaves, structure=structure, spec=spec, name=name)
-    s, draw = divmod(index - len(fixed), _EDGE_DRAWS)
-    structure = _expr_structure(f"edges:{seed}:{s}", ExprConfig(max_nodes=8, ops=OP_NAMES, edge_rate=0.5,
-                                                                  draws_per_graph=_EDGE_DRAWS))
-    leaves = random_leaves(structure, f"edges:{seed}:{s}", draw, edge_rate=0.5)
-    return _case("edges", seed, index, structure.graph, leaves, structure=f"edges-{seed}-{s}")
+    return _random_small_case("edges", seed, index - len(fixed), index,
+                              ExprConfig(max_nodes=8, ops=OP_NAMES, edge_rate=0.5, draws_per_graph=_EDGE_DRAWS))
 
 
 def n_fixed_cases(family):
