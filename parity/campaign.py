@@ -10,11 +10,13 @@ A run writing OUT.csv leaves:
 The rows depend only on the run arguments (RunSpec), never on the number of
 workers or on sharding: two runs differ in the timing columns only.
 """
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
+import collections
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 import csv
 import datetime
+import heapq
 import importlib.metadata
 import itertools
 import json
@@ -24,6 +26,7 @@ import os
 from pathlib import Path
 import platform
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,11 +35,9 @@ import threading
 import time
 from typing import NamedTuple, Optional
 
-import pandas as pd
-
 from . import __version__
 from .case import FAMILIES
-from .report import COLUMNS, ReportError, read_report
+from .report import COLUMNS, ReportError, Summary, iter_report
 
 # Without --cases, each family's fixed cases (named ones, the edge table) and
 # this many random ones: a mix that runs in well under a minute on 2 cores.
@@ -45,6 +46,10 @@ DEFAULT_RANDOM_CASES = {"expr": 3200, "mlp": 63, "accumulation": 200, "function"
 # a fraction of a second, so the workers stay balanced and Ctrl-C is not
 # kept waiting; 4 times more per task ran no faster.
 TASK_COST = 5_000
+# Tasks submitted per worker ahead of the one whose rows are due next: rows
+# are written in case order, so a slow task holds back the ones after it,
+# and this many keep the workers busy meanwhile.
+TASKS_IN_FLIGHT = 4
 
 
 class CampaignError(ValueError):
@@ -175,11 +180,66 @@ def pack(groups, budget):
         yield task
 
 
-def sort_rows(df, spec):
-    """Rows in case order: families in the run's order, then seed and index."""
+def case_order(spec, header):
+    """The sort key of a report's CSV rows (lists of strings, in ``header``'s
+    columns): families in the run's order, then seed and index."""
     rank = {family: i for i, family in enumerate(spec.families)}
-    order = df.assign(_rank=df["family"].map(rank)).sort_values(["_rank", "seed", "index"], kind="stable")
-    return order.drop(columns="_rank").reset_index(drop=True)
+    family, seed, index = (header.index(column) for column in ("family", "seed", "index"))
+    return lambda row: (rank.get(row[family], len(rank)), int(row[seed]), int(row[index]))
+
+
+def ordered_rows(paths, spec):
+    """(header, rows): the data rows of the CSV files at ``paths``, merged
+    into case order.  Each file is cut into its ascending runs (a run's
+    workers deliver rows in case order, so a file has one run per
+    invocation that wrote it) and the runs are merged: memory holds a row
+    per run, not the rows."""
+    header = _header(paths[0])
+    key = case_order(spec, header)
+    runs = [_rows_of(path, start, stop) for path in paths for start, stop in _ascending_runs(path, key)]
+    return header, heapq.merge(*runs, key=key)
+
+
+def _header(path):
+    with open(path, newline="") as file:
+        return next(csv.reader(file), [])
+
+
+def _rows_of(path, start=0, stop=None):
+    with open(path, newline="") as file:
+        yield from itertools.islice(csv.reader(file), start + 1, None if stop is None else stop + 1)
+
+
+def _ascending_runs(path, key):
+    """[(start, stop)]: row numbers of the maximal ascending runs of a CSV."""
+    runs, start, last = [], 0, None
+    for i, row in enumerate(_rows_of(path)):
+        current = key(row)
+        if last is not None and current <= last:
+            runs.append((start, i))
+            start = i
+        last = current
+    return runs + [(start, i + 1)] if last is not None else runs
+
+
+def write_ordered(paths, spec, out, limit=100):
+    """Write the rows of ``paths`` to ``out`` (atomically) in case order, and
+    return their Summary; a case in two rows is a CampaignError."""
+    header, rows = ordered_rows(paths, spec)
+    key = case_order(spec, header)
+    with atomic_file(out) as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(header)
+        last = None
+        for row in rows:
+            if last is not None and key(row) == last:
+                raise CampaignError(f"case {row[header.index('case_id')]} is in more than one row")
+            last = key(row)
+            writer.writerow(row)
+    summary = Summary(limit)
+    for chunk in iter_report(out):
+        summary.add(chunk)
+    return summary
 
 
 # -- running the cases ---------------------------------------------------------------
@@ -273,20 +333,26 @@ def _rows_in_process(tasks, spec, backends):
             yield [row]
 
 
-def _rows_from_workers(tasks, spec, workers):
-    # At most two tasks per worker in flight: the plan is a generator, and a
-    # run of any length holds only these cases and their rows.
+def _rows_from_workers(tasks, spec, workers, keep):
+    # Rows in task order, so that the report needs no sort, with at most
+    # TASKS_IN_FLIGHT tasks per worker submitted: the plan is a generator,
+    # and a run of any length holds only these cases and their rows.
+    # Interrupted, the tasks that finished ahead of their turn go to ``keep``.
     with ProcessPoolExecutor(workers, mp_context=_worker_context(),
                              initializer=_start_worker, initargs=(spec,)) as pool:
-        running = set()
+        running = collections.deque()
         try:
             for cases in tasks:
-                running.add(pool.submit(_run_in_worker, cases))
-                if len(running) >= 2 * workers:
-                    finished, running = wait(running, return_when=FIRST_COMPLETED)
-                    yield from (future.result() for future in finished)
-            for future in as_completed(running):
-                yield future.result()
+                running.append(pool.submit(_run_in_worker, cases))
+                if len(running) >= TASKS_IN_FLIGHT * workers:
+                    yield running.popleft().result()
+            while running:
+                yield running.popleft().result()
+        except BaseException:
+            for future in running:
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    keep(future.result())
+            raise
         finally:
             # Interrupted or failed: drop the queued tasks; leaving the
             # `with` waits for the running ones.
@@ -306,12 +372,25 @@ def partial_path(out):
 def write_atomic(path, text):
     """Write ``text`` to a temporary file beside ``path``, then rename it over
     ``path``: a reader sees the old file or the new one, never half of one."""
+    with atomic_file(path) as file:
+        file.write(text)
+
+
+def copy_atomic(source, path):
+    with atomic_file(path) as file, open(source, newline="") as original:
+        shutil.copyfileobj(original, file)
+
+
+@contextmanager
+def atomic_file(path):
+    """A text file to write that replaces ``path`` when the block ends
+    without an exception (and is deleted otherwise)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", newline="") as file:
-            file.write(text)
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; a report is not
@@ -325,10 +404,6 @@ def _umask():
     mask = os.umask(0)  # the only way to read it is to set it
     os.umask(mask)
     return mask
-
-
-def csv_text(df):
-    return df.to_csv(index=False, na_rep="nan", lineterminator="\n")
 
 
 def read_sidecar(out):
@@ -355,8 +430,8 @@ class RowWriter:
             self.writer.writeheader()
             self.file.flush()
 
-    def write(self, row):
-        self.writer.writerow(row)
+    def write_all(self, rows):
+        self.writer.writerows(rows)
         self.file.flush()
 
     def close(self):
@@ -405,9 +480,9 @@ def _now():
 # -- a run --------------------------------------------------------------------------
 @dataclass
 class RunOutcome:
-    rows: pd.DataFrame  # every row of the run (resumed ones included), in case order
-    ran: int            # cases run by this invocation
-    seconds: float      # this invocation's wall time
+    summary: Summary  # of every row of the run, resumed ones included
+    ran: int          # cases run by this invocation
+    seconds: float    # this invocation's wall time
 
 
 def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False):
@@ -419,9 +494,9 @@ def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False):
     if not resume and partial.exists():
         raise CampaignError(f"{partial} holds an unfinished run: pass --resume to continue it, or delete it")
     engine = load_engine(spec)  # a bad engine spec fails here, before any work
-    planned = [case.case_id for group in plan(spec, shard) for case in group]
-    done = _resumable_rows(spec, shard, out, planned) if resume else set()
-    sidecar = {"args": spec.to_json(), "shard": list(shard), "complete": False, "planned": len(planned),
+    planned = sum(len(group) for group in plan(spec, shard))
+    done = _resumable_rows(spec, shard, out) if resume else set()
+    sidecar = {"args": spec.to_json(), "shard": list(shard), "complete": False, "planned": planned,
                "started": _now(), "metadata": run_metadata(engine, workers),
                "tolerances": asdict(Tolerances())}
     write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
@@ -429,55 +504,55 @@ def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False):
     # The plan again, lazily: building cases is cheap, holding them all is not.
     tasks = pack((todo for todo in ([c for c in group if c.case_id not in done] for group in plan(spec, shard))
                   if todo), TASK_COST)
-    bar = _progress_bar(len(planned) - len(done)) if progress else None
+    bar = _progress_bar(planned - len(done)) if progress else None
     start, ran = time.perf_counter(), 0
     writer = RowWriter(partial, append=resume)
+    batches = None
     try:
         first_tasks = list(itertools.islice(tasks, 2))  # one task alone is not worth a pool
         tasks = itertools.chain(first_tasks, tasks)
         batches = (_rows_in_process(tasks, spec, load_backends(spec, engine))
-                   if workers <= 1 or len(first_tasks) <= 1 else _rows_from_workers(tasks, spec, workers))
+                   if workers <= 1 or len(first_tasks) <= 1
+                   else _rows_from_workers(tasks, spec, workers, keep=writer.write_all))
         for rows in batches:
-            for row in rows:
-                writer.write(row)
+            writer.write_all(rows)
             ran += len(rows)
             if bar is not None:
                 bar.update(len(rows))
     finally:
+        if batches is not None:
+            batches.close()  # before the writer: an interrupted pool hands it what finished
         writer.close()
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - start
 
-    rows = sort_rows(read_report(partial), spec)
-    write_atomic(out, csv_text(rows))
+    summary = write_ordered([partial], spec, out)
     partial.unlink()
-    sidecar.update(complete=True, finished=_now(), cases=len(rows), verdicts=_verdict_counts(rows))
+    sidecar.update(complete=True, finished=_now(), cases=summary.cases, verdicts=summary.verdict_counts())
     write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
-    return RunOutcome(rows, ran, seconds)
+    return RunOutcome(summary, ran, seconds)
 
 
-def _verdict_counts(rows):
-    return {str(verdict): int(n) for verdict, n in rows["verdict"].value_counts().items()}
-
-
-def _resumable_rows(spec, shard, out, planned):
+def _resumable_rows(spec, shard, out):
     """The case_ids already done by the run being resumed into ``out``."""
     partial = partial_path(out)
     if not partial.exists():
         if not out.exists():
             raise CampaignError(f"nothing to resume: neither {partial} nor {out} exists")
-        write_atomic(partial, out.read_text())  # a finished run: rerun nothing, rewrite the same
+        copy_atomic(out, partial)  # a finished run: rerun nothing, rewrite the same
     sidecar = read_sidecar(out)
     if sidecar.get("args") != spec.to_json() or sidecar.get("shard") != list(shard):
         raise CampaignError(f"cannot resume {out}: it was run with other arguments "
                             f"({_difference(sidecar, spec, shard)})")
     _drop_torn_line(partial)
     try:
-        done = set(read_report(partial)["case_id"])
+        done = {case_id for chunk in iter_report(partial) for case_id in chunk["case_id"]}
     except ReportError as exc:
         raise CampaignError(f"cannot resume: {exc}") from None
-    strangers = done - set(planned)
+    strangers = set(done)
+    for group in plan(spec, shard):
+        strangers.difference_update(case.case_id for case in group)
     if strangers:
         raise CampaignError(f"cannot resume {out}: it has cases this run does not plan, e.g. {min(strangers)}")
     return done
@@ -522,20 +597,22 @@ def merge(paths, out):
     if missing:
         raise CampaignError(f"missing shard(s) {', '.join(f'{k}/{shards[0].n}' for k in missing)}")
 
-    frames = [read_report(path) for path in paths]
-    for path, frame in zip(paths, frames):
-        if list(frame.columns) != list(frames[0].columns):
+    headers = [_header(path) for path in paths]
+    for path, header in zip(paths, headers):
+        if header != headers[0]:
             raise CampaignError(f"{path} has other columns than {paths[0]}")
-    rows = pd.concat(frames, ignore_index=True)
-    overlap = rows["case_id"][rows["case_id"].duplicated()]
-    if len(overlap):
-        raise CampaignError(f"shards overlap: case {overlap.iloc[0]} is in more than one report")
-    spec = RunSpec.from_json(first["args"])
-    rows = sort_rows(rows, spec)
-    write_atomic(out, csv_text(rows))
+        try:
+            for _ in iter_report(path):  # every value checked, a chunk at a time
+                pass
+        except ReportError as exc:
+            raise CampaignError(f"cannot merge: {exc}") from None
+    try:
+        summary = write_ordered(paths, RunSpec.from_json(first["args"]), out)
+    except CampaignError as exc:
+        raise CampaignError(f"shards overlap: {exc}") from None
     # The first shard's metadata and tolerances stand for all (same arguments).
-    merged = {**first, "shard": list(WHOLE), "complete": True, "cases": len(rows),
-              "planned": sum(s.get("planned", 0) for s in sidecars), "verdicts": _verdict_counts(rows),
+    merged = {**first, "shard": list(WHOLE), "complete": True, "cases": summary.cases,
+              "planned": sum(s.get("planned", 0) for s in sidecars), "verdicts": summary.verdict_counts(),
               "merged_from": [str(p) for p in paths], "finished": _now()}
     write_atomic(sidecar_path(out), json.dumps(merged, indent=2) + "\n")
-    return rows, merged
+    return summary, merged

@@ -10,11 +10,11 @@ import sys
 import time
 
 from . import __version__
-from .campaign import (CampaignError, RunSpec, Shard, load_backends, merge, partial_path, read_sidecar, run,
-                       sidecar_path, write_atomic)
+from .campaign import (CampaignError, RunSpec, Shard, copy_atomic, load_backends, merge, partial_path,
+                       read_sidecar, run, sidecar_path)
 from .case import FAMILIES
-from .report import (BAD_VERDICTS, GROWTH_FACTOR, GROWTH_FLOOR, ReportError, compare_reports, read_report,
-                     summary)
+from .report import (BAD_VERDICTS, GROWTH_FACTOR, GROWTH_FLOOR, ReportError, Summary, compare_reports, iter_report,
+                     read_report)
 
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 REPORTS = Path("reports")
@@ -68,10 +68,10 @@ def run_command(args):
         return INTERRUPTED
     if not args.out:
         for source in (out, sidecar_path(out)):
-            write_atomic(REPORTS / f"latest{source.suffix}", source.read_text())
-    print(summary(outcome.rows, outcome.seconds, outcome.ran))
+            copy_atomic(source, REPORTS / f"latest{source.suffix}")
+    print(outcome.summary.text(outcome.seconds, outcome.ran))
     print(f"report: {out} (run metadata: {sidecar_path(out)})")
-    return FAILED if outcome.rows["verdict"].isin(BAD_VERDICTS).any() else OK
+    return FAILED if outcome.summary.failed else OK
 
 
 @contextmanager
@@ -161,20 +161,23 @@ def compare_command(args):
 
 
 def merge_command(args):
-    rows, _ = merge([Path(p) for p in args.reports], Path(args.out))
-    print(f"merged {len(args.reports)} shards, {len(rows)} cases: {args.out}")
+    summary, _ = merge([Path(p) for p in args.reports], Path(args.out))
+    print(f"merged {len(args.reports)} shards, {summary.cases} cases: {args.out}")
     return OK
 
 
 def report_command(args):
-    rows = read_report(args.report)
-    print(summary(rows))
+    summary = Summary()
+    for chunk in iter_report(args.report):  # a report of any length, a chunk at a time
+        summary.add(chunk)
+    print(summary.text())
     if args.html:
         from .plots import write_html
 
-        write_html(rows, args.html, title=str(args.report), sidecar=_sidecar_or_none(args.report))
+        write_html(read_report(args.report), args.html, title=str(args.report),
+                   sidecar=_sidecar_or_none(args.report))
         print(f"html: {args.html}")
-    return FAILED if rows["verdict"].isin(BAD_VERDICTS).any() else OK
+    return FAILED if summary.failed else OK
 
 
 def _sidecar_or_none(report):

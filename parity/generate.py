@@ -8,11 +8,11 @@ at ``edge_rate``, when any operand will do: that is how 0, negatives and
 poles reach them.  Leaf draws put ``edge_rate`` of the leaves on special
 points (0, -0.0, ±1, overflow of exp ...).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import random
 
 from .graph import Graph, Node
-from .ops import ANY, NONZERO, OPS, POSITIVE
+from .ops import ANY, OPS
 
 # Sign facts the generator tracks per value, to keep most operands in domain.
 POS, NONNEG, REAL = "pos", "nonneg", "real"

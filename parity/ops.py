@@ -10,9 +10,9 @@ table: adding an op is one row here plus its engine method.
 Operands are the op's Value inputs; ``const`` is its number operand, if any
 (``x + c``, ``c - x``, ``x ** c`` ...).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import math
-from typing import Callable, Optional
+from typing import Callable
 
 import mpmath
 

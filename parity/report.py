@@ -7,9 +7,11 @@ campaign.py).  Everything here works on a pandas DataFrame read by
 ``read_report``, so a report from any machine or shard can be summarised and
 compared.
 """
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 import math
 
+import numpy as np
 import pandas as pd
 
 COLUMNS = (
@@ -44,15 +46,33 @@ class ReportError(ValueError):
     """A report file that cannot be used: unreadable, wrong schema, bad value."""
 
 
+# Rows per chunk when a report is read piecewise (a summary, a merge): a
+# few tens of MB of pandas objects, whatever the report's length.
+CHUNK_ROWS = 20_000
+
+
 def read_report(path):
     """The report at ``path`` as a DataFrame with typed columns.
 
     Raises ReportError naming the file, and the line and column where a value
     does not parse."""
+    df = pd.concat(list(iter_report(path)), ignore_index=True)
+    duplicated = df["case_id"][df["case_id"].duplicated()]
+    if len(duplicated):
+        raise ReportError(f"{path}: case_id {duplicated.iloc[0]!r} appears more than once")
+    return df
+
+
+def iter_report(path, chunk_rows=CHUNK_ROWS):
+    """The report at ``path`` as typed DataFrames of up to ``chunk_rows`` rows
+    each (at least one, maybe empty), checked as ``read_report`` checks them,
+    except for case_ids repeated in different chunks."""
     try:
         # Everything as text first, so that each value is parsed (and any bad
         # one reported) here, with its line number.
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+        with pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows) as chunks:
+            for raw in chunks:
+                yield _typed(raw, path)
     except FileNotFoundError:
         raise ReportError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -61,19 +81,19 @@ def read_report(path):
         raise ReportError(f"{path}: empty file, not a parity report") from None
     except pd.errors.ParserError as exc:
         raise ReportError(f"{path}: malformed CSV: {exc}") from None
-    missing = [c for c in COLUMNS if c not in raw.columns]
-    if missing:
-        raise ReportError(f"{path}: not a parity report: missing column(s) {', '.join(missing)}")
-    return _typed(raw, path)
 
 
 def _typed(raw, path):
+    missing = [c for c in COLUMNS if c not in raw.columns]
+    if missing:
+        raise ReportError(f"{path}: not a parity report: missing column(s) {', '.join(missing)}")
     df = raw.copy()
     for columns, parse, dtype in ((INT_COLUMNS, int, "int64"), (FLOAT_COLUMNS, _parse_float, "float64"),
                                   (BOOL_COLUMNS, _parse_bool, "bool")):
         for column in columns:
             values = []
-            for line, text in enumerate(raw[column], start=2):
+            # A chunk's index continues its predecessor's: line = index + 2 (the header is line 1).
+            for line, text in zip(raw.index + 2, raw[column]):
                 try:
                     values.append(parse(text))
                 except ValueError:
@@ -107,9 +127,7 @@ def failing(df):
 # -- the end-of-run summary ----------------------------------------------------
 def verdict_table(df):
     """Cases per family (rows) and verdict (columns), with totals."""
-    present = [v for v in VERDICTS if v in set(df["verdict"])]
-    table = pd.crosstab(df["family"], df["verdict"], margins=True, margins_name="total")
-    return table[present + ["total"]]
+    return Summary().add(df).verdict_table()
 
 
 def rows_per_op(df):
@@ -118,41 +136,118 @@ def rows_per_op(df):
     return per_op[per_op["op"] != ""]
 
 
-def op_error_table(df, column="max_rel_err_grad"):
-    """Per op: how many cases use it, and the median, p99 and max of ``column``
-    over those cases (nan errors, from cases that could not be compared, are
+def op_error_table(df):
+    """Per op: how many cases use it, and the median, p99 and max of their
+    max_rel_err_grad (nan errors, from cases that could not be compared, are
     left out)."""
-    grouped = rows_per_op(df).groupby("op")[column]
-    return pd.DataFrame({
-        "cases": grouped.size(),
-        "median": grouped.median(),
-        "p99": grouped.quantile(0.99),
-        "max": grouped.max(),
-    })
+    return Summary().add(df).op_error_table()
 
 
 def summary(df, seconds=None, ran=None, limit=100):
-    """The text printed at the end of a run (and by `parity report`); with
-    ``seconds``, the throughput of the ``ran`` cases run in that time (default:
-    all of them).  Lists the replay commands of up to ``limit`` failures."""
-    if df.empty:
-        return "no cases"
-    parts = ["verdicts per family:", verdict_table(df).to_string(), ""]
-    ops = op_error_table(df)
-    parts += ["relative gradient error per op (cases containing the op):",
-              ops.to_string(float_format=lambda x: f"{x:.2e}", na_rep="-"), ""]
-    if seconds:
-        ran = len(df) if ran is None else ran
-        parts.append(f"ran {ran} cases in {seconds:.1f} s: {ran / seconds:.1f} cases/s")
-    bad = failing(df)
-    if len(bad):
-        parts.append(f"{len(bad)} case(s) failed; replay with:")
-        parts += [f"  {row.replay}    # {row.verdict}: {row.detail}" for row in bad.head(limit).itertuples()]
-        if len(bad) > limit:
-            parts.append(f"  ... and {len(bad) - limit} more (verdict fail or error in the CSV)")
-    else:
-        parts.append("no case failed")
-    return "\n".join(parts)
+    """The text printed at the end of a run (and by `parity report`)."""
+    return Summary(limit).add(df).text(seconds, ran)
+
+
+class Summary:
+    """The end-of-run summary, added up a chunk of rows at a time, so that a
+    report of any length is summarised in bounded memory: counts, the first
+    ``limit`` failures, and per op the count of exact gradients and the
+    nonzero errors (a few per case: most cases match torch bit for bit),
+    which is all that exact quantiles need."""
+    ERROR = "max_rel_err_grad"
+
+    def __init__(self, limit=100):
+        self.limit = limit
+        self.cases = 0
+        self.verdicts = Counter()      # (family, verdict) -> cases
+        self.op_cases = Counter()      # op -> cases using it
+        self.op_exact = Counter()      # op -> cases using it with error 0
+        self.op_errors = defaultdict(list)  # op -> arrays of its nonzero errors
+        self.failures = []             # (replay, verdict, detail), the first `limit`
+        self.n_failures = 0
+
+    def add(self, df):
+        self.cases += len(df)
+        self.verdicts.update(zip(df["family"], df["verdict"]))
+        per_op = rows_per_op(df[["ops", self.ERROR]])
+        self.op_cases.update(per_op["op"])
+        errors = per_op[self.ERROR]
+        self.op_exact.update(per_op["op"][errors == 0])
+        inexact = per_op[(errors != 0) & errors.notna()]
+        for op, nonzero in inexact.groupby("op")[self.ERROR]:
+            self.op_errors[op].append(nonzero.to_numpy())
+        bad = failing(df)
+        self.n_failures += len(bad)
+        room = self.limit - len(self.failures)
+        self.failures += list(bad[["replay", "verdict", "detail"]].head(max(room, 0)).itertuples(index=False))
+        return self
+
+    @property
+    def failed(self):
+        return self.n_failures > 0
+
+    def verdict_counts(self):
+        """{verdict: cases}, as in a run's sidecar."""
+        counts = Counter()
+        for (_, verdict), n in self.verdicts.items():
+            counts[verdict] += n
+        return {verdict: counts[verdict] for verdict in VERDICTS if counts[verdict]}
+
+    def verdict_table(self):
+        families = sorted({family for family, _ in self.verdicts})
+        present = [v for v in VERDICTS if any(v == verdict for _, verdict in self.verdicts)]
+        table = pd.DataFrame([[self.verdicts[family, v] for v in present] for family in families],
+                             index=pd.Index(families, name="family"),
+                             columns=pd.Index(present, name="verdict"), dtype="int64")
+        table.loc["total"] = table.sum()
+        table["total"] = table.sum(axis=1)
+        return table
+
+    def op_error_table(self):
+        rows = {}
+        for op in sorted(self.op_cases):
+            nonzero = np.sort(np.concatenate(self.op_errors[op])) if self.op_errors[op] else np.empty(0)
+            exact = self.op_exact[op]
+            rows[op] = {"cases": self.op_cases[op],
+                        "median": _quantile(exact, nonzero, 0.5), "p99": _quantile(exact, nonzero, 0.99),
+                        "max": nonzero[-1] if len(nonzero) else (0.0 if exact else math.nan)}
+        table = pd.DataFrame.from_dict(rows, orient="index", columns=["cases", "median", "p99", "max"])
+        table.index.name = "op"
+        return table
+
+    def text(self, seconds=None, ran=None):
+        """With ``seconds``, the throughput of the ``ran`` cases run in that
+        time (default: all of them)."""
+        if not self.cases:
+            return "no cases"
+        parts = ["verdicts per family:", self.verdict_table().to_string(), ""]
+        parts += ["relative gradient error per op (cases containing the op):",
+                  self.op_error_table().to_string(float_format=lambda x: f"{x:.2e}", na_rep="-"), ""]
+        if seconds:
+            ran = self.cases if ran is None else ran
+            parts.append(f"ran {ran} cases in {seconds:.1f} s: {ran / seconds:.1f} cases/s")
+        if self.failures:
+            parts.append(f"{self.n_failures} case(s) failed; replay with:")
+            parts += [f"  {replay}    # {verdict}: {detail}" for replay, verdict, detail in self.failures]
+            if self.n_failures > len(self.failures):
+                parts.append(f"  ... and {self.n_failures - len(self.failures)} more (verdict fail or error in the CSV)")
+        else:
+            parts.append("no case failed")
+        return "\n".join(parts)
+
+
+def _quantile(exact, nonzero, q):
+    """The q-quantile, interpolated as pandas and numpy do by default, of
+    ``exact`` zeros followed by the sorted ``nonzero`` errors (all >= 0)."""
+    n = exact + len(nonzero)
+    if not n:
+        return math.nan
+    position = q * (n - 1)
+    below, above = math.floor(position), math.ceil(position)
+
+    def at(i):
+        return 0.0 if i < exact else float(nonzero[i - exact])
+    return at(below) + (at(above) - at(below)) * (position - below)
 
 
 # -- the regression check ------------------------------------------------------

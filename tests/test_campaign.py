@@ -14,7 +14,7 @@ pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 
 from parity import campaign  # noqa: E402
-from parity.campaign import (CampaignError, RunSpec, Shard, cost, csv_text, merge, pack,  # noqa: E402
+from parity.campaign import (CampaignError, RunSpec, Shard, cost, merge, pack,  # noqa: E402
                              partial_path, plan, run, sidecar_path, write_atomic)
 from parity.report import TIMING_COLUMNS, read_report  # noqa: E402
 
@@ -24,7 +24,7 @@ SMALL = RunSpec(families=("expr", "accumulation", "function", "edges"), cases=40
 
 def rows_text(path):
     """The report's rows without the timing columns, as CSV text."""
-    return csv_text(read_report(path).drop(columns=list(TIMING_COLUMNS)))
+    return read_report(path).drop(columns=list(TIMING_COLUMNS)).to_csv(index=False, lineterminator="\n")
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +75,22 @@ def test_workers_give_the_same_rows_as_one_process(whole, tmp_path, monkeypatch)
     assert len(list(pack(plan(SMALL), 100))) > 4
     pools, rows_from_workers = [], campaign._rows_from_workers
 
-    def counted(*arguments):
+    def counted(*arguments, **keywords):
         pools.append(arguments)
-        return rows_from_workers(*arguments)
+        return rows_from_workers(*arguments, **keywords)
 
     monkeypatch.setattr(campaign, "_rows_from_workers", counted)
+    runs, write_ordered = [], campaign.write_ordered
+
+    def recorded(paths, *arguments):
+        runs.extend(campaign._ascending_runs(paths[0], campaign.case_order(SMALL, campaign._header(paths[0]))))
+        return write_ordered(paths, *arguments)
+
+    monkeypatch.setattr(campaign, "write_ordered", recorded)
     out = tmp_path / "two.csv"
     run(SMALL, out, workers=2)
     assert len(pools) == 1  # the worker processes ran the cases
+    assert runs == [(0, 160)]  # and delivered the rows in case order: nothing to sort
     assert rows_text(out) == rows_text(whole)
     assert json.loads(sidecar_path(out).read_text())["metadata"]["workers"] == 2
 
@@ -125,6 +133,23 @@ def test_overlapping_shards_are_refused(tmp_path):
     second.write_text(first.read_text())
     with pytest.raises(CampaignError, match="shards overlap: case accumulation-0-0"):
         merge([first, second], tmp_path / "m.csv")
+
+
+def test_rows_written_in_several_runs_are_merged_into_case_order(whole, tmp_path):
+    # As an interrupted run, resumed twice, leaves its partial file.
+    header, *lines = whole.read_text().splitlines(keepends=True)
+    scrambled = tmp_path / "scrambled.csv"
+    scrambled.write_text(header + "".join(lines[100:] + lines[40:100] + lines[:40]))
+    assert len(campaign._ascending_runs(scrambled, campaign.case_order(SMALL, campaign._header(scrambled)))) == 3
+    out = tmp_path / "ordered.csv"
+    summary = campaign.write_ordered([scrambled], SMALL, out)
+    assert out.read_text() == whole.read_text()
+    assert summary.cases == 160
+
+    scrambled.write_text(header + "".join(lines + lines[5:6]))
+    with pytest.raises(CampaignError, match=r"case expr-0-5 is in more than one row"):
+        campaign.write_ordered([scrambled], SMALL, tmp_path / "twice.csv")
+    assert not (tmp_path / "twice.csv").exists()
 
 
 def test_resume_runs_only_the_missing_cases_and_ends_with_the_same_rows(whole, tmp_path):

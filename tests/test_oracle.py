@@ -149,13 +149,26 @@ def test_a_zero_of_unknown_sign_at_a_pole_makes_what_depends_on_it_unknown():
 
 
 def test_only_what_depends_on_the_zero_is_unknown():
-    # v2 = relu(v0) is a computed zero (-0.0 in torch when v0 is); v3 = sqrt(v2)
-    # is 0 either way, but its derivative is ±inf; v4 = exp(v1) does not care.
-    case = make_case(2, [("relu", (0,)), ("sqrt", (2,)), ("exp", (1,))], [-0.0, 1.0], outputs=(3, 4))
+    # v2 = sqrt(v0) is 0 for either zero, but its derivative is ±inf (-inf in
+    # torch for the -0.0 leaf); v3 = exp(v1) does not care.
+    case = make_case(2, [("sqrt", (0,)), ("exp", (1,))], [-0.0, 1.0], outputs=(2, 3))
     result = ORACLE.run(case)
     assert result.values == [0.0, math.e, math.e]
     assert math.isnan(result.grads[0]) and result.grads[1] == math.e
     assert _unknown(case) == [False, False, False, True, False]
+
+
+def test_a_selected_zero_stops_an_unknown_gradient():
+    # Regression (soak, expr-0-326353): v2 = relu(v0) is a computed zero
+    # whose sign torch keeps, so sqrt's partial at it is ±inf - but relu's
+    # backward selects 0 for v0 <= 0 whatever comes down, so v0's gradient is
+    # exactly 0.  It was reported unknown, and a 1e-19 rounding residue
+    # elsewhere then failed for want of an oracle.
+    case = make_case(2, [("relu", (0,)), ("sqrt", (2,)), ("exp", (1,))], [-0.0, 1.0], outputs=(3, 4))
+    result = ORACLE.run(case)
+    assert result.values == [0.0, math.e, math.e]
+    assert result.grads == [0.0, math.e]
+    assert _unknown(case) == [False] * 5
 
 
 @pytest.mark.parametrize("nodes, leaves, unknown", [

@@ -5,9 +5,13 @@ import math
 import pandas as pd
 import pytest
 
-from parity.campaign import csv_text
-from parity.report import (COLUMNS, ReportError, compare_reports, op_error_table, read_report, summary,
-                           verdict_table)
+from parity.report import (COLUMNS, ReportError, Summary, compare_reports, iter_report, op_error_table, read_report,
+                           summary, verdict_table)
+
+
+def csv_text(df):
+    """A report DataFrame as CSV text, to compare reports by content."""
+    return df.to_csv(index=False, na_rep="nan", lineterminator="\n")
 
 
 def row(case_id, verdict="pass", family="expr", rel_grad=1e-16, rel_data=0.0, ops="add;mul", detail=""):
@@ -84,6 +88,31 @@ def test_op_quantiles_take_every_case_that_uses_the_op_and_skip_nan():
     assert table.loc["add", "cases"] == 101 and table.loc["tanh", "cases"] == 102
     assert table.loc["tanh", "median"] == 50.0 and table.loc["tanh", "p99"] == 99.0
     assert table.loc["tanh", "max"] == 100.0
+
+
+def test_a_summary_added_up_chunk_by_chunk_is_the_summary_of_the_whole(tmp_path):
+    # What keeps a run's memory bounded: the summary never needs every row at once.
+    verdicts = ["pass", "fail", "ill_conditioned", "error", "pass", "torch_off"]
+    rows = frame(*[row(f"expr-0-{i}", verdicts[i % 6], family=("expr", "edges")[i % 4 == 0],
+                       rel_grad=(0.0, 1e-16 * i, math.nan)[i % 3], ops=("add;tanh", "tanh", "exp;add")[i % 5 % 3],
+                       detail=f"case {i}") for i in range(230)])
+    path = write(tmp_path, rows)
+    chunked = Summary(limit=7)
+    chunks = list(iter_report(path, chunk_rows=50))
+    for chunk in chunks:
+        chunked.add(chunk)
+    assert len(chunks) == 5
+    assert chunked.text(seconds=2.0) == summary(rows, seconds=2.0, limit=7)
+    assert chunked.verdict_counts() == rows["verdict"].value_counts().to_dict()
+    assert chunked.failed and "... and 70 more" in chunked.text()
+
+
+def test_a_bad_value_in_a_later_chunk_names_its_line(tmp_path):
+    path = tmp_path / "bad.csv"
+    text = csv_text(frame(*[row(f"expr-0-{i}") for i in range(10)]))
+    path.write_text(text.replace("expr-0-7,expr,0,7,", "expr-0-7,expr,0,seven,"))
+    with pytest.raises(ReportError, match=r"line 9: column index: cannot parse 'seven'"):
+        list(iter_report(path, chunk_rows=3))
 
 
 def test_compare_sorts_out_regressions_fixes_additions_and_missing_cases():

@@ -226,7 +226,9 @@ def _forward_backward(case, rounded):
             # where(exponent == 0, 0, ...)), which not even nan gets through.
             contribution = mpf(0) if partial is None else rounded(upstream * partial)
             adjoint[a] = contribution if adjoint[a] is None else rounded(adjoint[a] + contribution)
-            unknown_adjoint[a] |= unknown_adjoint[out] or unknown_partial
+            # A selected zero is 0 whatever the upstream gradient: an unknown
+            # one (a pole's infinity of either sign) stops there.
+            unknown_adjoint[a] |= (partial is not None and unknown_adjoint[out]) or unknown_partial
     accumulated = 1 if case.zero_grad_between else case.passes
     grads = [mpf(0) if g is None else float64_range(g * accumulated) for g in adjoint[:graph.n_leaves]]
     outputs = [values[o] for o in graph.outputs]
