@@ -494,7 +494,10 @@ def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False):
     if not resume and partial.exists():
         raise CampaignError(f"{partial} holds an unfinished run: pass --resume to continue it, or delete it")
     engine = load_engine(spec)  # a bad engine spec fails here, before any work
-    planned = sum(len(group) for group in plan(spec, shard))
+    # A shard's share depends on the structures drawn; the whole is known
+    # without drawing a million cases.
+    planned = (sum(map(spec.n_cases, spec.families)) if shard == WHOLE
+               else sum(len(group) for group in plan(spec, shard)))
     done = _resumable_rows(spec, shard, out) if resume else set()
     sidecar = {"args": spec.to_json(), "shard": list(shard), "complete": False, "planned": planned,
                "started": _now(), "metadata": run_metadata(engine, workers),

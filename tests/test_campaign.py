@@ -39,12 +39,19 @@ def test_a_run_writes_its_rows_in_case_order_and_a_complete_sidecar(whole):
     planned = [case.case_id for group in plan(SMALL) for case in group]
     assert list(rows["case_id"]) == planned
     sidecar = json.loads(sidecar_path(whole).read_text())
-    assert sidecar["complete"] and sidecar["cases"] == len(planned) == 160
+    assert sidecar["complete"] and sidecar["cases"] == len(planned) == sidecar["planned"] == 160
     assert sidecar["args"] == SMALL.to_json() and sidecar["shard"] == [1, 1]
     assert sidecar["metadata"]["torch"].startswith("2.13") and sidecar["metadata"]["python"]
     assert sidecar["tolerances"]["rtol"] > 0
     assert not partial_path(whole).exists()
     assert rows["replay"].iloc[0] == "parity replay expr-0-0 --engine engine --max-nodes 40"
+
+
+def test_a_run_s_planned_count_is_the_number_of_cases_it_draws():
+    # The sidecar's count comes from the spec alone (a million cases take
+    # minutes to draw): it must be what the plan yields.
+    spec = RunSpec()
+    assert sum(map(spec.n_cases, spec.families)) == sum(len(group) for group in plan(spec)) > 7000
 
 
 def test_shards_partition_the_cases_and_never_split_a_structure():
@@ -104,7 +111,7 @@ def test_merged_shards_give_the_rows_of_the_whole_run(whole, tmp_path):
     merge(shards, merged)
     assert rows_text(merged) == rows_text(whole)
     sidecar = json.loads(sidecar_path(merged).read_text())
-    assert sidecar["complete"] and sidecar["shard"] == [1, 1] and sidecar["cases"] == 160
+    assert sidecar["complete"] and sidecar["shard"] == [1, 1] and sidecar["cases"] == sidecar["planned"] == 160
 
     with pytest.raises(CampaignError, match="missing shard"):
         merge(shards[:2], tmp_path / "m.csv")
