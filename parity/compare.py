@@ -14,9 +14,10 @@ allowance; whichever side lies within it is right:
 The case's verdict is the worst over its quantities.  An exact nan or
 infinity must be matched by class, unless the spread is infinite (rounding
 alone can change the class: anything goes).  With no oracle a mismatch is a
-fail; when the oracle cannot answer (an mpmath error, a zero whose sign it
-cannot carry), only a disagreement beyond ``no_oracle_rtol`` fails and the
-rest is ill_conditioned: torch, the spec, is then presumed right.
+fail; when the oracle cannot answer (an mpmath error, no torch to sign its
+zeros, a quantity a custom oracle reports as unknown), only a disagreement
+beyond ``no_oracle_rtol`` fails and the rest is ill_conditioned: torch, the
+spec, is then presumed right.
 """
 from dataclasses import dataclass
 import math
@@ -199,7 +200,7 @@ def _consult(oracle, case, n, tol):
     """(exact quantities, allowances, why there is no opinion) for the n
     quantities of the case.  An allowance is nan where the oracle has no
     opinion: everywhere if it raised or erred, where its spread is nan (a
-    zero whose sign it cannot know)."""
+    quantity it says it cannot know)."""
     unknown = [math.nan] * n
     try:
         exact_result = oracle.run(case)
@@ -214,4 +215,4 @@ def _consult(oracle, case, n, tol):
         return unknown, unknown, f"oracle: {len(exact)} quantities and {len(spread)} spreads, not {n}"
     allowance = [tol.atol + tol.rtol * abs(x) + tol.allowance_factor * s if math.isfinite(x) else s
                  for x, s in zip(exact, spread)]
-    return exact, allowance, "it cannot know the sign of a zero at a pole"
+    return exact, allowance, "the oracle cannot know this quantity"

@@ -98,12 +98,13 @@ def _shown(errors):
 
 
 def _op_distributions(figure, rows, rtol):
-    per_op = rows_per_op(rows)
-    ops = sorted(per_op["op"].unique())
+    # Only the columns drawn: a report's rows, once per op, are many.
+    by_op = dict(tuple(rows_per_op(rows[["ops", *(column for column, _ in ERRORS)]]).groupby("op")))
+    ops = sorted(by_op)
     rng = np.random.default_rng(0)
     for ax, (column, label) in zip(figure.subplots(1, 2, sharey=True), ERRORS):
         for x, op in enumerate(ops):
-            errors = _shown(per_op.loc[per_op["op"] == op, column])
+            errors = _shown(by_op[op][column])
             if len(errors) > POINTS_PER_OP:
                 errors = np.append(rng.choice(errors, POINTS_PER_OP, replace=False), errors.max())
             ax.scatter(x + rng.uniform(-0.3, 0.3, len(errors)), errors, s=4, alpha=0.4, color="#3182bd")

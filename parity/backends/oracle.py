@@ -8,15 +8,15 @@ the number is put in float64's exponent range - overflow to ±inf, underflow
 to 0 - so the oracle overflows where float64 does; subnormals keep their full
 precision.
 
-Limitation: mpf has no -0.0, and the sign of a zero decides the sign of an
-infinity (1 / -0.0 = -inf, and exp of that is 0, not inf).  Every zero here
-is +0, which is right for a +0.0 leaf and may be wrong for a -0.0 leaf or a
-computed zero (relu(-0.0) is -0.0 in torch).  Where such a zero is the
-operand of an op whose value or local derivative is infinite with a sign
-the zero could change (it differs between ±2**-3000 in the zero's place:
-1 / 0 and inf / 0 do, inf + 0 and inf * 0 do not), every quantity that
-depends on it is unknown: nan in ``run``, and nan in ``spread`` too, which
-is how to tell unknown from an exact nan.
+mpf has no -0.0, and the sign of a zero decides the sign of an infinity
+(1 / -0.0 = -inf, and exp of that is 0, not inf).  So the oracle keeps each
+zero's float64 sign beside it, and where an op meets a zero - a zero operand
+or a zero result - it asks torch, the specification, for that op's float64
+value and partials at the float64 operands, zeros signed: a zero result
+takes torch's sign, and an infinite value or partial takes torch's sign
+when torch's is infinite too.  Magnitudes stay mpmath's; only IEEE signs
+come from torch, one op at a time.  (Without torch, a case that meets a zero
+is an oracle error: compare.judge then has no opinion from it.)
 
 ``spread`` estimates what float64 rounding alone does to each quantity: it
 reruns forward and backward with every intermediate value, gradient
@@ -31,6 +31,7 @@ in torch's order, partials overflow like float64 numbers, and a partial of
 None (the op table's mark for torch selecting zero, as relu's backward
 does) passes 0 even for a nan upstream gradient.
 """
+import functools
 import math
 import random
 import time
@@ -105,12 +106,12 @@ class OracleBackend:
         return f"mpmath {mpmath.__version__}, {self.precision_bits} bits"
 
     def run(self, case):
-        """The exact Result; quantities the oracle cannot know are nan."""
+        """The exact Result."""
         start = time.perf_counter()
         try:
             with mpmath.workprec(self.precision_bits):
-                values, grads, unknown = self._exact(case)
-            exact = [math.nan if doubt else to_float(x) for x, doubt in zip(values + grads, unknown)]
+                values, grads = self._exact(case)
+            exact = [to_float(x) for x in values + grads]
             result = Result(values=exact[:len(values)], grads=exact[len(values):])
         except Exception as exc:  # a backend reports, it does not raise
             result = Result(error=f"oracle: {type(exc).__name__}: {exc}")
@@ -121,9 +122,9 @@ class OracleBackend:
         """(value_err, grad_err): per value of Result.values and per leaf
         gradient, the largest |perturbed - exact| over ``trials`` runs with
         every intermediate moved at random by up to float64's unit roundoff
-        and rounded to float64's precision.  0 where the perturbed runs all equal the exact one
-        (nan and infinities included), inf where they leave its class, nan
-        where the oracle cannot know the quantity (a zero's sign)."""
+        and rounded to float64's precision.  0 where the perturbed runs all
+        equal the exact one (nan and infinities included), inf where they
+        leave its class."""
         rng = random.Random(seed)
 
         def perturb(x):
@@ -145,14 +146,13 @@ class OracleBackend:
             return float64_range(mpmath.mp.make_mpf(mpf_mul(parts, factor, FLOAT64_BITS, rounding)))
 
         with mpmath.workprec(self.precision_bits):
-            values, grads, unknown = self._exact(case)
+            values, grads = self._exact(case)
             exact = values + grads
-            err = [math.nan if doubt else 0.0 for doubt in unknown]
+            err = [0.0] * len(exact)
             for _ in range(trials):
-                perturbed_values, perturbed_grads, _ = _forward_backward(case, perturb)
+                perturbed_values, perturbed_grads = _forward_backward(case, perturb)
                 for i, (got, want) in enumerate(zip(perturbed_values + perturbed_grads, exact)):
-                    if not unknown[i]:
-                        err[i] = max(err[i], _deviation(got, want))
+                    err[i] = max(err[i], _deviation(got, want))
         return err[:len(values)], err[len(values):]
 
 
@@ -178,26 +178,24 @@ def _deviation(got, want):
 
 
 def _forward_backward(case, rounded):
-    """(values, grads, unknown) as mpf: the outputs, then the loss; d loss /
-    d leaf after all passes; whether each of those depends on the sign of a
-    zero (see the module doc).  ``rounded`` is applied to every computed number."""
+    """(values, grads) as mpf: the outputs, then the loss; d loss / d leaf
+    after all passes.  ``rounded`` is applied to every computed number."""
     graph = case.graph
     values = [mpf(x) for x in case.leaves]
-    # Zeros whose float64 sign may be -: -0.0 leaves, and computed zeros.
-    signless = [math.copysign(1.0, x) < 0 and x == 0 for x in case.leaves]
-    # Values, and each node's partials, that depend on such a zero's sign.
-    unknown_value = [False] * graph.n_leaves
-    unknown_partials = []
-    for node in graph.nodes:
+    negative_zero = [x == 0 and math.copysign(1.0, x) < 0 for x in case.leaves]
+    signed_partials = {}  # node -> torch's float64 partials, where the node meets a zero
+    for i, node in enumerate(graph.nodes):
         op = OPS[node.op]
         operands = [values[a] for a in node.args]
         out = rounded(op.apply_oracle(operands, node.const))
-        value_flag, partial_flags = _sign_dependence(op, node, operands, [signless[a] for a in node.args])
-        inherited = any(unknown_value[a] for a in node.args)
-        unknown_value.append(value_flag or inherited)
-        unknown_partials.append([flag or inherited or value_flag for flag in partial_flags])
+        negative = False
+        if out == 0 or any(x == 0 for x in operands):
+            torch_out, signed_partials[i] = _float64_signs(
+                op, [_signed_float(x, negative_zero[a]) for x, a in zip(operands, node.args)], node.const)
+            out = _with_sign_of(out, torch_out)
+            negative = out == 0 and math.copysign(1.0, torch_out) < 0
         values.append(out)
-        signless.append(out == 0)
+        negative_zero.append(negative)
     loss = values[graph.outputs[0]]
     for o in graph.outputs[1:]:
         loss = rounded(loss + values[o])
@@ -207,7 +205,6 @@ def _forward_backward(case, rounded):
     # inf is nan in torch too), and a value's gradient sums its consumers'
     # contributions in torch's order, the latest consumer first.
     adjoint = [None] * graph.n_values
-    unknown_adjoint = [False] * graph.n_values
     for o in graph.outputs:
         adjoint[o] = mpf(1) if adjoint[o] is None else rounded(adjoint[o] + 1)
     for i in reversed(range(graph.n_nodes)):
@@ -221,55 +218,43 @@ def _forward_backward(case, rounded):
         # upstream gradient multiplies them (0 * overflow is nan).
         partials = [None if p is None else rounded(p)
                     for p in OPS[node.op].oracle_partials(operands, values[out], node.const)]
-        for a, partial, unknown_partial in zip(node.args, partials, unknown_partials[i]):
+        if i in signed_partials:
+            partials = [None if p is None else _with_sign_of(p, t) for p, t in zip(partials, signed_partials[i])]
+        for a, partial in zip(node.args, partials):
             # None: torch selects a zero here (relu's threshold_backward, pow's
             # where(exponent == 0, 0, ...)), which not even nan gets through.
             contribution = mpf(0) if partial is None else rounded(upstream * partial)
             adjoint[a] = contribution if adjoint[a] is None else rounded(adjoint[a] + contribution)
-            # A selected zero is 0 whatever the upstream gradient: an unknown
-            # one (a pole's infinity of either sign) stops there.
-            unknown_adjoint[a] |= (partial is not None and unknown_adjoint[out]) or unknown_partial
     accumulated = 1 if case.zero_grad_between else case.passes
     grads = [mpf(0) if g is None else float64_range(g * accumulated) for g in adjoint[:graph.n_leaves]]
     outputs = [values[o] for o in graph.outputs]
-    unknown = ([unknown_value[o] for o in graph.outputs] + [any(unknown_value[o] for o in graph.outputs)]
-               + unknown_adjoint[:graph.n_leaves])
-    return outputs + [loss], grads, unknown
+    return outputs + [loss], grads
 
 
-def _sign_dependence(op, node, operands, signless):
-    """(value flag, partial flags): which of the op's value and partials are
-    infinities whose sign or class would change with the sign of its zero
-    operands (``signless``) - that differ between ±2**-3000 in their place."""
-    no = (False, [False] * len(operands))
-    if not any(signless):
-        return no
-    exact = _kinds(op, operands, node.const)
-    if not any(kind in ("inf", "-inf") for kind in exact):
-        return no
-    plus, minus = ([side * _NEAR_ZERO if zero else x for x, zero in zip(operands, signless)]
-                   for side in (1, -1))
-    flags = [kind in ("inf", "-inf") and kind_plus != kind_minus for kind, kind_plus, kind_minus
-             in zip(exact, _kinds(op, plus, node.const), _kinds(op, minus, node.const))]
-    return flags[0], flags[1:]
+def _signed_float(x, negative_zero):
+    return -0.0 if negative_zero else to_float(x)
 
 
-_NEAR_ZERO = mpf(2) ** -3000  # far below float64's range: a zero with a sign
+def _with_sign_of(x, torch_x):
+    """x, with torch's sign where both are infinite (a pole reached through a
+    signed zero); x itself otherwise (a zero's sign is kept beside it)."""
+    if mpmath.isinf(x) and math.isinf(torch_x):
+        return mpf(torch_x)
+    return x
 
 
-def _kinds(op, operands, const):
-    """nan, inf, -inf, finite or selected (a None partial), for the op's
-    value and each partial."""
-    out = float64_range(op.apply_oracle(operands, const))
-    return [_kind(r) for r in [out, *op.oracle_partials(operands, out, const)]]
+def _float64_signs(op, operands, const):
+    """torch's float64 value of ``op`` at ``operands`` and its partials (the
+    gradient of each operand for an upstream gradient of 1; 0.0 for none)."""
+    # Cached by the operands' hex forms: 0.0 == -0.0, and they hash alike.
+    return _float64_signs_cached(op.name, tuple(map(float.hex, operands)), const)
 
 
-def _kind(x):
-    if x is None:
-        return "selected"
-    x = float64_range(x)
-    if mpmath.isnan(x):
-        return "nan"
-    if mpmath.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return "finite"
+@functools.lru_cache(maxsize=4096)
+def _float64_signs_cached(name, operands, const):
+    import torch
+
+    leaves = [torch.tensor(float.fromhex(x), dtype=torch.float64, requires_grad=True) for x in operands]
+    out = OPS[name].apply_torch(leaves, const)
+    grads = torch.autograd.grad(out, leaves, allow_unused=True) if out.requires_grad else [None] * len(leaves)
+    return out.item(), tuple(0.0 if g is None else g.item() for g in grads)
