@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import random
 
 from .graph import Graph, Node
-from .ops import ANY, OPS
+from .ops import ANY, OPS, POSITIVE
 
 # Sign facts the generator tracks per value, to keep most operands in domain.
 POS, NONNEG, REAL = "pos", "nonneg", "real"
@@ -121,17 +121,24 @@ def random_structure(seed, config=ExprConfig()):
     n_nodes = _size(rng, config)
     n_leaves = rng.randint(1, max(1, min(8, n_nodes)))
     leaf_signs = [rng.choice((POS, REAL)) for _ in range(n_leaves)]
+    ops = [OPS[name] for name in config.ops]
+    wants_positive = all(POSITIVE in _operand_domains(op) for op in ops)
+    if wants_positive:
+        leaf_signs[0] = POS  # every op wants a positive operand: give the first one
     signs = list(leaf_signs)
     positives = [i for i, sign in enumerate(signs) if sign == POS]
-    ops = [OPS[name] for name in config.ops]
     nodes = []
     last = None
     while len(nodes) < n_nodes:
+        # Every op wants a positive operand, and a chain's last value (or
+        # every value) is not known to be one: no op can ever be placed.
+        if wants_positive and config.edge_rate == 0 and not (
+                positives and (config.shape != "chain" or last is None or positives[-1] == last)):
+            break
         op = rng.choice(ops)
         const = _pick_constant(rng, op, config) if op.has_const else None
         args = []
-        for position, domain in enumerate(op.domains[:op.arity] if len(op.domains) >= op.arity
-                                          else (ANY,) * op.arity):
+        for position, domain in enumerate(_operand_domains(op)):
             if position == 1 and rng.random() < 0.1:
                 args.append(args[0])  # a + a, a * a: the accumulation bug class
                 continue
@@ -149,9 +156,13 @@ def random_structure(seed, config=ExprConfig()):
             positives.append(last)
     # Every sink is an output, so every node reaches the loss and is checked.
     used = {a for node in nodes for a in node.args}
-    outputs = [v for v in range(n_leaves, n_leaves + n_nodes) if v not in used]
+    outputs = [v for v in range(n_leaves, n_leaves + len(nodes)) if v not in used]
     graph = Graph(n_leaves, tuple(nodes), tuple(reversed(outputs)))
     return ExprStructure(graph, tuple(leaf_signs))
+
+
+def _operand_domains(op):
+    return op.domains[:op.arity] if len(op.domains) >= op.arity else (ANY,) * op.arity
 
 
 def random_leaves(structure, seed, draw, edge_rate):

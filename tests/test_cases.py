@@ -115,6 +115,15 @@ def test_expr_knobs():
     assert not any(x in (0.0, 1e308) for c in dags for x in c.leaves)
 
 
+@pytest.mark.parametrize("ops", [("log",), ("sqrt", "pow"), ("log", "neg")])
+def test_expr_graphs_of_ops_that_want_positive_operands(ops):
+    # Regression: with only such ops and no positive leaf drawn, the
+    # generator drew ops forever (none could be placed).
+    cases = build_cases("expr", 0, 64, {"ops": ops, "max_nodes": 20, "draws_per_graph": 1, "edge_rate": 0.0})
+    assert len(cases) == 64
+    assert all(set(case.graph.ops()) <= set(ops) for case in cases)
+
+
 def test_expr_uses_the_builtin_ops_only():
     used = {op for c in build_cases("expr", 0, 16 * 30)[::16] for op in c.graph.ops()}
     assert used <= set(OP_NAMES) and len(used) > 15

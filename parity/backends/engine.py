@@ -26,7 +26,7 @@ import threading
 import time
 
 import engine
-from engine.nn import MLP, mse_loss
+from engine.nn import MLP, SGD, mse_loss
 
 from ..case import Result
 from ..ops import ANY, NONZERO, OPS, POSITIVE
@@ -206,6 +206,12 @@ class EngineBackend:
             p.data = x
         predictions = [model(x) for x in spec["inputs"]]
         loss = mse_loss(predictions, spec["targets"])
+        # As a training loop does: gradients left by an earlier backward,
+        # cleared by zero_grad before this one - the module's in even cases,
+        # an optimizer's in odd ones - so that a zero_grad that leaves any
+        # gradient behind shows in the gradients read.
+        loss.backward()
+        (model.zero_grad if case.index % 2 == 0 else SGD(params, lr=0.0).zero_grad)()
         return self._backward_and_read(case, loss, params, [loss, loss], [f"v{case.graph.outputs[0]}", "loss"])
 
     def _data(self, value, what):
