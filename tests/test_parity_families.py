@@ -60,6 +60,22 @@ def test_a_chain_of_100000_ops(backends):
     assert_no_fail_or_error(rows)
 
 
+# The `fail`s of earlier soaks (README, "Harness throughput and soak"): none
+# an engine bug.  A one-ulp tanh that torch rounds differently; rounding
+# that changes a class (a cancellation to 0, an infinity against nan);
+# 1e-19 gradient residues past relu's selected zero; values past a signed
+# pole (1.1e-16 against -1.1e-16) the oracle could not know before it signed
+# its zeros.
+SOAK_FAILURES = ["expr-0-37628", "expr-0-121600", "expr-0-233934", "expr-0-326353", "expr-0-326356",
+                 "expr-0-326361", "expr-0-326362", "expr-0-326363", "expr-0-326364", "expr-0-326366",
+                 "expr-0-510304", "expr-0-793129"]
+
+
+@pytest.mark.slow
+def test_the_former_soak_failures_are_judged_right(backends):
+    assert_no_fail_or_error(list(run_cases([case_from_id(case_id) for case_id in SOAK_FAILURES], *backends)))
+
+
 def test_edge_table_is_what_torch_computes(backends):
     """DESIGN.md's table holds for torch itself, and our engine matches it."""
     engine, torch_backend, _ = backends
