@@ -301,6 +301,7 @@ def test_spread_is_a_few_ulps_on_a_well_conditioned_graph():
         assert 0.0 < s <= 16 * 2.0 ** -53 * abs(x)
 
 
+@pytest.mark.torch  # a trial may cancel to exactly 0, whose sign comes from torch
 def test_spread_is_large_under_catastrophic_cancellation():
     case = make_case(2, [("add", (0, 1)), ("sub", (2, 1))], [1.234, 1e16])
     value_spread, _ = ORACLE.spread(case)
