@@ -167,15 +167,18 @@ def merge_command(args):
 
 
 def report_command(args):
-    summary = Summary()
+    if args.html:
+        from .plots import Digest, write_html
+
+        digest = Digest()  # the page's figures, and the summary
+        summary = digest.summary
+    else:
+        digest = summary = Summary()
     for chunk in iter_report(args.report):  # a report of any length, a chunk at a time
-        summary.add(chunk)
+        digest.add(chunk)
     print(summary.text())
     if args.html:
-        from .plots import write_html
-
-        write_html(read_report(args.report), args.html, title=str(args.report),
-                   sidecar=_sidecar_or_none(args.report))
+        write_html(digest, args.html, title=str(args.report), sidecar=_sidecar_or_none(args.report))
         print(f"html: {args.html}")
     return FAILED if summary.failed else OK
 

@@ -100,3 +100,33 @@ def test_chromium_renders_the_page(tmp_path):
     rgb = (pixels[..., :3] * 255).round().reshape(-1, 3)
     for colour in ((0x4c, 0x9a, 0x2a), (0xd6, 0x27, 0x28)):
         assert (abs(rgb - colour).max(axis=1) <= 2).any(), colour
+
+
+def test_a_sample_keeps_at_most_its_size_and_always_the_largest_point():
+    import numpy as np
+
+    from parity.plots import Sample
+
+    rng, sample = np.random.default_rng(1), Sample(100)
+    stream = [np.random.default_rng(i).random(1000) for i in range(10)]
+    stream[3][500] = 7.0  # the largest, in the middle of the stream
+    for chunk in stream:
+        sample.add(chunk, rng)
+    drawn = sample.drawn()[:, -1]
+    assert 100 <= len(drawn) <= 101 and drawn.max() == 7.0
+    assert set(drawn) <= set(np.concatenate(stream))
+    assert 0.3 < np.median(drawn) < 0.7  # from the whole stream, not its first chunk
+
+
+def test_a_page_drawn_chunk_by_chunk_has_the_summary_and_the_cases_of_the_whole(tmp_path):
+    from parity.plots import Digest
+    from parity.report import iter_report
+
+    rows = report_rows()
+    digest = Digest()
+    for chunk in iter_report(write(tmp_path, rows), chunk_rows=7):
+        digest.add(chunk)
+    whole = Digest().add(rows)
+    assert digest.summary.text() == whole.summary.text()
+    assert list(digest.non_passing_rows()["case_id"]) == list(whole.non_passing_rows()["case_id"])
+    assert Page(html_page(digest)).cells == Page(html_page(whole)).cells
