@@ -125,27 +125,10 @@ def failing(df):
 
 
 # -- the end-of-run summary ----------------------------------------------------
-def verdict_table(df):
-    """Cases per family (rows) and verdict (columns), with totals."""
-    return Summary().add(df).verdict_table()
-
-
 def rows_per_op(df):
     """Each row once per op its case uses, the op in column ``op``."""
     per_op = df.assign(op=df["ops"].str.split(";")).explode("op")
     return per_op[per_op["op"] != ""]
-
-
-def op_error_table(df):
-    """Per op: how many cases use it, and the median, p99 and max of their
-    max_rel_err_grad (nan errors, from cases that could not be compared, are
-    left out)."""
-    return Summary().add(df).op_error_table()
-
-
-def summary(df, seconds=None, ran=None, limit=100):
-    """The text printed at the end of a run (and by `parity report`)."""
-    return Summary(limit).add(df).text(seconds, ran)
 
 
 class Summary:

@@ -5,8 +5,11 @@ import math
 import pandas as pd
 import pytest
 
-from parity.report import (COLUMNS, ReportError, Summary, compare_reports, iter_report, op_error_table, read_report,
-                           summary, verdict_table)
+from parity.report import COLUMNS, ReportError, Summary, compare_reports, iter_report, read_report
+
+
+def summary(df, seconds=None, ran=None, limit=100):
+    return Summary(limit).add(df).text(seconds, ran)
 
 
 def csv_text(df):
@@ -70,7 +73,7 @@ def test_a_missing_report_is_a_report_error(tmp_path):
 def test_the_summary_counts_verdicts_per_family_and_lists_replays_of_failures():
     rows = frame(row("expr-0-0"), row("expr-0-1", "fail", detail="grad of leaf v1: engine 1.0, torch 2.0"),
                  row("edges-0-0", "error", family="edges", detail="RecursionError"), row("edges-0-1", family="edges"))
-    table = verdict_table(rows)
+    table = Summary().add(rows).verdict_table()
     assert table.loc["expr", "fail"] == 1 and table.loc["edges", "error"] == 1 and table.loc["total", "total"] == 4
     text = summary(rows, seconds=2.0, ran=4)
     assert "2 case(s) failed" in text
@@ -84,7 +87,7 @@ def test_the_summary_counts_verdicts_per_family_and_lists_replays_of_failures():
 def test_op_quantiles_take_every_case_that_uses_the_op_and_skip_nan():
     rows = frame(*[row(f"expr-0-{i}", ops="add;tanh", rel_grad=float(i)) for i in range(101)],
                  row("expr-0-101", ops="tanh", rel_grad=math.nan))
-    table = op_error_table(rows)
+    table = Summary().add(rows).op_error_table()
     assert table.loc["add", "cases"] == 101 and table.loc["tanh", "cases"] == 102
     assert table.loc["tanh", "median"] == 50.0 and table.loc["tanh", "p99"] == 99.0
     assert table.loc["tanh", "max"] == 100.0
