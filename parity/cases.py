@@ -287,19 +287,21 @@ _FUNCTION_DRAWS = 4
 def _function_named():
     """(name, graph, leaves, passes, structure): each op alone at a few points,
     each const op at every constant; then each op over two backward passes."""
-    named = []
-    for op_name in FUNCTION_OPS:
-        op = OPS[op_name]
-        for const in op.constants or (None,):
-            graph = _single_op_graph(op_name, op.arity, const)
-            label = op_name if const is None else f"{op_name}(c={const!r})"
-            for point in _FUNCTION_POINTS[op.arity]:
-                named.append((f"{label} at {point}", graph, point, 1, f"function:{label}"))
+    named = [(f"{label} at {point}", graph, point, 1, f"function:{label}")
+             for op_name in FUNCTION_OPS for label, graph in _single_op_variants(op_name)
+             for point in _FUNCTION_POINTS[OPS[op_name].arity]]
     for op_name in FUNCTION_OPS:
         op = OPS[op_name]
         graph = _single_op_graph(op_name, op.arity, op.constants[0] if op.has_const else None)
         named.append((f"{op_name}, two backward passes", graph, _FUNCTION_POINTS[op.arity][0], 2, ""))
     return named
+
+
+def _single_op_variants(op_name):
+    """(label, graph) of the op alone, once per constant it is sampled with."""
+    op = OPS[op_name]
+    return [(op_name if const is None else f"{op_name}(c={const!r})", _single_op_graph(op_name, op.arity, const))
+            for const in op.constants or (None,)]
 
 
 def function_case(seed, index, config=None):
@@ -369,12 +371,9 @@ def _edge_fixed():
              for name, graph, leaves, value, grads in EDGE_TABLE]
     for op_name in OP_NAMES:  # every op at special points
         op = OPS[op_name]
-        for const in op.constants or (None,):
-            label = op_name if const is None else f"{op_name}(c={const!r})"
-            graph = _single_op_graph(op_name, op.arity, const)
-            points = [(x,) for x in op.edges] if op.arity == 1 else [
-                (x, y) for x in BINARY_EDGES for y in BINARY_EDGES]
-            fixed += [(f"{label} at {point}", graph, point, f"edges:{label}", {}) for point in points]
+        points = [(x,) for x in op.edges] if op.arity == 1 else [(x, y) for x in BINARY_EDGES for y in BINARY_EDGES]
+        fixed += [(f"{label} at {point}", graph, point, f"edges:{label}", {})
+                  for label, graph in _single_op_variants(op_name) for point in points]
     for op_name in OP_NAMES:  # upstream gradients inf, nan, 0 through every op
         op = OPS[op_name]
         for g in UPSTREAM_GRADS:

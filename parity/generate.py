@@ -122,7 +122,7 @@ def random_structure(seed, config=ExprConfig()):
     n_leaves = rng.randint(1, max(1, min(8, n_nodes)))
     leaf_signs = [rng.choice((POS, REAL)) for _ in range(n_leaves)]
     ops = [OPS[name] for name in config.ops]
-    wants_positive = all(POSITIVE in _operand_domains(op) for op in ops)
+    wants_positive = all(POSITIVE in op.domains for op in ops)
     if wants_positive:
         leaf_signs[0] = POS  # every op wants a positive operand: give the first one
     signs = list(leaf_signs)
@@ -138,7 +138,7 @@ def random_structure(seed, config=ExprConfig()):
         op = rng.choice(ops)
         const = _pick_constant(rng, op, config) if op.has_const else None
         args = []
-        for position, domain in enumerate(_operand_domains(op)):
+        for position, domain in enumerate(op.domains):
             if position == 1 and rng.random() < 0.1:
                 args.append(args[0])  # a + a, a * a: the accumulation bug class
                 continue
@@ -159,10 +159,6 @@ def random_structure(seed, config=ExprConfig()):
     outputs = [v for v in range(n_leaves, n_leaves + len(nodes)) if v not in used]
     graph = Graph(n_leaves, tuple(nodes), tuple(reversed(outputs)))
     return ExprStructure(graph, tuple(leaf_signs))
-
-
-def _operand_domains(op):
-    return op.domains[:op.arity] if len(op.domains) >= op.arity else (ANY,) * op.arity
 
 
 def random_leaves(structure, seed, draw, edge_rate):

@@ -44,6 +44,10 @@ class Op:
     kink: tuple = ()              # operand points where finite differences are meaningless
     symbol: str = ""              # for readable graphs: "+", "exp", ...
 
+    def __post_init__(self):
+        if len(self.domains) != self.arity:
+            raise ValueError(f"op {self.name!r}: {len(self.domains)} domains for {self.arity} operands")
+
     @property
     def has_const(self):
         return bool(self.constants)

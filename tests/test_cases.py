@@ -16,7 +16,7 @@ from parity.cases import (ACCUMULATION_LEAVES, ACCUMULATION_NAMED, EDGE_TABLE, F
                           case_from_id, mlp_graph, n_fixed_cases)
 from parity.functions import FUNCTION_OPS
 from parity.graph import floats_from_json
-from parity.ops import OP_NAMES, OPS
+from parity.ops import ANY, OP_NAMES, OPS
 
 # Enough of each family to reach past its named cases into its random ones.
 SIZES = {"expr": 100, "mlp": 12, "accumulation": 60, "function": 80, "edges": n_fixed_cases("edges") + 20}
@@ -122,6 +122,13 @@ def test_expr_graphs_of_ops_that_want_positive_operands(ops):
     cases = build_cases("expr", 0, 64, {"ops": ops, "max_nodes": 20, "draws_per_graph": 1, "edge_rate": 0.0})
     assert len(cases) == 64
     assert all(set(case.graph.ops()) <= set(ops) for case in cases)
+
+
+def test_an_op_row_names_one_domain_per_operand():
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="'mul': 1 domains for 2 operands"):
+        replace(OPS["mul"], domains=(ANY,))
 
 
 def test_expr_uses_the_builtin_ops_only():

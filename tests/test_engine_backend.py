@@ -57,7 +57,7 @@ def test_our_engine_supports_every_builtin_op():
     backend = load_engine("engine")
     assert backend.value_class is engine.Value
     assert (backend.name, backend.version) == ("engine", engine.__version__)
-    assert backend.has_function_api
+    assert backend.is_ours
     assert backend.supported_ops >= set(OP_NAMES)
 
 
@@ -66,7 +66,7 @@ def test_micrograd_loads_the_pypi_package_and_supports_what_it_has(micrograd_bac
 
     assert micrograd_backend.value_class is micrograd.engine.Value
     assert micrograd_backend.version == "0.1.0"
-    assert not micrograd_backend.has_function_api
+    assert not micrograd_backend.is_ours
     assert micrograd_backend.supported_ops == MICROGRAD_OPS
 
 

@@ -22,7 +22,7 @@ def test_fixtures_run_a_family_and_the_summary_counts_it(pytester):
             assert [r["case_id"] for r in rows] == [f"accumulation-2-{i}" for i in range(12)]
 
         def test_backends(parity_engine, parity_torch, parity_oracle):
-            assert parity_engine.name == "engine" and parity_engine.has_function_api
+            assert parity_engine.name == "engine" and parity_engine.is_ours
             assert parity_torch.name == "torch" and parity_oracle.name == "oracle"
     """)
     result = pytester.runpytest("-p", "parity.plugin")

@@ -29,7 +29,7 @@ import engine
 from engine.nn import MLP, SGD, mse_loss
 
 from ..case import Result
-from ..ops import ANY, NONZERO, OPS, POSITIVE
+from ..ops import ANY, NONZERO, OPS, POSITIVE, Op
 
 INSTALL_MICROGRAD = "pip install -e '.[bench]'"
 SPEC_FORMS = "'engine', 'micrograd', 'pkg.module:Class' or 'path/to/file.py:Class'"
@@ -74,7 +74,6 @@ class EngineBackend:
         self.timeout = timeout
         # engine.nn and engine.Function (the function family) work on our Values only.
         self.is_ours = issubclass(value_class, engine.Value)
-        self.has_function_api = self.is_ours
         self._probed = {}
         self._missing_for = (None, "")   # (graph, its missing ops): the last graph run
         self._forward_for = (None, None)  # (graph, its compiled forward): the last one compiled
@@ -152,7 +151,7 @@ class EngineBackend:
         if forward is not None and len(leaves) == graph.n_leaves:
             outputs, loss = forward(*leaves)
         else:
-            values, loss = graph.evaluate(leaves, _apply_engine, operator.add)
+            values, loss = graph.evaluate(leaves, Op.apply_engine, operator.add)
             outputs = [values[o] for o in graph.outputs]
         outputs.append(loss)
         labels = _OutputLabels(graph.outputs)
@@ -238,8 +237,7 @@ class EngineBackend:
                     f"name the right one with {option} (attributes: {_public_attributes(value)})")
 
     def _probe(self, op):
-        domains = op.domains[:op.arity] if len(op.domains) >= op.arity else (ANY,) * op.arity
-        points = [_PROBE_OPERANDS.get(d, _PROBE_OPERANDS[ANY])[i % 2] for i, d in enumerate(domains)]
+        points = [_PROBE_OPERANDS.get(d, _PROBE_OPERANDS[ANY])[i % 2] for i, d in enumerate(op.domains)]
         const = op.constants[0] if op.has_const else None
         try:
             with _time_limit(self.timeout):
@@ -256,10 +254,6 @@ class EngineBackend:
         return True
 
 
-def _apply_engine(op, operands, const):
-    return op.apply_engine(operands, const)
-
-
 class _OutputLabels:
     """Names of a graph run's outputs, then "loss", made only when asked for
     (an error message): most cases never ask."""
@@ -272,7 +266,7 @@ class _OutputLabels:
 
 
 def _compile_graph(graph):
-    """``graph.evaluate(leaves, _apply_engine, operator.add)`` as one
+    """``graph.evaluate(leaves, Op.apply_engine, operator.add)`` as one
     generated function: ``forward(*leaves) -> (outputs list, loss)``.
 
     Interpreting a graph (an op look-up, an operand list and two calls per
