@@ -33,7 +33,7 @@ def _judged(group, engine, torch_backend, oracle, tolerances):
         results = [(run_trajectory(engine, group[0]), run_trajectory(torch_backend, group[0]))]
         referee = TrajectoryOracle(oracle) if oracle else None
     else:
-        results = zip(_run_all(engine, group), _run_all(torch_backend, group))
+        results = zip(run_all(engine, group), run_all(torch_backend, group))
         referee = oracle
     return [(e, t, judge(case, e, t, referee, tolerances)) for case, (e, t) in zip(group, results)]
 
@@ -52,17 +52,14 @@ def _groups(cases):
         yield group
 
 
-def _run_all(backend, cases):
+def run_all(backend, cases):
+    """backend.run_batch(cases) where the backend batches, else one run a case."""
     run_batch = getattr(backend, "run_batch", None)
     return run_batch(cases) if run_batch else [backend.run(case) for case in cases]
 
 
-def make_row(case, engine, engine_result, torch_result, verdict):
-    return _RowMaker(engine).make(case, engine_result, torch_result, verdict)
-
-
 class _RowMaker:
-    """make_row for a stream of cases.  What a row says about the graph
+    """Report rows for a stream of cases.  What a row says about the graph
     (depth, ops) is computed once per graph object, not once per case: the
     cases of a structure share one Graph, and a 200-op graph's depth costs
     more than the rest of its row."""

@@ -18,6 +18,7 @@ import mpmath
 
 from ..case import Result
 from ..ops import OPS
+from ..runner import run_all
 from .oracle import float64_range
 
 STEP = (2.0 ** -52) ** (1.0 / 3.0)
@@ -49,7 +50,7 @@ class FiniteDifferences:
             if math.isfinite(x):
                 nudges[i] = (x + step(x), x - step(x))
                 nudged_cases += [_with_leaf(case, i, nudge) for nudge in nudges[i]]
-        losses = iter([r.values[-1] if r.ok else math.nan for r in self._forward_all(nudged_cases)])
+        losses = iter([r.values[-1] if r.ok else math.nan for r in run_all(self.forward, nudged_cases)])
         # Gradients accumulate over passes unless zeroed in between.
         accumulated = 1 if case.zero_grad_between else case.passes
         grads = []
@@ -64,10 +65,6 @@ class FiniteDifferences:
             # Divide by the step actually taken: x + h and x - h are rounded.
             grads.append(accumulated * (f_plus - f_minus) / (plus - minus) if smooth else math.nan)
         return Result(values=base.values, grads=grads)
-
-    def _forward_all(self, cases):
-        run_batch = getattr(self.forward, "run_batch", None)
-        return run_batch(cases) if run_batch else [self.forward.run(c) for c in cases]
 
 
 def _with_leaf(case, i, x):

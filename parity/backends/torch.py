@@ -19,7 +19,7 @@ import operator
 import time
 
 from ..case import Result
-from ..ops import OPS
+from ..ops import OPS, Op
 
 # Ops whose float64 CPU kernel rounds differently in its SIMD and scalar
 # lambdas (pow: Sleef_pow against std::pow; sigmoid: Sleef_exp against
@@ -43,10 +43,6 @@ def _apply(op, operands, const):
     if op.name in SCALAR_LOOP_OPS:
         operands = [_strided(x) for x in operands]
     return op.apply_torch(operands, const)
-
-
-def _apply_alone(op, operands, const):
-    return op.apply_torch(operands, const)  # one element: the scalar loop anyway
 
 
 class TorchBackend:
@@ -113,7 +109,8 @@ def _evaluate(cases):
         raise ValueError(f"the graph has {graph.n_leaves} leaves; a case gives another number")
     leaves = [torch.tensor(column, dtype=torch.float64, requires_grad=True)
               for column in zip(*(case.leaves for case in cases))]
-    values, loss = graph.evaluate(leaves, _apply if len(cases) > 1 else _apply_alone, operator.add)
+    # One element takes the scalar loop anyway: no strided view needed.
+    values, loss = graph.evaluate(leaves, _apply if len(cases) > 1 else Op.apply_torch, operator.add)
     for npass in range(first.passes):
         if first.zero_grad_between and npass:
             for leaf in leaves:
