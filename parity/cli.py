@@ -10,9 +10,12 @@ import sys
 import time
 
 from . import __version__
-from .campaign import (CampaignError, RunSpec, Shard, copy_atomic, load_backends, merge, partial_path,
-                       read_sidecar, run, sidecar_path)
+from .campaign import run
 from .case import FAMILIES
+from .isolation import Limits
+from .judges import load_backends
+from .plan import RunSpec, Shard
+from .report_files import CampaignError, copy_atomic, merge, partial_path, read_sidecar, sidecar_path
 from .report import (BAD_VERDICTS, GROWTH_FACTOR, GROWTH_FLOOR, ReportError, Summary, compare_reports, iter_report,
                      read_report)
 
@@ -23,7 +26,8 @@ EXIT_STATUS = """\
 exit status:
   0    no case failed (compare: no regression)
   1    a case's verdict is fail or error (compare: a regression; replay: the case fails)
-  2    bad usage or unreadable input (missing file, wrong schema, bad engine spec)
+  2    bad usage or unreadable input (missing file, wrong schema, bad engine spec),
+       or a judge that fails its own check
   130  interrupted (Ctrl-C or SIGTERM); the rows finished so far are kept"""
 
 
@@ -43,6 +47,12 @@ def main(argv=None):
     except (UsageError, ReportError, CampaignError) as exc:
         print(f"parity: error: {exc}", file=sys.stderr)
         return USAGE
+    except RuntimeError as exc:
+        from .selfcheck import JudgeCorrupted
+        if not isinstance(exc, JudgeCorrupted):
+            raise
+        print(f"parity: error: {exc}", file=sys.stderr)
+        return USAGE
     except ValueError as exc:
         from .backends.engine import EngineSpecError
         if not isinstance(exc, EngineSpecError):
@@ -59,7 +69,7 @@ def run_command(args):
     progress = sys.stderr.isatty() and not args.quiet
     try:
         with _sigterm_interrupts():
-            outcome = run(spec, out, shard, args.workers, args.resume, progress)
+            outcome = run(spec, out, shard, args.workers, args.resume, progress, args.isolation, _limits(args))
     except KeyboardInterrupt:
         if not partial_path(out).exists():
             raise  # before any row: nothing to resume
@@ -69,6 +79,8 @@ def run_command(args):
     if not args.out:
         for source in (out, sidecar_path(out)):
             copy_atomic(source, REPORTS / f"latest{source.suffix}")
+    if outcome.engine_broken:
+        print(f"parity: the engine ran no case: {outcome.engine_broken}", file=sys.stderr)
     print(outcome.summary.text(outcome.seconds, outcome.ran))
     print(f"report: {out} (run metadata: {sidecar_path(out)})")
     return FAILED if outcome.summary.failed else OK
@@ -112,9 +124,22 @@ def _ops(args):
     if args.ops != "supported":
         return tuple(name.strip() for name in args.ops.split(",") if name.strip())
     from .backends.engine import load_engine
+    from .isolation import EngineBroken
     from .ops import OP_NAMES
-    engine = load_engine(args.engine, args.data_attr, args.grad_attr, args.timeout)
-    return tuple(name for name in OP_NAMES if engine.supports(name))
+    try:
+        engine = load_engine(args.engine, args.data_attr, args.grad_attr, args.timeout, args.isolation,
+                             _limits(args))
+    except EngineBroken as exc:
+        raise UsageError(f"--ops supported: cannot probe the engine: {exc}") from None
+    try:
+        return tuple(name for name in OP_NAMES if engine.supports(name))
+    finally:
+        engine.close()
+
+
+def _limits(args):
+    return Limits(memory=args.memory_limit, cpu=args.cpu_limit, file_size=args.file_size_limit,
+                  network=args.allow_network, user=args.sandbox_user)
 
 
 def _spec_of_report(args):
@@ -197,7 +222,13 @@ def replay_command(args):
 
     spec = _spec(args)
     case = _usage(_case_from_json, args.json) if args.json else _usage(_case_from_id, args.case_id, spec)
-    engine, torch, oracle, tolerances = load_backends(spec)
+    from .backends.engine import BrokenEngine
+    from .judges import load_engine
+
+    engine = load_engine(spec, args.isolation, _limits(args))
+    if isinstance(engine, BrokenEngine):
+        print(f"parity: the engine cannot run: {engine.cause}", file=sys.stderr)
+    engine, torch, oracle, tolerances = load_backends(spec, engine)
     # As runner.run_cases does it: a training case runs (and is judged) as a
     # whole trajectory.
     trajectory = is_trajectory(case)
@@ -326,7 +357,23 @@ def _engine_options(parser):
     parser.add_argument("--data-attr", default="data", metavar="NAME", help="the values' number attribute")
     parser.add_argument("--grad-attr", default="grad", metavar="NAME", help="the values' gradient attribute")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
-                        help="per case, for the engine (default: 10)")
+                        help="per case, for the engine: wall clock, enforced from outside its worker (default: 10)")
+    sandbox = parser.add_argument_group("isolation", "the engine runs in a sandboxed worker process "
+                                        "(README: Isolation)")
+    sandbox.add_argument("--isolation", choices=("auto", "process", "none"), default="auto",
+                         help="process: a sandboxed worker; none: in the harness's process (trusted engines "
+                              "only); auto (default): none for our engine, process for any other")
+    sandbox.add_argument("--memory-limit", type=_size, default=Limits.memory, metavar="SIZE",
+                         help="address space of a worker, e.g. 4G, 512M, or 0 for none (default: 4G)")
+    sandbox.add_argument("--cpu-limit", type=float, metavar="SECONDS",
+                         help="CPU time one worker may use in all (default: no limit; per case: --timeout)")
+    sandbox.add_argument("--file-size-limit", type=_size, default=Limits.file_size, metavar="SIZE",
+                         help="the largest file a worker may write, its output log included (default: 64M)")
+    sandbox.add_argument("--allow-network", action="store_true",
+                         help="leave the worker on the network (default: a network namespace of its own, "
+                              "where the system allows)")
+    sandbox.add_argument("--sandbox-user", metavar="USER",
+                         help="run the worker as this user (the harness must run as root), e.g. nobody")
 
 
 def _case_options(parser):
@@ -335,6 +382,19 @@ def _case_options(parser):
     parser.add_argument("--ops", metavar="LIST",
                         help="the expr family's ops, comma-separated, or 'supported': those the engine has "
                              "(default: every built-in op; cases needing an op the engine lacks are unsupported)")
+
+
+def _size(text):
+    """4G, 512M, 64k or a number of bytes; 0 for no limit (None)."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    text = text.strip().lower().removesuffix("b")
+    try:
+        value = int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 4G, 512M, 65536)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {text!r}")
+    return value or None
 
 
 def _positive_int(text):

@@ -4,8 +4,9 @@ Each pair computes the same thing with a hand-written backward, one
 Function feature per pair: saved inputs (Square), a number argument whose
 gradient is None (MulAdd), two outputs of which a graph may use one or both
 (ProdSum), a non-differentiable output (ReluMask), a saved output (Exp).
-Each becomes rows of the op table (``fn_*``) with the oracle's value and
-partials, so the function family's graphs mix them with primitive ops and
+Their engine sides are in parity/sandbox/engine_functions.py (the
+sandboxed worker runs them); here, their torch twins and their rows of the
+op table (``fn_*``) with the oracle's value and partials, so the function family's graphs mix them with primitive ops and
 every backend, the oracle included, runs them like any op.
 
 ``check_function`` checks a user's pair: values and gradients against
@@ -21,80 +22,9 @@ import inspect
 import math
 import random
 
-from engine import Function, Value
+from engine import Value
 from .ops import ANY, Op, m_exp, m_relu, mpf, register_op
-
-
-# -- the engine side -----------------------------------------------------------
-class Square(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.data * x.data
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_values
-        return g * 2.0 * x.data
-
-
-class MulAdd(Function):
-    """x * y + alpha, alpha a number."""
-
-    @staticmethod
-    def forward(ctx, x, y, alpha):
-        ctx.save_for_backward(x, y)
-        return x.data * y.data + alpha
-
-    @staticmethod
-    def backward(ctx, g):
-        x, y = ctx.saved_values
-        return g * y.data, g * x.data, None
-
-
-class ProdSum(Function):
-    """(x * y, x + y)."""
-
-    @staticmethod
-    def forward(ctx, x, y):
-        ctx.save_for_backward(x, y)
-        return x.data * y.data, x.data + y.data
-
-    @staticmethod
-    def backward(ctx, g_prod, g_sum):
-        x, y = ctx.saved_values
-        return g_prod * y.data + g_sum, g_prod * x.data + g_sum
-
-
-class ReluMask(Function):
-    """(relu(x), mask) with the 0/1 mask marked non-differentiable."""
-
-    @staticmethod
-    def forward(ctx, x):
-        mask = Value(1.0 if x.data > 0.0 else 0.0)
-        ctx.save_for_backward(mask)
-        ctx.mark_non_differentiable(mask)
-        return x.relu(), mask
-
-    @staticmethod
-    def backward(ctx, g, g_mask):
-        (mask,) = ctx.saved_values
-        # g_mask is zero when the mask really is non-differentiable: adding
-        # it makes an engine that lets gradient into the mask show.
-        return g * mask.data + g_mask
-
-
-class Exp(Function):
-    @staticmethod
-    def forward(ctx, x):
-        result = x.exp()
-        ctx.save_for_backward(result)
-        return result
-
-    @staticmethod
-    def backward(ctx, g):
-        (result,) = ctx.saved_values
-        return g * result.data
+from .sandbox.engine_functions import PAIRS  # noqa: F401  the engine sides (tests and users check them)
 
 
 # -- the torch side: the same formulas, elementwise (the torch backend batches)
@@ -165,18 +95,6 @@ def torch_functions():
             "ReluMask": TorchReluMask, "Exp": TorchExp}
 
 
-PAIRS = {"Square": Square, "MulAdd": MulAdd, "ProdSum": ProdSum, "ReluMask": ReluMask, "Exp": Exp}
-
-
-def _engine_values(*operands):
-    # engine.Function works on our Values only: any other engine must find
-    # these ops unsupported (its backend probes them and gets this error).
-    for v in operands:
-        if not isinstance(v, Value):
-            raise TypeError(f"fn_* ops need engine.Function: {type(v).__name__} is not engine.Value")
-    return operands
-
-
 def _t(name):
     return torch_functions()[name].apply
 
@@ -185,19 +103,9 @@ def _mask(x):
     return mpf(1) if x > 0 else mpf(0)  # nan > 0 is False, as in float64
 
 
-def _prodsum_both(x, y):
-    product, total = ProdSum.apply(*_engine_values(x, y))
-    return product + total
-
-
 def _torch_prodsum_both(x, y):
     product, total = _t("ProdSum")(x, y)
     return product + total
-
-
-def _relumask_gate(x):
-    relu, mask = ReluMask.apply(*_engine_values(x))
-    return relu * mask
 
 
 def _torch_relumask_gate(x):
@@ -208,28 +116,23 @@ def _torch_relumask_gate(x):
 _MULADD_ALPHAS = (0.5, -2.0, 0.0)
 
 FUNCTION_OPS = tuple(register_op(op).name for op in [
-    Op("fn_square", 1, lambda x: Square.apply(*_engine_values(x)), lambda x: _t("Square")(x),
-       lambda x: x * x, lambda x, out: (2 * x,), symbol="fn_square"),
-    Op("fn_muladd", 2, lambda x, y, c: MulAdd.apply(*_engine_values(x, y), c),
-       lambda x, y, c: _t("MulAdd")(x, y, c), lambda x, y, c: x * y + c,
+    Op("fn_square", 1, lambda x: _t("Square")(x), lambda x: x * x, lambda x, out: (2 * x,), symbol="fn_square"),
+    Op("fn_muladd", 2, lambda x, y, c: _t("MulAdd")(x, y, c), lambda x, y, c: x * y + c,
        lambda x, y, out, c: (y, x), domains=(ANY, ANY), constants=_MULADD_ALPHAS, symbol="fn_muladd"),
     # ProdSum three ways: only the product used, only the sum, both.
-    Op("fn_prodsum0", 2, lambda x, y: ProdSum.apply(*_engine_values(x, y))[0],
-       lambda x, y: _t("ProdSum")(x, y)[0], lambda x, y: x * y, lambda x, y, out: (y, x),
+    Op("fn_prodsum0", 2, lambda x, y: _t("ProdSum")(x, y)[0], lambda x, y: x * y, lambda x, y, out: (y, x),
        domains=(ANY, ANY), symbol="fn_prodsum0"),
-    Op("fn_prodsum1", 2, lambda x, y: ProdSum.apply(*_engine_values(x, y))[1],
-       lambda x, y: _t("ProdSum")(x, y)[1], lambda x, y: x + y, lambda x, y, out: (mpf(1), mpf(1)),
-       domains=(ANY, ANY), symbol="fn_prodsum1"),
-    Op("fn_prodsum", 2, _prodsum_both, _torch_prodsum_both, lambda x, y: x * y + (x + y),
+    Op("fn_prodsum1", 2, lambda x, y: _t("ProdSum")(x, y)[1], lambda x, y: x + y,
+       lambda x, y, out: (mpf(1), mpf(1)), domains=(ANY, ANY), symbol="fn_prodsum1"),
+    Op("fn_prodsum", 2, _torch_prodsum_both, lambda x, y: x * y + (x + y),
        lambda x, y, out: (y + 1, x + 1), domains=(ANY, ANY), symbol="fn_prodsum"),
     # ReluMask two ways: the relu output alone; relu * mask, both outputs
     # used and the mask without a gradient path.
-    Op("fn_relumask", 1, lambda x: ReluMask.apply(*_engine_values(x))[0], lambda x: _t("ReluMask")(x)[0],
-       m_relu, lambda x, out: (_mask(x),), kink=(0.0,), symbol="fn_relumask"),
-    Op("fn_relumask_gate", 1, _relumask_gate, _torch_relumask_gate, lambda x: m_relu(x) * _mask(x),
+    Op("fn_relumask", 1, lambda x: _t("ReluMask")(x)[0], m_relu, lambda x, out: (_mask(x),), kink=(0.0,),
+       symbol="fn_relumask"),
+    Op("fn_relumask_gate", 1, _torch_relumask_gate, lambda x: m_relu(x) * _mask(x),
        lambda x, out: (_mask(x),), kink=(0.0,), symbol="fn_relumask_gate"),
-    Op("fn_exp", 1, lambda x: Exp.apply(*_engine_values(x)), lambda x: _t("Exp")(x),
-       m_exp, lambda x, out: (out,), symbol="fn_exp"),
+    Op("fn_exp", 1, lambda x: _t("Exp")(x), m_exp, lambda x, out: (out,), symbol="fn_exp"),
 ])
 
 

@@ -1,11 +1,13 @@
 """The op table: every op the harness checks, described once, as data.
 
-Each row says how to apply the op in a micrograd-style engine (Python
-operators and methods only, so any engine can be driven), in PyTorch, and in
-the high-precision oracle (value and local derivatives, following torch's
-conventions at the edges), plus how to sample operands and constants and
-which edge points to try.  Generators, backends and reports read only this
-table: adding an op is one row here plus its engine method.
+Each row says how to apply the op in PyTorch and in the high-precision
+oracle (value and local derivatives, following torch's conventions at the
+edges), how to sample operands and constants and which edge points to try;
+its engine call (Python operators and methods only, so any engine can be
+driven) comes by name from parity/sandbox/engine_ops.py, the one column the
+sandboxed engine worker needs.  Generators, backends and reports read only
+this table: adding an op is one row here, its line in engine_ops.py and its
+engine method.
 
 Operands are the op's Value inputs; ``const`` is its number operand, if any
 (``x + c``, ``c - x``, ``x ** c`` ...).
@@ -15,6 +17,8 @@ import math
 from typing import Callable
 
 import mpmath
+
+from .sandbox.engine_ops import ENGINE_OPS
 
 INF = math.inf
 NAN = math.nan
@@ -32,7 +36,6 @@ SPECIAL_POINTS = (0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, 1000.0,
 class Op:
     name: str
     arity: int                    # number of Value operands
-    engine: Callable              # (*operands[, const]) -> engine Value
     torch: Callable               # (*tensors[, const]) -> tensor
     oracle: Callable              # (*mpf operands[, const]) -> mpf value
     partials: Callable            # (*mpf operands, out[, const]) -> tuple of d out / d operand;
@@ -43,10 +46,15 @@ class Op:
     edges: tuple = SPECIAL_POINTS  # operand values to try in the edges family
     kink: tuple = ()              # operand points where finite differences are meaningless
     symbol: str = ""              # for readable graphs: "+", "exp", ...
+    engine: Callable = None       # (*operands[, const]) -> engine Value; None: ENGINE_OPS[name]
 
     def __post_init__(self):
         if len(self.domains) != self.arity:
             raise ValueError(f"op {self.name!r}: {len(self.domains)} domains for {self.arity} operands")
+        if self.engine is None:
+            if self.name not in ENGINE_OPS:
+                raise ValueError(f"op {self.name!r} has no engine call: add it to parity/sandbox/engine_ops.py")
+            object.__setattr__(self, "engine", ENGINE_OPS[self.name])
 
     @property
     def has_const(self):
@@ -189,52 +197,52 @@ _POW_EXPONENTS = (2.0, 3.0, 0.5, -1.0, -0.5, 1.5, -2.0, 0.0, 1.0, 4.0)
 _POW_BASES = (2.0, 0.5, 3.0, 10.0, 1.0, 0.0, -2.0)
 
 OPS = {op.name: op for op in [
-    Op("add", 2, lambda a, b: a + b, lambda a, b: a + b, lambda a, b: a + b,
+    Op("add", 2, lambda a, b: a + b, lambda a, b: a + b,
        lambda a, b, out: (mpf(1), mpf(1)), domains=(ANY, ANY), symbol="+"),
-    Op("sub", 2, lambda a, b: a - b, lambda a, b: a - b, lambda a, b: a - b,
+    Op("sub", 2, lambda a, b: a - b, lambda a, b: a - b,
        lambda a, b, out: (mpf(1), mpf(-1)), domains=(ANY, ANY), symbol="-"),
-    Op("mul", 2, lambda a, b: a * b, lambda a, b: a * b, lambda a, b: a * b,
+    Op("mul", 2, lambda a, b: a * b, lambda a, b: a * b,
        lambda a, b, out: (b, a), domains=(ANY, ANY), symbol="*"),
-    Op("div", 2, lambda a, b: a / b, lambda a, b: a / b, m_div,
+    Op("div", 2, lambda a, b: a / b, m_div,
        lambda a, b, out: (m_div(mpf(1), b), -m_div(m_div(a, b), b)), domains=(ANY, NONZERO), symbol="/"),
-    Op("pow", 2, lambda a, b: a ** b, lambda a, b: a ** b, m_pow, _pow_partials,
+    Op("pow", 2, lambda a, b: a ** b, m_pow, _pow_partials,
        domains=(POSITIVE, ANY), symbol="**"),
-    Op("add_const", 1, lambda a, c: a + c, lambda a, c: a + c, lambda a, c: a + c,
+    Op("add_const", 1, lambda a, c: a + c, lambda a, c: a + c,
        lambda a, out, c: (mpf(1),), constants=_SUM_CONSTANTS, symbol="+"),
-    Op("radd", 1, lambda a, c: c + a, lambda a, c: c + a, lambda a, c: c + a,
+    Op("radd", 1, lambda a, c: c + a, lambda a, c: c + a,
        lambda a, out, c: (mpf(1),), constants=_SUM_CONSTANTS, symbol="+"),
-    Op("sub_const", 1, lambda a, c: a - c, lambda a, c: a - c, lambda a, c: a - c,
+    Op("sub_const", 1, lambda a, c: a - c, lambda a, c: a - c,
        lambda a, out, c: (mpf(1),), constants=_SUM_CONSTANTS, symbol="-"),
-    Op("rsub", 1, lambda a, c: c - a, lambda a, c: c - a, lambda a, c: c - a,
+    Op("rsub", 1, lambda a, c: c - a, lambda a, c: c - a,
        lambda a, out, c: (mpf(-1),), constants=_SUM_CONSTANTS, symbol="-"),
-    Op("mul_const", 1, lambda a, c: a * c, lambda a, c: a * c, lambda a, c: a * c,
+    Op("mul_const", 1, lambda a, c: a * c, lambda a, c: a * c,
        lambda a, out, c: (mpf(c),), constants=_SUM_CONSTANTS, edge_constants=(0.0,), symbol="*"),
-    Op("rmul", 1, lambda a, c: c * a, lambda a, c: c * a, lambda a, c: c * a,
+    Op("rmul", 1, lambda a, c: c * a, lambda a, c: c * a,
        lambda a, out, c: (mpf(c),), constants=_SUM_CONSTANTS, edge_constants=(0.0,), symbol="*"),
-    Op("div_const", 1, lambda a, c: a / c, lambda a, c: a / c, lambda a, c: m_div(a, mpf(c)),
+    Op("div_const", 1, lambda a, c: a / c, lambda a, c: m_div(a, mpf(c)),
        lambda a, out, c: (m_div(mpf(1), mpf(c)),), constants=(2.0, -4.0, 0.5, 3.0, 0.0), edge_constants=(0.0,), symbol="/"),
-    Op("rdiv", 1, lambda a, c: c / a, _rdiv_torch, lambda a, c: m_div(mpf(1), a) * c,
+    Op("rdiv", 1, _rdiv_torch, lambda a, c: m_div(mpf(1), a) * c,
        lambda a, out, c: (-mpf(c) * m_div(mpf(1), a) ** 2,), domains=(NONZERO,),
        constants=(1.0, 2.0, -3.0, 0.5), kink=(0.0,), symbol="/"),
-    Op("pow_const", 1, lambda a, c: a ** c, lambda a, c: a ** c, m_pow_by_constant,
+    Op("pow_const", 1, lambda a, c: a ** c, m_pow_by_constant,
        lambda a, out, c: (None if c == 0 else c * m_pow_by_constant(a, mpf(c) - 1),),
        domains=(POSITIVE,), constants=_POW_EXPONENTS, edge_constants=(0.0,), kink=(0.0,), symbol="**"),
-    Op("rpow", 1, lambda a, c: c ** a, lambda a, c: c ** a, lambda a, c: m_pow(mpf(c), a),
+    Op("rpow", 1, lambda a, c: c ** a, lambda a, c: m_pow(mpf(c), a),
        lambda a, out, c: (mpf(0) if (c == 0 and a >= 0) else out * m_log(mpf(c)),),
        constants=_POW_BASES, edge_constants=(0.0, -2.0), kink=(0.0,), symbol="**"),
-    Op("neg", 1, lambda a: -a, lambda a: -a, lambda a: -a, lambda a, out: (mpf(-1),), symbol="neg"),
-    Op("abs", 1, lambda a: abs(a), lambda a: a.abs(), m_abs, lambda a, out: (m_sign(a),),
+    Op("neg", 1, lambda a: -a, lambda a: -a, lambda a, out: (mpf(-1),), symbol="neg"),
+    Op("abs", 1, lambda a: a.abs(), m_abs, lambda a, out: (m_sign(a),),
        kink=(0.0,), symbol="abs"),
-    Op("exp", 1, lambda a: a.exp(), lambda a: a.exp(), m_exp, lambda a, out: (out,), symbol="exp"),
-    Op("log", 1, lambda a: a.log(), lambda a: a.log(), m_log, lambda a, out: (m_div(mpf(1), a),),
+    Op("exp", 1, lambda a: a.exp(), m_exp, lambda a, out: (out,), symbol="exp"),
+    Op("log", 1, lambda a: a.log(), m_log, lambda a, out: (m_div(mpf(1), a),),
        domains=(POSITIVE,), kink=(0.0,), symbol="log"),
-    Op("tanh", 1, lambda a: a.tanh(), lambda a: a.tanh(), m_tanh, lambda a, out: (1 - out * out,),
+    Op("tanh", 1, lambda a: a.tanh(), m_tanh, lambda a, out: (1 - out * out,),
        symbol="tanh"),
-    Op("sigmoid", 1, lambda a: a.sigmoid(), lambda a: a.sigmoid(), m_sigmoid,
+    Op("sigmoid", 1, lambda a: a.sigmoid(), m_sigmoid,
        lambda a, out: ((1 - out) * out,), symbol="sigmoid"),
-    Op("relu", 1, lambda a: a.relu(), lambda a: a.relu(), m_relu,
+    Op("relu", 1, lambda a: a.relu(), m_relu,
        lambda a, out: (mpf(1) if (_isnan(out) or out > 0) else None,), kink=(0.0,), symbol="relu"),
-    Op("sqrt", 1, lambda a: a.sqrt(), lambda a: a.sqrt(), m_sqrt,
+    Op("sqrt", 1, lambda a: a.sqrt(), m_sqrt,
        lambda a, out: (m_div(mpf(1), 2 * out),), domains=(POSITIVE,), kink=(0.0,), symbol="sqrt"),
 ]}
 

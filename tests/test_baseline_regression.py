@@ -10,7 +10,8 @@ import pytest
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 
-from parity.campaign import RunSpec, run  # noqa: E402
+from parity.campaign import run  # noqa: E402
+from parity.plan import RunSpec  # noqa: E402
 from parity.report import compare_reports, read_report  # noqa: E402
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"

@@ -13,9 +13,10 @@ import pytest
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 
-from parity import campaign  # noqa: E402
-from parity.campaign import (CampaignError, RunSpec, Shard, cost, merge, pack,  # noqa: E402
-                             partial_path, plan, run, sidecar_path, write_atomic)
+from parity import campaign, judges, report_files  # noqa: E402
+from parity.campaign import run  # noqa: E402
+from parity.plan import RunSpec, Shard, cost, pack, plan  # noqa: E402
+from parity.report_files import CampaignError, merge, partial_path, sidecar_path, write_atomic  # noqa: E402
 from parity.report import TIMING_COLUMNS, read_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,17 +81,18 @@ def test_workers_give_the_same_rows_as_one_process(whole, tmp_path, monkeypatch)
     # Small tasks, so that both workers get several.
     monkeypatch.setattr(campaign, "TASK_COST", 100)
     assert len(list(pack(plan(SMALL), 100))) > 4
-    pools, rows_from_workers = [], campaign._rows_from_workers
+    pools, rows_from_workers = [], judges.rows_from_judges
 
     def counted(*arguments, **keywords):
         pools.append(arguments)
         return rows_from_workers(*arguments, **keywords)
 
-    monkeypatch.setattr(campaign, "_rows_from_workers", counted)
-    runs, write_ordered = [], campaign.write_ordered
+    monkeypatch.setattr(campaign, "rows_from_judges", counted)
+    runs, write_ordered = [], report_files.write_ordered
 
     def recorded(paths, *arguments):
-        runs.extend(campaign._ascending_runs(paths[0], campaign.case_order(SMALL, campaign._header(paths[0]))))
+        key = report_files.case_order(SMALL, report_files._header(paths[0]))
+        runs.extend(report_files._ascending_runs(paths[0], key))
         return write_ordered(paths, *arguments)
 
     monkeypatch.setattr(campaign, "write_ordered", recorded)
@@ -147,15 +149,15 @@ def test_rows_written_in_several_runs_are_merged_into_case_order(whole, tmp_path
     header, *lines = whole.read_text().splitlines(keepends=True)
     scrambled = tmp_path / "scrambled.csv"
     scrambled.write_text(header + "".join(lines[100:] + lines[40:100] + lines[:40]))
-    assert len(campaign._ascending_runs(scrambled, campaign.case_order(SMALL, campaign._header(scrambled)))) == 3
+    assert len(report_files._ascending_runs(scrambled, report_files.case_order(SMALL, report_files._header(scrambled)))) == 3
     out = tmp_path / "ordered.csv"
-    summary = campaign.write_ordered([scrambled], SMALL, out)
+    summary = report_files.write_ordered([scrambled], SMALL, out)
     assert out.read_text() == whole.read_text()
     assert summary.cases == 160
 
     scrambled.write_text(header + "".join(lines + lines[5:6]))
     with pytest.raises(CampaignError, match=r"case expr-0-5 is in more than one row"):
-        campaign.write_ordered([scrambled], SMALL, tmp_path / "twice.csv")
+        report_files.write_ordered([scrambled], SMALL, tmp_path / "twice.csv")
     assert not (tmp_path / "twice.csv").exists()
 
 

@@ -1,87 +1,61 @@
-"""The engine under test: ours, PyPI micrograd, or any micrograd-style engine.
+"""The engine under test as a backend: ours, PyPI micrograd, or any
+micrograd-style engine (see sandbox/engine_runner.py for what that means).
 
-A micrograd-style engine is a class whose instances wrap a number
-(``Value(2.0)``), combine with Python operators and methods (``a * b``,
-``a.tanh()``), and have a ``backward()`` that fills a gradient attribute.
-That is all this backend assumes: attribute names are options, data may be
-numpy scalars or ints, and whatever the engine lacks or does wrong becomes a
-Result (``unsupported`` or ``error``), never a crash of the harness.
+The engine runs in a sandboxed worker process (isolation.py) or, when it is
+trusted, in this process (``isolation="none"``); either way it sees cases as
+plain data and hands back numbers and error strings, which become Results
+here.  Nothing the engine does becomes an exception of the harness.
 
 Which ops an engine supports is found by trying each op of the op table once
 on small in-domain values, backward included: an exception, a missing
 method or a result that is not one of the engine's values means unsupported.
-Ops registered after loading (the function family's) are probed on first use.
+A probe that kills or hangs the worker does not: that op's cases run and
+show it.  Ops registered after loading (the function family's) are probed
+on first use.
 """
-from contextlib import contextmanager
-import hashlib
-import importlib
-import importlib.metadata
-import importlib.util
-import numbers
-import operator
-from pathlib import Path
-import signal
-import sys
-import threading
-import time
-
-import engine
-from engine.nn import MLP, SGD, mse_loss
-
 from ..case import Result
-from ..ops import ANY, NONZERO, OPS, POSITIVE, Op
+from ..isolation import Death, EngineBroken, Limits, Sandbox
+from ..ops import ANY, NONZERO, OPS, POSITIVE
+from ..sandbox import engine_runner
+from ..sandbox.engine_runner import EngineSpecError, SPEC_FORMS  # noqa: F401  (the CLI's and users' names)
+from ..sandbox.text import clean
+from ..sandbox.wire import encode_cases
 
-INSTALL_MICROGRAD = "pip install -e '.[bench]'"
-SPEC_FORMS = "'engine', 'micrograd', 'pkg.module:Class' or 'path/to/file.py:Class'"
-
+ISOLATION_MODES = ("auto", "process", "none")
 # Probe operands per domain, one per operand position: away from every kink
 # and pole, distinct so that a swapped operand shows.
 _PROBE_OPERANDS = {ANY: (0.75, -1.25), POSITIVE: (1.5, 2.5), NONZERO: (1.25, -0.5)}
-_MLP_SPEC_KEYS = {"nin", "nouts", "activation", "inputs", "targets"}
-# run_batch compiles a graph shared by at least this many consecutive cases,
-# unless it is bigger than this (compile time and memory grow with it).
-COMPILE_AT = 32
-COMPILE_MAX_NODES = 5000
 
 
-class EngineSpecError(ValueError):
-    """The engine spec names nothing loadable (the CLI exits with status 2)."""
-
-
-class _Timeout(BaseException):
-    # BaseException, so that an engine's own ``except Exception`` cannot swallow it.
-    pass
-
-
-class _ComplexResult(Exception):
-    pass
-
-
-def load_engine(spec="engine", data_attr="data", grad_attr="grad", timeout=10.0):
+def load_engine(spec="engine", data_attr="data", grad_attr="grad", timeout=10.0, isolation="auto",
+                limits=Limits()):
     """An EngineBackend for ``spec``: "engine" (ours), "micrograd" (PyPI
-    micrograd 0.1.0), "pkg.module:Class" or "path/to/file.py:Class"."""
-    value_class, version = _resolve(spec)
-    return EngineBackend(spec, version, value_class, data_attr, grad_attr, timeout)
+    micrograd 0.1.0), "pkg.module:Class" or "path/to/file.py:Class".
+
+    ``isolation``: "process" runs it in a sandboxed worker (isolation.py),
+    "none" in this process; "auto", ours in this process (it ships with the
+    harness) and any other in a worker."""
+    if isolation not in ISOLATION_MODES:
+        raise EngineSpecError(f"isolation {isolation!r}: expected one of {', '.join(ISOLATION_MODES)}")
+    if isolation == "none" or (isolation == "auto" and spec == "engine"):
+        return InProcessEngine(spec, data_attr, grad_attr, timeout)
+    return SandboxedEngine(spec, data_attr, grad_attr, timeout, limits)
 
 
 class EngineBackend:
-    def __init__(self, name, version, value_class, data_attr="data", grad_attr="grad", timeout=10.0):
+    """What both kinds share: probing, unsupported cases, Results."""
+    isolation = None  # "process" or "none"
+
+    def __init__(self, name, version, is_ours):
         self.name = name
         self.version = version
-        self.value_class = value_class
-        self.data_attr = data_attr
-        self.grad_attr = grad_attr
-        self.timeout = timeout
-        # engine.nn and engine.Function (the function family) work on our Values only.
-        self.is_ours = issubclass(value_class, engine.Value)
+        self.is_ours = is_ours
         self._probed = {}
         self._missing_for = (None, "")   # (graph, its missing ops): the last graph run
-        self._forward_for = (None, None)  # (graph, its compiled forward): the last one compiled
-        self._check_attributes()
-        self.supported_ops  # probe every op known now
+        self._probe([name for name in OPS])  # every op known now
 
     def __repr__(self):
-        return f"EngineBackend({self.name!r}, version={self.version!r})"
+        return f"{type(self).__name__}({self.name!r}, version={self.version!r})"
 
     @property
     def supported_ops(self):
@@ -89,7 +63,7 @@ class EngineBackend:
 
     def supports(self, op_name):
         if op_name not in self._probed:
-            self._probed[op_name] = self._probe(OPS[op_name])
+            self._probe([op_name])
         return self._probed[op_name]
 
     def missing_ops(self, graph):
@@ -100,325 +74,118 @@ class EngineBackend:
         return sorted(missing)
 
     def run(self, case):
-        return self._run(case, None)
+        return self.run_batch([case])[0]
 
     def run_batch(self, cases):
-        """One Result per case, in order: what run() gives.  A run of at
-        least COMPILE_AT consecutive cases on one graph object evaluates it
-        through a compiled forward function (see _compile_graph)."""
-        results = []
-        start = 0
-        while start < len(cases):
-            graph = cases[start].graph
-            end = start + 1
-            while end < len(cases) and cases[end].graph is graph:
-                end += 1
-            forward = None
-            if end - start >= COMPILE_AT and graph.n_nodes <= COMPILE_MAX_NODES:
-                forward = self._compiled_forward(graph)
-            results.extend(self._run(case, forward) for case in cases[start:end])
-            start = end
-        return results
+        """One Result per case, in order."""
+        results, runnable = [], []
+        for case in cases:
+            graph = case.graph
+            if graph is not self._missing_for[0]:  # the cases of a structure share a graph
+                self._missing_for = (graph, ",".join(self.missing_ops(graph)))
+            missing = self._missing_for[1]
+            results.append(Result(unsupported=missing) if missing else None)
+            if not missing:
+                runnable.append(case)
+        ran = iter(self._results(runnable) if runnable else ())
+        return [result if result is not None else next(ran) for result in results]
 
-    def _run(self, case, forward):
-        graph = case.graph
-        if graph is not self._missing_for[0]:  # the cases of a structure share a graph
-            self._missing_for = (graph, ",".join(self.missing_ops(graph)))
-        missing = self._missing_for[1]
-        if missing:
-            return Result(unsupported=missing)
-        start = time.perf_counter()
-        try:
-            with _time_limit(self.timeout):
-                if self._runs_native_mlp(case):
-                    values, grads = self._run_native_mlp(case)
-                else:
-                    values, grads = self._run_graph(case, forward)
-        except _Timeout:
-            error = f"timeout after {self.timeout} s"
-        except _ComplexResult as e:
-            error = str(e)
-        except Exception as e:
-            error = _describe(e)
-        else:
-            return Result(values=values, grads=grads, seconds=time.perf_counter() - start)
-        return Result(error=error, seconds=time.perf_counter() - start)
+    def close(self):
+        """Let go of the engine (its worker process, if any)."""
 
-    # -- running ---------------------------------------------------------------
-    def _run_graph(self, case, forward=None):
-        graph = case.graph
-        leaves = [self.value_class(x) for x in case.leaves]
-        if forward is not None and len(leaves) == graph.n_leaves:
-            outputs, loss = forward(*leaves)
-        else:
-            values, loss = graph.evaluate(leaves, Op.apply_engine, operator.add)
-            outputs = [values[o] for o in graph.outputs]
-        outputs.append(loss)
-        labels = _OutputLabels(graph.outputs)
-        return self._backward_and_read(case, loss, leaves, outputs, labels)
-
-    def _compiled_forward(self, graph):
-        """The graph's compiled forward, or None (interpret it) if compiling failed."""
-        if graph is not self._forward_for[0]:
-            try:
-                forward = _compile_graph(graph)
-            except Exception:  # e.g. a compiler limit: the interpreter has none
-                forward = None
-            self._forward_for = (graph, forward)
-        return self._forward_for[1]
-
-    def _backward_and_read(self, case, loss, leaves, outputs, labels):
-        """``labels[i]`` names ``outputs[i]`` in error messages (only read then)."""
-        data_attr, grad_attr = self.data_attr, self.grad_attr
-        values = []
-        for i, v in enumerate(outputs):
-            x = getattr(v, data_attr)
-            # type() first: an exact float (our engine's) needs no conversion.
-            values.append(x if type(x) is float else _as_float(x, f"value of {labels[i]}"))
-        for p in range(case.passes):
-            if p and case.zero_grad_between:
-                for leaf in leaves:
-                    setattr(leaf, grad_attr, 0.0)
-            loss.backward()
-        grads = []
-        for i, leaf in enumerate(leaves):
-            g = getattr(leaf, grad_attr)
-            grads.append(g if type(g) is float else self._grad(leaf, f"grad of leaf v{i}"))
-        return values, grads
-
-    def _runs_native_mlp(self, case):
-        return case.family == "mlp" and self.is_ours and _MLP_SPEC_KEYS <= case.spec.keys()
-
-    def _run_native_mlp(self, case):
-        """Our engine runs mlp cases through engine.nn, so that the fused
-        ``linear`` op is what gets checked.  The case's graph spells out the
-        same network in primitive ops, in the order engine.nn rounds (that is
-        what torch and other engines run); its leaves are the parameters in
-        MLP.parameters() order and its one output is the mean squared error."""
-        spec = case.spec
-        model = MLP(spec["nin"], spec["nouts"], spec["activation"], spec.get("output_activation"), seed=0)
-        params = model.parameters()
-        if len(params) != len(case.leaves) or len(case.graph.outputs) != 1:
-            raise ValueError(f"mlp case {case.case_id}: {len(case.leaves)} leaves and "
-                             f"{len(case.graph.outputs)} outputs for an MLP of {len(params)} parameters")
-        for p, x in zip(params, case.leaves):
-            p.data = x
-        predictions = [model(x) for x in spec["inputs"]]
-        loss = mse_loss(predictions, spec["targets"])
-        # As a training loop does: gradients left by an earlier backward,
-        # cleared by zero_grad before this one - the module's in even cases,
-        # an optimizer's in odd ones - so that a zero_grad that leaves any
-        # gradient behind shows in the gradients read.
-        loss.backward()
-        (model.zero_grad if case.index % 2 == 0 else SGD(params, lr=0.0).zero_grad)()
-        return self._backward_and_read(case, loss, params, [loss, loss], [f"v{case.graph.outputs[0]}", "loss"])
-
-    def _data(self, value, what):
-        return _as_float(getattr(value, self.data_attr), what)
-
-    def _grad(self, value, what):
-        grad = getattr(value, self.grad_attr)
-        # torch-like engines leave an unreached leaf's grad None: zero.
-        return 0.0 if grad is None else _as_float(grad, what)
-
-    # -- loading checks ----------------------------------------------------------
-    def _check_attributes(self):
-        # On a fresh value: an engine that creates its grad attribute only in
-        # backward() is not supported.
-        cls = self.value_class.__name__
-        try:
-            value = self.value_class(1.0)
-        except Exception as e:
-            raise EngineSpecError(f"{self.name}: {cls}(1.0) raised {_describe(e)}") from e
-        for attr, option in ((self.data_attr, "data_attr"), (self.grad_attr, "grad_attr")):
-            if not hasattr(value, attr):
-                raise EngineSpecError(
-                    f"{self.name}: {cls} values have no attribute {attr!r}; "
-                    f"name the right one with {option} (attributes: {_public_attributes(value)})")
-
-    def _probe(self, op):
-        points = [_PROBE_OPERANDS.get(d, _PROBE_OPERANDS[ANY])[i % 2] for i, d in enumerate(op.domains)]
-        const = op.constants[0] if op.has_const else None
-        try:
-            with _time_limit(self.timeout):
-                operands = [self.value_class(x) for x in points]
-                out = op.apply_engine(operands, const)
-                if not isinstance(out, self.value_class):
-                    return False
-                out.backward()
-                for v in [out] + operands:
-                    self._data(v, "probe")
-                    self._grad(v, "probe")
-        except (Exception, _Timeout):
-            return False
-        return True
+    def _probe(self, names):
+        probes = []
+        for name in names:
+            op = OPS[name]
+            operands = [_PROBE_OPERANDS.get(d, _PROBE_OPERANDS[ANY])[i % 2] for i, d in enumerate(op.domains)]
+            probes.append([name, operands, op.constants[0] if op.has_const else None])
+        for name, found in zip(names, self._probe_replies(probes)):
+            self._probed[name] = found
 
 
-class _OutputLabels:
-    """Names of a graph run's outputs, then "loss", made only when asked for
-    (an error message): most cases never ask."""
+class InProcessEngine(EngineBackend):
+    """The engine in this process: for a trusted engine (ours), where a
+    worker's round trips are not worth paying.  It can do anything to the
+    judge; the judge's self-check (selfcheck.py) sees only what bends torch
+    and the oracle's numbers."""
+    isolation = "none"
 
-    def __init__(self, outputs):
-        self.outputs = outputs
+    def __init__(self, spec, data_attr="data", grad_attr="grad", timeout=10.0):
+        self.runner = engine_runner.load(spec, data_attr, grad_attr, timeout, _EngineCalls())
+        self.value_class = self.runner.value_class
+        super().__init__(spec, self.runner.version, self.runner.is_ours)
 
-    def __getitem__(self, i):
-        return f"v{self.outputs[i]}" if i < len(self.outputs) else "loss"
+    def _probe_replies(self, probes):
+        return [self.runner.probe(*probe) for probe in probes]
 
-
-def _compile_graph(graph):
-    """``graph.evaluate(leaves, Op.apply_engine, operator.add)`` as one
-    generated function: ``forward(*leaves) -> (outputs list, loss)``.
-
-    Interpreting a graph (an op look-up, an operand list and two calls per
-    node) costs about as much as the engine's own forward pass on a 200-op
-    graph; straight-line code calls each node's engine function from the op
-    table directly, with the same operands in the same order, and sums the
-    loss in the same order, so every result is the same, bit for bit.
-    Compiling costs about as much as 17 interpreted evaluations of the graph
-    (hence COMPILE_AT); the numbers go in as names, never as source text."""
-    namespace = {}
-    lines = [f"def forward({', '.join(f'v{i}' for i in range(graph.n_leaves))}):"]
-    for i, node in enumerate(graph.nodes):
-        op = OPS[node.op]
-        namespace[f"op{i}"] = op.engine
-        operands = [f"v{a}" for a in node.args]
-        if op.has_const:
-            namespace[f"c{i}"] = node.const
-            operands.append(f"c{i}")
-        lines.append(f"    v{graph.n_leaves + i} = op{i}({', '.join(operands)})")
-    first, *rest = graph.outputs
-    lines.append(f"    loss = v{first}")
-    lines.extend(f"    loss = loss + v{o}" for o in rest)  # one statement each: no deep expression
-    lines.append(f"    return [{', '.join(f'v{o}' for o in graph.outputs)}], loss")
-    exec(compile("\n".join(lines), f"<parity: graph of {graph.n_nodes} ops>", "exec"), namespace)
-    return namespace["forward"]
+    def _results(self, cases):
+        return [Result(values=values, grads=grads, seconds=seconds) if error is None
+                else Result(error=error, seconds=seconds)
+                for values, grads, error, seconds in self.runner.run_batch(cases)]
 
 
-def _as_float(x, what):
-    if isinstance(x, numbers.Complex) and not isinstance(x, numbers.Real):
-        raise _ComplexResult(f"complex result: {what} is {x!r}")
-    return float(x)
+class SandboxedEngine(EngineBackend):
+    """The engine in a sandboxed worker process (isolation.py).  Its replies
+    are checked as untrusted input: a reply of the wrong shape is an error
+    of that case, its text is cleaned."""
+    isolation = "process"
+
+    def __init__(self, spec, data_attr="data", grad_attr="grad", timeout=10.0, limits=Limits()):
+        self.sandbox = Sandbox(spec, data_attr, grad_attr, timeout, limits)
+        info = self.sandbox.info
+        self.network = info.get("network")
+        super().__init__(spec, clean(info.get("version")), info.get("is_ours") is True)
+
+    def _probe_replies(self, probes):
+        # A probe that kills or hangs the worker: the op is there, and its
+        # cases show what it does.
+        return [reply is not False for reply in self.sandbox.replies(probes, lambda part: {"probe": part})]
+
+    def _results(self, cases):
+        replies = self.sandbox.replies(cases, encode_cases)
+        return [_checked(case, reply) for case, reply in zip(cases, replies)]
+
+    def close(self):
+        self.sandbox.close()
 
 
-def _describe(exc):
-    message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def _public_attributes(value):
-    return ", ".join(a for a in dir(value) if not a.startswith("_")) or "none"
-
-
-@contextmanager
-def _time_limit(seconds):
-    """Raise _Timeout after ``seconds`` of wall time (SIGALRM: main thread and
-    POSIX only; elsewhere no limit).  An outer timer keeps its remaining time."""
-    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise _Timeout()
-
-    previous_handler = signal.signal(signal.SIGALRM, on_alarm)
-    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
-    start = time.monotonic()
+def _checked(case, reply):
+    """A worker's reply as a Result, if it has the shape a case's result has."""
+    if isinstance(reply, Death):
+        return Result(error=reply.cause)
     try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, signal.SIG_DFL if previous_handler is None else previous_handler)
-        if outer_delay:
-            remaining = max(outer_delay - (time.monotonic() - start), 1e-6)
-            signal.setitimer(signal.ITIMER_REAL, remaining, outer_interval)
+        values, grads, error, seconds = reply
+        seconds = float(seconds) if type(seconds) in (float, int) else 0.0
+        if error is not None:
+            return Result(error=clean(error), seconds=seconds)
+        if len(values) != len(case.graph.outputs) + 1 or len(grads) != len(case.leaves):
+            raise ValueError
+        if not all(type(x) is float for x in values) or not all(type(g) is float for g in grads):
+            raise ValueError
+    except (TypeError, ValueError):
+        return Result(error="the engine's worker sent a malformed result")
+    return Result(values=values, grads=grads, seconds=seconds)
 
 
-# -- resolving a spec to a class ---------------------------------------------------
-def _resolve(spec):
-    if spec == "engine":
-        import engine
+class _EngineCalls:
+    """{op name: engine call} over the live op table: ops registered after
+    loading (a test's, a user's Function row) run in this process too."""
 
-        return engine.Value, engine.__version__
-    if spec == "micrograd":
-        return _load_micrograd()
-    where, sep, class_name = spec.rpartition(":")
-    if not sep or not where or not class_name:
-        raise EngineSpecError(f"engine spec {spec!r}: expected {SPEC_FORMS}")
-    if where.endswith(".py") or "/" in where or "\\" in where:
-        module, version = _load_file(where)
-    else:
-        module, version = _import_module(where)
-    value_class = getattr(module, class_name, None)
-    if value_class is None:
-        raise EngineSpecError(f"engine spec {spec!r}: {where} has no attribute {class_name!r}")
-    if not isinstance(value_class, type):
-        raise EngineSpecError(
-            f"engine spec {spec!r}: {where}:{class_name} is a {type(value_class).__name__}, not a class")
-    return value_class, version
+    def __getitem__(self, name):
+        return OPS[name].engine
 
 
-def _load_micrograd():
-    try:
-        dist = importlib.metadata.distribution("micrograd")
-    except importlib.metadata.PackageNotFoundError:
-        raise EngineSpecError(f"micrograd is not installed: {INSTALL_MICROGRAD}") from None
-    try:
-        module = importlib.import_module("micrograd.engine")
-    except Exception as e:
-        raise EngineSpecError(
-            f"cannot import micrograd.engine ({_describe(e)}): a local micrograd.py may shadow "
-            f"the installed package; load such a file as 'path/to/micrograd.py:Value'") from e
-    installed = Path(dist.locate_file("micrograd/engine.py")).resolve()
-    if Path(module.__file__).resolve() != installed:
-        raise EngineSpecError(
-            f"'micrograd' resolves to {module.__file__}, not the installed package at {installed}; "
-            f"load that file as 'path/to/file.py:Value'")
-    return module.Value, dist.version
+class BrokenEngine(EngineBackend):
+    """An engine that kills, hangs or exits its worker before it can run a
+    case: every case it would run is an error with that one cause."""
+    isolation = "process"
 
+    def __init__(self, spec, cause):
+        self.cause = cause
+        super().__init__(spec, "unknown", False)
 
-def _import_module(name):
-    try:
-        module = importlib.import_module(name)
-    except Exception as e:
-        raise EngineSpecError(f"cannot import module {name!r}: {_describe(e)}") from e
-    return module, _module_version(module)
+    def _probe_replies(self, probes):
+        return [True] * len(probes)  # no op is missing: every case is the error
 
-
-def _load_file(path):
-    """Execute a file as a module under a name of its own: a loose
-    micrograd.py must never be confused with (or replace) the micrograd
-    package.  Its directory is on sys.path only while it executes, for
-    sibling imports."""
-    file = Path(path).resolve()
-    if not file.is_file():
-        raise EngineSpecError(f"engine file not found: {path}")
-    source = file.read_bytes()
-    name = "_gradparity_engine_" + hashlib.sha256(str(file).encode()).hexdigest()[:16]
-    module_spec = importlib.util.spec_from_file_location(name, file)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module  # classes look their module up here (pickle, dataclasses)
-    directory = str(file.parent)
-    sys.path.insert(0, directory)
-    try:
-        module_spec.loader.exec_module(module)
-    except BaseException as e:
-        del sys.modules[name]
-        if not isinstance(e, Exception):
-            raise
-        raise EngineSpecError(f"cannot import engine file {path}: {_describe(e)}") from e
-    finally:
-        sys.path.remove(directory)
-    return module, hashlib.sha256(source).hexdigest()[:12]
-
-
-def _module_version(module):
-    top = module.__name__.partition(".")[0]
-    version = getattr(module, "__version__", None) or getattr(sys.modules.get(top), "__version__", None)
-    if version:
-        return str(version)
-    try:
-        return importlib.metadata.version(top)
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    file = getattr(module, "__file__", None)
-    return hashlib.sha256(Path(file).read_bytes()).hexdigest()[:12] if file else "unknown"
+    def _results(self, cases):
+        return [Result(error=self.cause) for _ in cases]

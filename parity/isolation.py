@@ -1,0 +1,294 @@
+"""The engine under test's worker process, from the harness's side.
+
+The engine runs in a process of its own (sandbox/worker.py), never in one
+that holds the judge (torch, the oracle, the comparison, the reports).  The
+worker starts with a minimal environment in a fresh temporary directory,
+under limits it cannot raise (Limits), cut off the network where the system
+allows, and talks to the harness only in JSON (sandbox/wire.py).  Every way
+it can go wrong becomes a cause, given to the case it happened in:
+
+- it returns nothing for ``timeout`` + GRACE seconds: killed ("timeout");
+- it exits, is killed by a signal, closes the connection or sends what is
+  not a well-formed reply: the cause says which;
+and the next cases go to a fresh worker.  An engine that cannot even be
+imported without killing its worker is reported once (EngineBroken).
+
+What this guarantees and what it does not is the README's "Isolation".
+"""
+from dataclasses import asdict, dataclass
+import math
+from multiprocessing.connection import Connection
+import os
+from pathlib import Path
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from typing import Optional
+
+from .sandbox import wire
+from .sandbox.engine_runner import EngineSpecError
+from .sandbox.text import clean
+
+# Seconds past the per-case timeout before the worker is killed: the
+# worker's own timer (engine_runner._time_limit) reports a plain Python loop
+# itself, without losing the worker; this catches what it cannot.
+GRACE = 1.0
+# Importing the engine and answering the first message: at least this long
+# (an engine that imports numpy needs a second on a busy machine).
+LOAD_TIMEOUT = 10.0
+MAX_REPLY = 16 << 20  # bytes: a worker's reply longer than this is malformed
+# The environment variables a worker keeps (the rest are dropped): what
+# finds programs and the engine's modules, the locale, and the OpenBLAS
+# settings some processors need for numpy to run at all.
+KEPT_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE",
+                    "OPENBLAS_L2_SIZE", "SYSTEMROOT")
+BOOTSTRAP = ("import sys; sys.path[:0] = sys.argv[2:]; "
+             "from parity.sandbox.worker import main; main(int(sys.argv[1]))")
+HARNESS_ROOT = str(Path(__file__).resolve().parent.parent)  # holds parity/ and engine/
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a worker may use.  The per-case wall-clock timeout is the run's
+    ``--timeout``; the rest are here."""
+    memory: Optional[int] = 4 << 30        # bytes of address space (RLIMIT_AS); None: no limit
+    cpu: Optional[float] = None            # CPU seconds one worker may use in all (RLIMIT_CPU)
+    file_size: Optional[int] = 64 << 20    # bytes: the largest file it may write, its log included
+    output: int = 1 << 20                  # characters of its printing kept in its log
+    network: bool = False                  # False: a network namespace of its own, where possible
+    user: Optional[str] = None             # run it as this user (the harness must be root)
+
+    def to_json(self):
+        return asdict(self)
+
+
+class EngineBroken(Exception):
+    """The engine kills, hangs or exits its worker before it can run a case."""
+
+
+class Death:
+    """In place of a reply: the worker died (or was killed) on this item."""
+
+    def __init__(self, cause):
+        self.cause = cause
+
+
+class Sandbox:
+    """One engine's worker process, restarted whenever it dies."""
+
+    def __init__(self, engine_spec, data_attr="data", grad_attr="grad", timeout=10.0, limits=Limits()):
+        if limits.user is not None and (not hasattr(os, "geteuid") or os.geteuid() != 0):
+            raise EngineSpecError(f"--sandbox-user {limits.user}: only root can run the engine as another user")
+        self.hello = {"engine": _absolute(engine_spec), "data_attr": data_attr, "grad_attr": grad_attr,
+                      "timeout": timeout, "limits": limits.to_json()}
+        self.timeout, self.limits = timeout, limits
+        self.process = self.connection = self.workdir = None
+        self.broken = None  # the cause, once a restart has failed: every later item gets it
+        self.deaths = 0
+        self.info = self._start()
+
+    # -- requests ---------------------------------------------------------------
+    def replies(self, items, message):
+        """One reply per item, in order (``message(items)`` is the request for
+        a list of them), or a Death where the worker died on that item; the
+        items after it go to a fresh worker."""
+        out = []
+        while len(out) < len(items):
+            if self.broken is not None:
+                out += [Death(self.broken)] * (len(items) - len(out))
+                break
+            rest = items[len(out):]
+            cause = None
+            try:
+                self.connection.send_bytes(wire.dumps(message(rest)))
+            except OSError:
+                cause = self._cause_of_death()
+            if cause is None:
+                got, cause = self._collect(len(rest))
+                out += got
+            if cause is not None:
+                out.append(Death(cause))
+                self.deaths += 1
+                self._restart()
+        return out
+
+    def _collect(self, n):
+        """(replies, None) for n items, or (the replies so far, the cause)
+        when the worker dies, hangs or misbehaves first."""
+        got = []
+        patience = self.timeout + GRACE if self.timeout else None
+        while len(got) < n:
+            if not self.connection.poll(patience):
+                self._kill()
+                return got, f"timeout after {self.timeout:g} s (the engine did not return; its worker was killed)"
+            try:
+                data = self.connection.recv_bytes(MAX_REPLY)
+            except (EOFError, OSError):
+                return got, self._cause_of_death()
+            try:
+                got.append(wire.loads(data))
+            except (ValueError, RecursionError):
+                self._kill()
+                return got, "the engine's worker sent a malformed reply (its connection was written to)"
+        return got, None
+
+    # -- the process --------------------------------------------------------------
+    def _start(self):
+        self.workdir = tempfile.mkdtemp(prefix="parity-engine-")
+        user = self.limits.user
+        if user is not None:
+            shutil.chown(self.workdir, user, _group_of(user))
+        ours, theirs = socket.socketpair()
+        with open(os.path.join(self.workdir, "output.log"), "wb") as log:
+            try:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-I", "-B", "-c", BOOTSTRAP, str(theirs.fileno()), *_worker_path()],
+                    cwd=self.workdir, env=self._environment(), stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, pass_fds=(theirs.fileno(),), start_new_session=True,
+                    **({"user": user, "group": _group_of(user), "extra_groups": []} if user else {}))
+            finally:
+                theirs.close()
+        self.connection = Connection(ours.detach())
+        try:
+            self.connection.send_bytes(wire.dumps(self.hello))
+        except OSError:
+            pass  # it died already: the poll below finds out why
+        if not self.connection.poll(max(LOAD_TIMEOUT, self.timeout)):
+            self._kill()
+            raise EngineBroken(f"timeout after {max(LOAD_TIMEOUT, self.timeout):g} s while importing the engine "
+                               f"(its worker was killed)")
+        try:
+            reply = wire.loads(self.connection.recv_bytes(MAX_REPLY))
+        except (EOFError, OSError):
+            raise EngineBroken(self._cause_of_death() + " while importing the engine") from None
+        except (ValueError, RecursionError):
+            self._kill()
+            raise EngineBroken("the engine's worker sent a malformed reply while importing the engine") from None
+        if isinstance(reply, dict) and "spec_error" in reply:
+            self.close()
+            raise EngineSpecError(f"{self.hello['engine']}: {clean(reply['spec_error'], 2000)}")
+        if not (isinstance(reply, dict) and isinstance(reply.get("loaded"), dict)):
+            self._kill()
+            raise EngineBroken("the engine's worker sent a malformed reply while importing the engine")
+        return reply["loaded"]
+
+    def _restart(self):
+        self.close()
+        try:
+            self._start()
+        except (EngineBroken, EngineSpecError) as exc:
+            self.broken = f"{exc} (restarting its worker after: {self.deaths} death(s))"
+
+    def _environment(self):
+        env = {name: os.environ[name] for name in KEPT_ENVIRONMENT if name in os.environ}
+        # Its temporary directory is its home; one thread per library (the
+        # harness's workers are the parallelism).
+        env.update(HOME=self.workdir, TMPDIR=self.workdir, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+                   MKL_NUM_THREADS="1")
+        return env
+
+    def _cause_of_death(self):
+        """Why the worker stopped answering, once its connection closed."""
+        try:
+            status = self.process.wait(timeout=GRACE)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            return "the engine closed its worker's connection to the harness (its worker was killed)"
+        if status >= 0:
+            cause = f"the engine ended its worker: exit status {status} (sys.exit, SystemExit or os._exit)"
+        else:
+            cause = _signal_cause(-status, self.timeout, self.limits)
+        tail = self.output_tail()
+        return f"{cause}; its last output: {tail}" if tail else cause
+
+    def output_tail(self, size=200):
+        """The end of what the worker printed, cleaned (it is the engine's text)."""
+        try:
+            with open(os.path.join(self.workdir, "output.log"), "rb") as log:
+                log.seek(0, os.SEEK_END)
+                log.seek(max(0, log.tell() - size))
+                text = log.read().decode("utf-8", "replace").strip()
+        except OSError:
+            return ""
+        return clean(text.splitlines()[-1] if text else "", size)
+
+    def _kill(self):
+        """The worker and every process it started in its session."""
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.process.kill()
+            self.process.wait()
+
+    def close(self):
+        """End the worker (EOF first, then SIGKILL) and remove its directory."""
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=GRACE)
+            except subprocess.TimeoutExpired:
+                pass
+            self._kill()
+            # Whatever it left running in its session goes too.
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.process = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def __del__(self):
+        if self.process is not None:
+            self.close()
+
+
+def _signal_cause(number, timeout, limits):
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    if name == "SIGXCPU":
+        return f"killed by SIGXCPU: over its CPU time limit ({math.ceil(timeout) + 1} s a case" + (
+            f", {limits.cpu:g} s in all)" if limits.cpu else ")")
+    if name == "SIGXFSZ":
+        return f"killed by SIGXFSZ: a file it wrote (or its output) grew past {limits.file_size:,} bytes"
+    if name == "SIGKILL":
+        return "killed by SIGKILL (out of memory" + (", or its CPU time limit)" if limits.cpu else ")")
+    return f"killed by {name}" + (" (a crash: in the engine's code or a C extension it calls)"
+                                  if name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT") else "")
+
+
+def _absolute(spec):
+    """A file spec with its path made absolute: the worker runs elsewhere."""
+    where, sep, name = spec.rpartition(":")
+    if sep and (where.endswith(".py") or "/" in where or "\\" in where):
+        return f"{os.path.abspath(where)}:{name}"
+    return spec
+
+
+def _worker_path():
+    """sys.path for the worker: the harness's own root first, so that no file
+    of the working directory or the engine's can stand in for parity or
+    engine, then what this process finds modules on (the engine's package,
+    PYTHONPATH), the working directory last if this process has it (so that
+    its files shadow nothing, not even the standard library)."""
+    path = [HARNESS_ROOT]
+    for entry in sys.path:
+        if entry and os.path.abspath(entry) not in path:
+            path.append(os.path.abspath(entry))
+    if "" in sys.path and os.getcwd() not in path:
+        path.append(os.getcwd())
+    return path
+
+
+def _group_of(user):
+    import pwd
+    return pwd.getpwnam(user).pw_gid

@@ -1,0 +1,151 @@
+"""The sandboxed worker: the process the engine under test runs in.
+
+parity/isolation.py starts it as ``python -I -B -c BOOTSTRAP FD PATH...``
+with a minimal environment, in a fresh temporary directory, its output
+going to a log file there; FD is its end of a socket pair to the harness.
+Before it imports the engine it confines itself with limits the engine
+cannot raise again (address space, file size, CPU time, no core files), cuts
+itself off the network where the system allows, and bounds what Python code
+may print.  Then it answers, one JSON message (wire.py) per item:
+
+  harness: {"engine": SPEC, "data_attr", "grad_attr", "timeout", "limits"}
+  worker:  {"loaded": {"version", "is_ours", "network"}} or {"spec_error": TEXT}
+  harness: {"probe": [[op, operands, const], ...]}  worker: true or false, per probe
+  harness: {"graphs": [...], "cases": [...]}         worker: [values, grads, error, seconds], per case
+
+A reply per item, sent as soon as it is ready, so that the harness knows the
+case a worker died or hung in.  The worker never exits on its own while the
+harness is there: any exit, signal or silence is the engine's doing.
+"""
+import io
+import os
+import resource
+import signal
+import sys
+import time
+
+from multiprocessing.connection import Connection
+
+from . import wire
+
+PR_SET_PDEATHSIG = 1
+CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+
+
+def main(fd):
+    # The harness alone acts on Ctrl-C (the worker has its own session, but
+    # an engine may share a terminal): see isolation.py.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
+    connection = Connection(fd)
+    hello = wire.loads(connection.recv_bytes())
+    limits = hello["limits"]
+    network = _confine(limits)
+    from .engine_runner import EngineSpecError, load
+
+    try:
+        runner = load(hello["engine"], hello["data_attr"], hello["grad_attr"], hello["timeout"])
+    except EngineSpecError as exc:
+        connection.send_bytes(wire.dumps({"spec_error": str(exc)}))
+        return
+    connection.send_bytes(wire.dumps({"loaded": {"version": str(runner.version), "is_ours": runner.is_ours,
+                                                 "network": network}}))
+    before_each = _cpu_limit_per_case(hello["timeout"], limits.get("cpu"))
+    send = connection.send_bytes
+    while True:
+        try:
+            request = wire.loads(connection.recv_bytes())
+        except EOFError:  # the harness is done (or gone)
+            return
+        if "probe" in request:
+            for op_name, operands, const in request["probe"]:
+                send(wire.dumps(runner.probe(op_name, operands, const)))
+        else:
+            for values, grads, error, seconds in runner.iter_results(wire.decode_cases(request), before_each):
+                send(wire.dumps([values, grads, error, seconds]))
+
+
+def _confine(limits):
+    """Limits, no network, bounded output; returns how the network stands."""
+    _limit(resource.RLIMIT_CORE, 0)  # a crash leaves no core file behind
+    if limits.get("memory"):
+        _limit(resource.RLIMIT_AS, limits["memory"])
+    if limits.get("file_size"):
+        _limit(resource.RLIMIT_FSIZE, limits["file_size"])
+    if limits.get("cpu"):
+        _limit(resource.RLIMIT_CPU, int(limits["cpu"]) + 1)
+    network = "allowed" if limits.get("network") else _leave_network()
+    _die_with_parent()
+    bounded = _BoundedOutput(sys.__stdout__, limits.get("output", 1 << 20))
+    sys.stdout = sys.stderr = bounded
+    return network
+
+
+def _limit(which, value):
+    soft, hard = resource.getrlimit(which)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(which, (value, value))  # the hard limit too: the engine cannot raise it again
+
+
+def _cpu_limit_per_case(timeout, run_limit):
+    """Before each case: the soft CPU limit at the CPU time used so far plus
+    the per-case timeout (SIGXCPU past it).  The wall-clock limit, enforced
+    from outside, is the one that cannot be dodged; this one also stops a
+    case that burns several cores at once."""
+    per_case = int(timeout) + 1
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+
+    def before_each():
+        soft = int(time.process_time()) + per_case
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    return before_each
+
+
+def _libc():
+    import ctypes
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _leave_network():
+    """A network namespace of its own (no interface but a down loopback):
+    root may make one; others through a user namespace where the kernel
+    allows unprivileged ones."""
+    if not sys.platform.startswith("linux"):
+        return f"not isolated: no network namespaces on {sys.platform}"
+    import ctypes
+    libc = _libc()
+    flags = CLONE_NEWNET if os.geteuid() == 0 else CLONE_NEWUSER | CLONE_NEWNET
+    if libc.unshare(flags) != 0:
+        return f"not isolated: unshare: {os.strerror(ctypes.get_errno())}"
+    return "isolated"
+
+
+def _die_with_parent():
+    # No orphan: killed when the process that started it dies, however it dies.
+    if sys.platform.startswith("linux"):
+        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class _BoundedOutput(io.TextIOBase):
+    """What the engine prints, kept up to ``limit`` characters (in the
+    worker's log), the rest counted and dropped: a chatty engine is not an
+    error.  Writes around Python (C code, os.write) meet the file size limit."""
+
+    def __init__(self, stream, limit):
+        self.stream, self.left = stream, limit
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        if self.left > 0:
+            kept = text[:self.left]
+            self.left -= len(kept)
+            self.stream.write(kept)
+            if self.left <= 0:
+                self.stream.write("\n[gradparity: the engine's output is cut here]\n")
+            self.stream.flush()
+        return len(text)
