@@ -80,12 +80,12 @@ class Sandbox:
     """One engine's worker process, restarted whenever it dies."""
 
     def __init__(self, engine_spec, data_attr="data", grad_attr="grad", timeout=10.0, limits=Limits()):
+        self.process = self.connection = self.workdir = None
         if limits.user is not None and (not hasattr(os, "geteuid") or os.geteuid() != 0):
             raise EngineSpecError(f"--sandbox-user {limits.user}: only root can run the engine as another user")
         self.hello = {"engine": _absolute(engine_spec), "data_attr": data_attr, "grad_attr": grad_attr,
                       "timeout": timeout, "limits": limits.to_json()}
         self.timeout, self.limits = timeout, limits
-        self.process = self.connection = self.workdir = None
         self.broken = None  # the cause, once a restart has failed: every later item gets it
         self.deaths = 0
         self.info = self._start()
@@ -169,7 +169,7 @@ class Sandbox:
             raise EngineBroken("the engine's worker sent a malformed reply while importing the engine") from None
         if isinstance(reply, dict) and "spec_error" in reply:
             self.close()
-            raise EngineSpecError(f"{self.hello['engine']}: {clean(reply['spec_error'], 2000)}")
+            raise EngineSpecError(clean(reply["spec_error"], 2000))
         if not (isinstance(reply, dict) and isinstance(reply.get("loaded"), dict)):
             self._kill()
             raise EngineBroken("the engine's worker sent a malformed reply while importing the engine")
@@ -270,6 +270,8 @@ def _absolute(spec):
     """A file spec with its path made absolute: the worker runs elsewhere."""
     where, sep, name = spec.rpartition(":")
     if sep and (where.endswith(".py") or "/" in where or "\\" in where):
+        if not os.path.isfile(where):
+            raise EngineSpecError(f"engine file not found: {where}")
         return f"{os.path.abspath(where)}:{name}"
     return spec
 

@@ -64,14 +64,16 @@ def test_our_engine_supports_every_builtin_op():
 def test_micrograd_loads_the_pypi_package_and_supports_what_it_has(micrograd_backend):
     import micrograd.engine
 
-    assert micrograd_backend.value_class is micrograd.engine.Value
+    assert micrograd_backend.isolation == "process"  # not ours: in a sandboxed worker
+    assert load_engine("micrograd", isolation="none").value_class is micrograd.engine.Value
     assert micrograd_backend.version == "0.1.0"
     assert not micrograd_backend.is_ours
     assert micrograd_backend.supported_ops == MICROGRAD_OPS
 
 
 def test_module_spec_loads_the_named_class():
-    backend = load_engine("engine.value:Value")
+    assert load_engine("engine.value:Value").is_ours  # in its worker, too
+    backend = load_engine("engine.value:Value", isolation="none")
     assert backend.value_class is engine.Value
     assert backend.name == "engine.value:Value"
     assert backend.version == engine.__version__
@@ -83,13 +85,13 @@ def test_a_loose_micrograd_py_is_loaded_as_itself_not_as_the_package(tmp_path, m
     monkeypatch.chdir(tmp_path)
     path_before = list(sys.path)
 
-    loose = load_engine("micrograd.py:Value")
+    loose = load_engine("micrograd.py:Value", isolation="none")
 
     assert loose.value_class.__module__.startswith("_gradparity_engine_")
     assert Path(sys.modules[loose.value_class.__module__].__file__) == tmp_path / "micrograd.py"
     assert "tanh" in loose.supported_ops and "rsub" not in loose.supported_ops  # the file's, not PyPI's
     assert sys.path == path_before
-    package = load_engine("micrograd")
+    package = load_engine("micrograd", isolation="none")
     assert package.value_class is not loose.value_class
     assert Path(sys.modules[package.value_class.__module__].__file__) == installed_micrograd_engine()
 
@@ -101,7 +103,7 @@ def test_a_micrograd_py_shadowing_the_package_is_a_spec_error(tmp_path, monkeypa
     monkeypatch.delitem(sys.modules, "micrograd.engine")
     monkeypatch.syspath_prepend(tmp_path)
     with pytest.raises(EngineSpecError, match="a local micrograd.py may shadow the installed package"):
-        load_engine("micrograd")
+        load_engine("micrograd", isolation="none")
 
 
 def installed_micrograd_engine():
@@ -117,7 +119,8 @@ def test_a_file_may_import_its_siblings_while_it_loads(tmp_path):
     path_before = list(sys.path)
 
     try:
-        backend = load_engine(f"{tmp_path / 'eng.py'}:Value", data_attr="value", grad_attr="gradient")
+        backend = load_engine(f"{tmp_path / 'eng.py'}:Value", data_attr="value", grad_attr="gradient",
+                              isolation="none")
     finally:
         sys.modules.pop("gradparity_test_sibling", None)
 
@@ -133,16 +136,18 @@ def test_a_file_may_import_its_siblings_while_it_loads(tmp_path):
     (f"{ENGINES / 'micrograd.py'}:Tensor", "has no attribute 'Tensor'"),
     ("engine.value:linear", "is a function, not a class"),
 ])
-def test_bad_specs_say_what_is_wrong(spec, message):
+@pytest.mark.parametrize("isolation", ["process", "none"])
+def test_bad_specs_say_what_is_wrong(spec, message, isolation):
     with pytest.raises(EngineSpecError, match=re.escape(message)):
-        load_engine(spec)
+        load_engine(spec, isolation=isolation)
 
 
-def test_a_file_that_fails_to_import_is_a_spec_error(tmp_path):
+@pytest.mark.parametrize("isolation", ["process", "none"])
+def test_a_file_that_fails_to_import_is_a_spec_error(tmp_path, isolation):
     broken = tmp_path / "broken.py"
     broken.write_text("import gradparity_no_such_module\n")
     with pytest.raises(EngineSpecError, match="cannot import engine file .*broken.py: ModuleNotFoundError"):
-        load_engine(f"{broken}:Value")
+        load_engine(f"{broken}:Value", isolation=isolation)
     assert all(getattr(module, "__file__", None) != str(broken) for module in list(sys.modules.values()))
 
 
@@ -154,18 +159,19 @@ def test_missing_micrograd_names_the_install_command(monkeypatch):
 
     monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
     with pytest.raises(EngineSpecError, match=r"micrograd is not installed: pip install -e '\.\[bench\]'"):
-        load_engine("micrograd")
+        load_engine("micrograd", isolation="none")
 
 
 def test_spec_errors_are_value_errors():
     assert issubclass(EngineSpecError, ValueError)
 
 
-def test_wrong_attribute_names_are_spec_errors():
-    with pytest.raises(EngineSpecError, match="no attribute 'data'; name the right one with data_attr"):
-        load_engine(f"{ENGINES / 'value_gradient.py'}:Value")
-    with pytest.raises(EngineSpecError, match="no attribute 'grad'; name the right one with grad_attr"):
-        load_engine(f"{ENGINES / 'value_gradient.py'}:Value", data_attr="value")
+@pytest.mark.parametrize("isolation", ["process", "none"])
+def test_wrong_attribute_names_are_spec_errors(isolation):
+    with pytest.raises(EngineSpecError, match="no attribute 'data'; name the right one with --data-attr"):
+        load_engine(f"{ENGINES / 'value_gradient.py'}:Value", isolation=isolation)
+    with pytest.raises(EngineSpecError, match="no attribute 'grad'; name the right one with --grad-attr"):
+        load_engine(f"{ENGINES / 'value_gradient.py'}:Value", data_attr="value", isolation=isolation)
 
 
 # -- running -------------------------------------------------------------------------
@@ -291,8 +297,11 @@ def test_ops_registered_after_loading_are_probed_on_first_use(monkeypatch, micro
             return grad * 3 * x.data ** 2
 
     ours = load_engine("engine")
+    # A row registered at run time carries its engine call, which only an
+    # engine in this process can take; a sandboxed worker knows the rows
+    # of sandbox/engine_ops.py only, and finds it unsupported.
     monkeypatch.setitem(OPS, "fn_test_cube", Op(
-        "fn_test_cube", 1, Cube.apply, lambda t: t ** 3, lambda x: x ** 3, lambda x, out: (3 * x * x,)))
+        "fn_test_cube", 1, lambda t: t ** 3, lambda x: x ** 3, lambda x, out: (3 * x * x,), engine=Cube.apply))
     case = make_case(1, [("fn_test_cube", (0,))], [2.0])
 
     assert ours.run(case).grads == [12.0]
@@ -322,7 +331,7 @@ def test_our_engine_runs_mlp_cases_through_engine_nn_bit_for_bit_like_their_grap
 def test_run_batch_compiles_a_shared_graph_and_gives_run_s_results_bit_for_bit():
     # COMPILE_AT or more consecutive cases on one graph go through a generated
     # forward function: the same Results as run(), -0.0, nan and errors included.
-    from parity.backends.engine import COMPILE_AT
+    from parity.sandbox.engine_runner import COMPILE_AT
     from parity.cases import build_cases
     from parity.generate import ExprConfig
 
@@ -330,7 +339,7 @@ def test_run_batch_compiles_a_shared_graph_and_gives_run_s_results_bit_for_bit()
     config = ExprConfig(max_nodes=60, ops=OP_NAMES, edge_rate=0.3, draws_per_graph=COMPILE_AT)
     cases = build_cases("expr", 5, 4 * COMPILE_AT, config)
     batch = backend.run_batch(cases)
-    assert backend._forward_for[1] is not None  # the last structure was compiled
+    assert backend.runner._forward_for[1] is not None  # the last structure was compiled
     for case, result in zip(cases, batch):
         alone = backend.run(case)
         assert (repr(alone.values), repr(alone.grads), alone.error) == (
