@@ -16,7 +16,6 @@ imported without killing its worker is reported once (EngineBroken).
 What this guarantees and what it does not is the README's "Isolation".
 """
 from dataclasses import asdict, dataclass
-import math
 from multiprocessing.connection import Connection
 import os
 from pathlib import Path
@@ -36,9 +35,10 @@ from .sandbox.text import clean
 # worker's own timer (engine_runner._time_limit) reports a plain Python loop
 # itself, without losing the worker; this catches what it cannot.
 GRACE = 1.0
-# Importing the engine and answering the first message: at least this long
-# (an engine that imports numpy needs a second on a busy machine).
-LOAD_TIMEOUT = 10.0
+# Importing the engine and answering the first message: twice the per-case
+# timeout, and at least this long (an engine that imports numpy needs a
+# second on a busy machine).
+LOAD_TIMEOUT = 5.0
 MAX_REPLY = 16 << 20  # bytes: a worker's reply longer than this is malformed
 # The environment variables a worker keeps (the rest are dropped): what
 # finds programs and the engine's modules, the locale, and the OpenBLAS
@@ -76,6 +76,9 @@ class Death:
         self.cause = cause
 
 
+MALFORMED = object()
+
+
 class Sandbox:
     """One engine's worker process, restarted whenever it dies."""
 
@@ -91,10 +94,11 @@ class Sandbox:
         self.info = self._start()
 
     # -- requests ---------------------------------------------------------------
-    def replies(self, items, message):
+    def replies(self, items, message, valid):
         """One reply per item, in order (``message(items)`` is the request for
-        a list of them), or a Death where the worker died on that item; the
-        items after it go to a fresh worker."""
+        a list of them), or a Death where the worker died, hung or broke the
+        protocol on that item (``valid(item, reply)`` is false); the items
+        after it go to a fresh worker."""
         out = []
         while len(out) < len(items):
             if self.broken is not None:
@@ -107,7 +111,7 @@ class Sandbox:
             except OSError:
                 cause = self._cause_of_death()
             if cause is None:
-                got, cause = self._collect(len(rest))
+                got, cause = self._collect(rest, valid)
                 out += got
             if cause is not None:
                 out.append(Death(cause))
@@ -115,24 +119,26 @@ class Sandbox:
                 self._restart()
         return out
 
-    def _collect(self, n):
-        """(replies, None) for n items, or (the replies so far, the cause)
+    def _collect(self, items, valid):
+        """(replies, None) for the items, or (the replies so far, the cause)
         when the worker dies, hangs or misbehaves first."""
         got = []
         patience = self.timeout + GRACE if self.timeout else None
-        while len(got) < n:
+        while len(got) < len(items):
             if not self.connection.poll(patience):
                 self._kill()
                 return got, f"timeout after {self.timeout:g} s (the engine did not return; its worker was killed)"
             try:
-                data = self.connection.recv_bytes(MAX_REPLY)
+                reply = wire.loads(self.connection.recv_bytes(MAX_REPLY))
             except (EOFError, OSError):
                 return got, self._cause_of_death()
-            try:
-                got.append(wire.loads(data))
             except (ValueError, RecursionError):
+                reply = MALFORMED
+            if reply is MALFORMED or not valid(items[len(got)], reply):
                 self._kill()
-                return got, "the engine's worker sent a malformed reply (its connection was written to)"
+                return got, ("the engine's worker sent a malformed reply (the engine wrote to its connection "
+                             "to the harness); its worker was killed")
+            got.append(reply)
         return got, None
 
     # -- the process --------------------------------------------------------------
@@ -156,10 +162,10 @@ class Sandbox:
             self.connection.send_bytes(wire.dumps(self.hello))
         except OSError:
             pass  # it died already: the poll below finds out why
-        if not self.connection.poll(max(LOAD_TIMEOUT, self.timeout)):
+        patience = max(LOAD_TIMEOUT, 2 * self.timeout)
+        if not self.connection.poll(patience):
             self._kill()
-            raise EngineBroken(f"timeout after {max(LOAD_TIMEOUT, self.timeout):g} s while importing the engine "
-                               f"(its worker was killed)")
+            raise EngineBroken(f"timeout after {patience:g} s while importing the engine (its worker was killed)")
         try:
             reply = wire.loads(self.connection.recv_bytes(MAX_REPLY))
         except (EOFError, OSError):
@@ -196,7 +202,8 @@ class Sandbox:
             status = self.process.wait(timeout=GRACE)
         except subprocess.TimeoutExpired:
             self._kill()
-            return "the engine closed its worker's connection to the harness (its worker was killed)"
+            return ("the engine broke its worker's connection to the harness (wrote into it or closed it); "
+                    "its worker was killed")
         if status >= 0:
             cause = f"the engine ended its worker: exit status {status} (sys.exit, SystemExit or os._exit)"
         else:
@@ -256,8 +263,8 @@ def _signal_cause(number, timeout, limits):
     except ValueError:
         name = f"signal {number}"
     if name == "SIGXCPU":
-        return f"killed by SIGXCPU: over its CPU time limit ({math.ceil(timeout) + 1} s a case" + (
-            f", {limits.cpu:g} s in all)" if limits.cpu else ")")
+        return (f"killed by SIGXCPU: over its CPU time limit (the timeout, {timeout:g} s, a case"
+                + (f"; {limits.cpu:g} s in all)" if limits.cpu else ")"))
     if name == "SIGXFSZ":
         return f"killed by SIGXFSZ: a file it wrote (or its output) grew past {limits.file_size:,} bytes"
     if name == "SIGKILL":

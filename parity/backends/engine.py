@@ -126,8 +126,8 @@ class InProcessEngine(EngineBackend):
 
 class SandboxedEngine(EngineBackend):
     """The engine in a sandboxed worker process (isolation.py).  Its replies
-    are checked as untrusted input: a reply of the wrong shape is an error
-    of that case, its text is cleaned."""
+    are untrusted input: one of the wrong shape is an error of its case (and
+    the end of that worker), its text is cleaned."""
     isolation = "process"
 
     def __init__(self, spec, data_attr="data", grad_attr="grad", timeout=10.0, limits=Limits()):
@@ -139,32 +139,36 @@ class SandboxedEngine(EngineBackend):
     def _probe_replies(self, probes):
         # A probe that kills or hangs the worker: the op is there, and its
         # cases show what it does.
-        return [reply is not False for reply in self.sandbox.replies(probes, lambda part: {"probe": part})]
+        replies = self.sandbox.replies(probes, lambda part: {"probe": part}, lambda probe, reply: type(reply) is bool)
+        return [reply is not False for reply in replies]
 
     def _results(self, cases):
-        replies = self.sandbox.replies(cases, encode_cases)
-        return [_checked(case, reply) for case, reply in zip(cases, replies)]
+        replies = self.sandbox.replies(cases, encode_cases, _well_formed)
+        return [Result(error=reply.cause) if isinstance(reply, Death) else _result(reply) for reply in replies]
 
     def close(self):
         self.sandbox.close()
 
 
-def _checked(case, reply):
-    """A worker's reply as a Result, if it has the shape a case's result has."""
-    if isinstance(reply, Death):
-        return Result(error=reply.cause)
-    try:
-        values, grads, error, seconds = reply
-        seconds = float(seconds) if type(seconds) in (float, int) else 0.0
-        if error is not None:
-            return Result(error=clean(error), seconds=seconds)
-        if len(values) != len(case.graph.outputs) + 1 or len(grads) != len(case.leaves):
-            raise ValueError
-        if not all(type(x) is float for x in values) or not all(type(g) is float for g in grads):
-            raise ValueError
-    except (TypeError, ValueError):
-        return Result(error="the engine's worker sent a malformed result")
-    return Result(values=values, grads=grads, seconds=seconds)
+def _well_formed(case, reply):
+    """Has a worker's reply the shape of this case's result?"""
+    if not (type(reply) is list and len(reply) == 4):
+        return False
+    values, grads, error, seconds = reply
+    if type(seconds) not in (float, int):
+        return False
+    if error is not None:
+        return type(error) is str and values is None and grads is None
+    return (type(values) is list and type(grads) is list and len(values) == len(case.graph.outputs) + 1
+            and len(grads) == len(case.leaves) and all(type(x) is float for x in values)
+            and all(type(g) is float for g in grads))
+
+
+def _result(reply):
+    values, grads, error, seconds = reply
+    if error is not None:
+        return Result(error=clean(error), seconds=float(seconds))
+    return Result(values=values, grads=grads, seconds=float(seconds))
 
 
 class _EngineCalls:

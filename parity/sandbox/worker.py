@@ -18,6 +18,7 @@ case a worker died or hung in.  The worker never exits on its own while the
 harness is there: any exit, signal or silence is the engine's doing.
 """
 import io
+import math
 import os
 import resource
 import signal
@@ -50,7 +51,7 @@ def main(fd):
         return
     connection.send_bytes(wire.dumps({"loaded": {"version": str(runner.version), "is_ours": runner.is_ours,
                                                  "network": network}}))
-    before_each = _cpu_limit_per_case(hello["timeout"], limits.get("cpu"))
+    before_each = _cpu_limit_per_case(hello["timeout"])
     send = connection.send_bytes
     while True:
         try:
@@ -88,16 +89,15 @@ def _limit(which, value):
     resource.setrlimit(which, (value, value))  # the hard limit too: the engine cannot raise it again
 
 
-def _cpu_limit_per_case(timeout, run_limit):
-    """Before each case: the soft CPU limit at the CPU time used so far plus
-    the per-case timeout (SIGXCPU past it).  The wall-clock limit, enforced
-    from outside, is the one that cannot be dodged; this one also stops a
-    case that burns several cores at once."""
-    per_case = int(timeout) + 1
+def _cpu_limit_per_case(timeout):
+    """Before each case: the soft CPU limit a second past the per-case
+    timeout from now (SIGXCPU there).  The wall-clock limit, enforced from
+    outside, is the one that cannot be dodged and comes first for one busy
+    thread; this one stops a case that burns several cores at once."""
     hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
 
     def before_each():
-        soft = int(time.process_time()) + per_case
+        soft = math.ceil(time.process_time() + timeout) + 1
         if hard != resource.RLIM_INFINITY:
             soft = min(soft, hard)
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))

@@ -1,0 +1,13 @@
+"""Hostile: tanh's backward, for inputs above 1, loops forever and swallows
+every exception, the harness's own timeout included."""
+from hostile_base import Value, on_tanh_backward  # noqa: F401
+
+
+@on_tanh_backward
+def attack(x):
+    while x > 1.0:
+        try:
+            while True:
+                pass
+        except BaseException:
+            pass
