@@ -150,11 +150,12 @@ class Sandbox:
         ours, theirs = socket.socketpair()
         with open(os.path.join(self.workdir, "output.log"), "wb") as log:
             try:
-                self.process = subprocess.Popen(
-                    [sys.executable, "-I", "-B", "-c", BOOTSTRAP, str(theirs.fileno()), *_worker_path()],
-                    cwd=self.workdir, env=self._environment(), stdin=subprocess.DEVNULL, stdout=log,
-                    stderr=subprocess.STDOUT, pass_fds=(theirs.fileno(),), start_new_session=True,
-                    **({"user": user, "group": _group_of(user), "extra_groups": []} if user else {}))
+                self.process = self._popen(log, theirs)
+            except OSError as exc:
+                ours.close()
+                who = f"--sandbox-user {user}: " if user else ""
+                raise EngineSpecError(f"{who}cannot start the engine's worker ({sys.executable}: {exc.strerror}); "
+                                      f"the user must be able to run this Python and read the engine") from None
             finally:
                 theirs.close()
         self.connection = Connection(ours.detach())
@@ -180,6 +181,14 @@ class Sandbox:
             self._kill()
             raise EngineBroken("the engine's worker sent a malformed reply while importing the engine")
         return reply["loaded"]
+
+    def _popen(self, log, theirs):
+        user = self.limits.user
+        return subprocess.Popen(
+            [sys.executable, "-I", "-B", "-c", BOOTSTRAP, str(theirs.fileno()), *_worker_path()],
+            cwd=self.workdir, env=self._environment(), stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, pass_fds=(theirs.fileno(),), start_new_session=True,
+            **({"user": user, "group": _group_of(user), "extra_groups": []} if user else {}))
 
     def _restart(self):
         self.close()
@@ -253,8 +262,7 @@ class Sandbox:
             self.workdir = None
 
     def __del__(self):
-        if self.process is not None:
-            self.close()
+        self.close()
 
 
 def _signal_cause(number, timeout, limits):
