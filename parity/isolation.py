@@ -7,7 +7,7 @@ under limits it cannot raise (Limits), cut off the network where the system
 allows, and talks to the harness only in JSON (sandbox/wire.py).  Every way
 it can go wrong becomes a cause, given to the case it happened in:
 
-- it returns nothing for ``timeout`` + GRACE seconds: killed ("timeout");
+- it returns nothing for ``timeout`` + grace(timeout) seconds: killed ("timeout");
 - it exits, is killed by a signal, closes the connection or sends what is
   not a well-formed reply: the cause says which;
 and the next cases go to a fresh worker.  An engine that cannot even be
@@ -34,7 +34,12 @@ from .sandbox.text import clean
 # Seconds past the per-case timeout before the worker is killed: the
 # worker's own timer (engine_runner._time_limit) reports a plain Python loop
 # itself, without losing the worker; this catches what it cannot.
-GRACE = 1.0
+def grace(timeout):
+    return 0.25 + 0.1 * timeout
+
+
+# How long a worker whose connection closed gets to exit.
+EXIT_WAIT = 1.0
 # Importing the engine and answering the first message: twice the per-case
 # timeout, and at least this long (an engine that imports numpy needs a
 # second on a busy machine).
@@ -123,7 +128,7 @@ class Sandbox:
         """(replies, None) for the items, or (the replies so far, the cause)
         when the worker dies, hangs or misbehaves first."""
         got = []
-        patience = self.timeout + GRACE if self.timeout else None
+        patience = self.timeout + grace(self.timeout) if self.timeout else None
         while len(got) < len(items):
             if not self.connection.poll(patience):
                 self._kill()
@@ -208,7 +213,7 @@ class Sandbox:
     def _cause_of_death(self):
         """Why the worker stopped answering, once its connection closed."""
         try:
-            status = self.process.wait(timeout=GRACE)
+            status = self.process.wait(timeout=EXIT_WAIT)
         except subprocess.TimeoutExpired:
             self._kill()
             return ("the engine broke its worker's connection to the harness (wrote into it or closed it); "
@@ -247,7 +252,7 @@ class Sandbox:
             self.connection = None
         if self.process is not None:
             try:
-                self.process.wait(timeout=GRACE)
+                self.process.wait(timeout=EXIT_WAIT)
             except subprocess.TimeoutExpired:
                 pass
             self._kill()

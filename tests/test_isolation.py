@@ -5,17 +5,20 @@ gets the verdict a well-behaved engine gets, the report reads back, and the
 run exits 1.
 
 The hostile engines (tests/engines/hostile/) build on hostile_base.py and
-misbehave in tanh's backward where tanh's input is above 1: the run of
+misbehave in tanh's backward where tanh's input is above 1 (2.5 for those
+that hang: each costs a timeout): the run of
 hostile_base.py itself is the clean run each is compared with.
 """
 import csv
 import os
 from pathlib import Path
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -72,15 +75,16 @@ def hurt(rows):
     ("raise_system_exit", "SystemExit"),
     ("os_exit", "the engine ended its worker: exit status 0"),
     ("segfault", "killed by SIGSEGV"),
-    ("c_loop", "timeout after 1 s"),
-    ("swallowing_loop", "timeout after 1 s (the engine did not return; its worker was killed)"),
+    ("c_loop", "timeout after 0.5 s"),
+    ("swallowing_loop", "timeout after 0.5 s (the engine did not return; its worker was killed)"),
+    ("blocks_signals", "timeout after 0.5 s (the engine did not return; its worker was killed)"),
     ("huge_message", "ValueError: <script>alert(1)</script>\\n\\x1b[31mxxx"),
     ("unprintable_exception", "'=HYPERLINK(\"http://example.invalid\",\"click\"): <unprintable "),
     ("forges_replies", "the engine's worker sent a malformed reply"),
 ])
 def test_an_engine_that_dies_hangs_or_raises_gets_an_error_on_each_case_it_hurt_and_nothing_else(
         tmp_path, clean, engine, cause):
-    status, rows = parity_run(tmp_path, engine, "--timeout", "1")
+    status, rows = parity_run(tmp_path, engine, "--timeout", "0.5")
     errors = hurt(rows)
     assert status == 1
     assert 0 < len(errors) < len(rows)
@@ -222,7 +226,8 @@ def _nobody_can_run_the_worker():
         return "no user 'nobody' here"
     try:
         probe = subprocess.run([sys.executable, "-c", f"open({str(HOSTILE / 'hostile_base.py')!r}); import parity"],
-                               user="nobody", cwd="/", capture_output=True, env={"PYTHONPATH": str(ROOT)})
+                               user="nobody", group=pwd.getpwnam("nobody").pw_gid, extra_groups=[], cwd="/",
+                               capture_output=True, env={"PYTHONPATH": str(ROOT)})
     except OSError as exc:
         return f"user 'nobody' cannot run this Python ({sys.executable}: {exc.strerror})"
     if probe.returncode != 0:
@@ -230,21 +235,44 @@ def _nobody_can_run_the_worker():
     return None
 
 
-def test_the_worker_runs_as_another_user_when_asked(tmp_path):
+@pytest.fixture
+def shared_folder():
+    """A folder every user can read (pytest's tmp_path is its owner's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="parity-test-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_the_worker_runs_as_another_user_when_asked(shared_folder):
     unable = _nobody_can_run_the_worker()
     if unable:
         pytest.skip(unable)
-    engine = tmp_path / "whoami.py"
+    engine = shared_folder / "whoami.py"
     engine.write_text("import os, sys\n"
                       f"sys.path.insert(0, {str(HOSTILE)!r})\n"
                       "from hostile_base import Value\n"
                       "Value.exp = lambda self: Value(float(os.geteuid()))\n")
     engine.chmod(0o644)
-    tmp_path.chmod(0o755)
     case = Case("t-0-0", "expr", 0, 0, Graph(1, (Node("exp", (0,)),), (1,)), [1.0])
     assert load_engine(f"{engine}:Value").run(case).values[0] == 0.0  # root, as the harness
     as_nobody = load_engine(f"{engine}:Value", limits=Limits(user="nobody"))
     assert as_nobody.run(case).values[0] == float(pwd.getpwnam("nobody").pw_uid)
+    as_nobody.close()
+
+
+def test_an_engine_file_the_worker_cannot_read_is_a_spec_error(shared_folder):
+    limits = Limits()
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # root reads every file: read it as nobody
+        unable = _nobody_can_run_the_worker()
+        if unable:
+            pytest.skip(unable)
+        limits = Limits(user="nobody")
+    engine = shared_folder / "secret.py"
+    engine.write_text("class Value: pass\n")
+    engine.chmod(0)
+    with pytest.raises(EngineSpecError, match="cannot read engine file .*secret.py: Permission denied"):
+        load_engine(f"{engine}:Value", limits=limits)
 
 
 def test_a_sandbox_user_who_cannot_run_python_is_a_usage_error(tmp_path, monkeypatch):

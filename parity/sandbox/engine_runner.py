@@ -374,7 +374,10 @@ def _load_file(path):
     file = Path(path).resolve()
     if not file.is_file():
         raise EngineSpecError(f"engine file not found: {path}")
-    source = file.read_bytes()
+    try:
+        source = file.read_bytes()
+    except OSError as e:
+        raise EngineSpecError(f"cannot read engine file {path}: {e.strerror}") from None
     name = "_gradparity_engine_" + hashlib.sha256(str(file).encode()).hexdigest()[:16]
     module_spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(module_spec)
