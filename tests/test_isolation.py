@@ -23,6 +23,8 @@ import time
 
 import pytest
 
+import engine
+
 from parity import cli
 from parity.backends.engine import EngineSpecError, load_engine
 from parity.case import Case
@@ -96,9 +98,13 @@ def test_an_engine_that_dies_hangs_or_raises_gets_an_error_on_each_case_it_hurt_
             assert judged(row) == judged(clean[case_id])
 
 
-def test_a_megabyte_message_is_cut_and_says_so(tmp_path):
+def test_a_megabyte_message_is_cut_says_so_and_stays_text_in_the_html_report(tmp_path):
     _, rows = parity_run(tmp_path, "huge_message", "--timeout", "1")
     assert all(row["detail"].endswith("characters, cut]") for row in rows.values() if row["verdict"] == "error")
+    page = tmp_path / "report.html"
+    assert cli.main(["report", str(tmp_path / "huge_message.csv"), "--html", str(page)]) == 1
+    text = page.read_text()
+    assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
 
 
 def test_an_engine_that_kills_or_hangs_every_worker_at_import_is_reported_once_and_quickly(tmp_path, capsys):
@@ -341,3 +347,19 @@ def test_stopping_the_harness_stops_its_engine_workers_and_resume_goes_on(tmp_pa
     assert resumed.returncode == 0, resumed.stderr
     assert f"ran {1500 - kept} cases" in resumed.stdout
     assert sum(len(chunk) for chunk in iter_report(out)) == 1500
+
+
+def test_ctrl_c_in_an_engine_in_process_stops_the_run_instead_of_becoming_an_error():
+    # Regression: the runner, which turns SystemExit into an error, once
+    # turned Ctrl-C during one of our engine's cases into an `error` row.
+    from parity.sandbox.engine_runner import EngineRunner
+
+    class Interrupted(engine.Value):
+        def tanh(self):
+            raise KeyboardInterrupt
+
+    runner = EngineRunner(Interrupted, "test")
+    case = Case("t-0-0", "expr", 0, 0, Graph(1, (Node("tanh", (0,)),), (1,)), [1.0])
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(case)
+    assert runner.run(Case("t-0-1", "expr", 0, 1, Graph(1, (Node("exp", (0,)),), (1,)), [1.0]))[2] is None

@@ -128,7 +128,9 @@ class EngineRunner:
             error = f"timeout after {self.timeout:g} s"
         except _ComplexResult as e:
             error = str(e)
-        except BaseException as e:  # SystemExit and the like too: behind a process boundary, just an error
+        except KeyboardInterrupt:  # Ctrl-C: the run stops (a worker ignores SIGINT; see worker.py)
+            raise
+        except BaseException as e:  # SystemExit and the like: the engine's exceptions like any other
             error = describe(e)
             if isinstance(e, MemoryError):
                 error += " (out of memory: the worker's memory limit, --memory-limit)"
