@@ -17,6 +17,7 @@ What this guarantees and what it does not is the README's "Isolation".
 """
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
+import mmap
 import os
 from pathlib import Path
 import shutil
@@ -50,8 +51,8 @@ MAX_REPLY = 16 << 20  # bytes: a worker's reply longer than this is malformed
 # settings some processors need for numpy to run at all.
 KEPT_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE",
                     "OPENBLAS_L2_SIZE", "SYSTEMROOT")
-BOOTSTRAP = ("import sys; sys.path[:0] = sys.argv[2:]; "
-             "from parity.sandbox.worker import main; main(int(sys.argv[1]))")
+BOOTSTRAP = ("import sys; sys.path[:0] = sys.argv[3:]; "
+             "from parity.sandbox.worker import main; main(int(sys.argv[1]), int(sys.argv[2]))")
 HARNESS_ROOT = str(Path(__file__).resolve().parent.parent)  # holds parity/ and engine/
 
 
@@ -88,7 +89,7 @@ class Sandbox:
     """One engine's worker process, restarted whenever it dies."""
 
     def __init__(self, engine_spec, data_attr="data", grad_attr="grad", timeout=10.0, limits=Limits()):
-        self.process = self.connection = self.workdir = None
+        self.process = self.connection = self.workdir = self.progress = None
         if limits.user is not None and (not hasattr(os, "geteuid") or os.geteuid() != 0):
             raise EngineSpecError(f"--sandbox-user {limits.user}: only root can run the engine as another user")
         self.hello = {"engine": _absolute(engine_spec), "data_attr": data_attr, "grad_attr": grad_attr,
@@ -104,46 +105,59 @@ class Sandbox:
         a list of them), or a Death where the worker died, hung or broke the
         protocol on that item (``valid(item, reply)`` is false); the items
         after it go to a fresh worker."""
-        out = []
-        while len(out) < len(items):
+        out = [None] * len(items)
+        todo = list(range(len(items)))
+        while todo:
             if self.broken is not None:
-                out += [Death(self.broken)] * (len(items) - len(out))
+                for i in todo:
+                    out[i] = Death(self.broken)
                 break
-            rest = items[len(out):]
             cause = None
             try:
-                self.connection.send_bytes(wire.dumps(message(rest)))
+                self.connection.send_bytes(wire.dumps(message([items[i] for i in todo])))
             except OSError:
                 cause = self._cause_of_death()
+            got = []
             if cause is None:
-                got, cause = self._collect(rest, valid)
-                out += got
-            if cause is not None:
-                out.append(Death(cause))
-                self.deaths += 1
-                self._restart()
+                got, cause = self._collect([items[i] for i in todo], valid)
+            for i, reply in zip(todo, got):
+                out[i] = reply
+            if cause is None:
+                break
+            # The item it died on: the one it said it was on, if that is one
+            # it had not answered (the engine can write that number too).
+            on = wire.progress_of(self.progress)
+            on = on if len(got) <= on < len(todo) else len(got)
+            out[todo[on]] = Death(cause)
+            self.deaths += 1
+            # Items it finished but had not sent yet run again.
+            todo = todo[len(got):on] + todo[on + 1:]
+            self._restart()
         return out
 
     def _collect(self, items, valid):
         """(replies, None) for the items, or (the replies so far, the cause)
         when the worker dies, hangs or misbehaves first."""
         got = []
-        patience = self.timeout + grace(self.timeout) if self.timeout else None
+        patience = self.timeout + grace(self.timeout) + wire.CHUNK_SECONDS if self.timeout else None
         while len(got) < len(items):
             if not self.connection.poll(patience):
                 self._kill()
                 return got, f"timeout after {self.timeout:g} s (the engine did not return; its worker was killed)"
             try:
-                reply = wire.loads(self.connection.recv_bytes(MAX_REPLY))
+                chunk = wire.loads(self.connection.recv_bytes(MAX_REPLY))
             except (EOFError, OSError):
                 return got, self._cause_of_death()
             except (ValueError, RecursionError):
-                reply = MALFORMED
-            if reply is MALFORMED or not valid(items[len(got)], reply):
-                self._kill()
-                return got, ("the engine's worker sent a malformed reply (the engine wrote to its connection "
-                             "to the harness); its worker was killed")
-            got.append(reply)
+                chunk = None
+            if type(chunk) is not list or len(got) + len(chunk) > len(items):
+                chunk = [MALFORMED]
+            for reply in chunk:
+                if reply is MALFORMED or not valid(items[len(got)], reply):
+                    self._kill()
+                    return got, ("the engine's worker sent a malformed reply (the engine wrote to its connection "
+                                 "to the harness); its worker was killed")
+                got.append(reply)
         return got, None
 
     # -- the process --------------------------------------------------------------
@@ -153,9 +167,13 @@ class Sandbox:
         if user is not None:
             shutil.chown(self.workdir, user, _group_of(user))
         ours, theirs = socket.socketpair()
-        with open(os.path.join(self.workdir, "output.log"), "wb") as log:
+        progress_file = tempfile.TemporaryFile()  # outside its directory: the engine cannot swap it
+        progress_file.write(bytes(wire.PROGRESS_BYTES))
+        progress_file.flush()
+        self.progress = mmap.mmap(progress_file.fileno(), wire.PROGRESS_BYTES)
+        with open(os.path.join(self.workdir, "output.log"), "wb") as log, progress_file:
             try:
-                self.process = self._popen(log, theirs)
+                self.process = self._popen(log, theirs, progress_file)
             except OSError as exc:
                 ours.close()
                 who = f"--sandbox-user {user}: " if user else ""
@@ -187,12 +205,13 @@ class Sandbox:
             raise EngineBroken("the engine's worker sent a malformed reply while importing the engine")
         return reply["loaded"]
 
-    def _popen(self, log, theirs):
+    def _popen(self, log, theirs, progress_file):
         user = self.limits.user
+        fds = (theirs.fileno(), progress_file.fileno())
         return subprocess.Popen(
-            [sys.executable, "-I", "-B", "-c", BOOTSTRAP, str(theirs.fileno()), *_worker_path()],
+            [sys.executable, "-I", "-B", "-c", BOOTSTRAP, *map(str, fds), *_worker_path()],
             cwd=self.workdir, env=self._environment(), stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, pass_fds=(theirs.fileno(),), start_new_session=True,
+            stderr=subprocess.STDOUT, pass_fds=fds, start_new_session=True,
             **({"user": user, "group": _group_of(user), "extra_groups": []} if user else {}))
 
     def _restart(self):

@@ -2,12 +2,22 @@
 
 Each message is one JSON document, sent as one length-prefixed frame of a
 ``multiprocessing.connection.Connection`` (standard library) over a socket
-pair.  JSON keeps float64 exact both ways (``repr`` digits, ``-0.0``,
+pair; a worker's replies go back a list at a time.  Beside it, a worker
+writes the number of the item it is on into an 8-byte file both processes
+map (``progress_at``), which the harness reads when the worker dies or
+hangs between two messages.  JSON keeps float64 exact both ways (``repr`` digits, ``-0.0``,
 ``Infinity``, ``NaN``) and, unlike pickle, cannot run code in the judge.
 A batch of cases sends each graph once: the cases of one structure share it.
 """
 from collections import namedtuple
 import json
+import struct
+
+# A worker sends the replies it has at least this often (and at the end of a
+# request): the harness's patience for a reply is the timeout plus this.
+CHUNK_SECONDS = 0.02
+# The progress file: the number of the item the worker is on (int64).
+PROGRESS_BYTES = 8
 
 Node = namedtuple("Node", "op args const")
 WireCase = namedtuple("WireCase", "graph leaves passes zero_grad_between family index spec")
@@ -51,3 +61,11 @@ def decode_cases(message):
               for n_leaves, nodes, outputs in message["graphs"]]
     return [WireCase(graphs[g], leaves, passes, zero_grad, family, index, spec)
             for g, leaves, passes, zero_grad, family, index, spec in message["cases"]]
+
+
+def progress_at(progress, number):
+    struct.pack_into("q", progress, 0, number)
+
+
+def progress_of(progress):
+    return struct.unpack_from("q", progress, 0)[0]

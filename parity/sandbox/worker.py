@@ -1,8 +1,10 @@
 """The sandboxed worker: the process the engine under test runs in.
 
-parity/isolation.py starts it as ``python -I -B -c BOOTSTRAP FD PATH...``
-with a minimal environment, in a fresh temporary directory, its output
-going to a log file there; FD is its end of a socket pair to the harness.
+parity/isolation.py starts it as ``python -I -B -c BOOTSTRAP FD PROGRESS
+PATH...`` with a minimal environment, in a fresh temporary directory, its
+output going to a log file there; FD is its end of a socket pair to the
+harness, PROGRESS a file both map, where it writes the number of the item
+it is on.
 Before it imports the engine it confines itself with limits the engine
 cannot raise again (address space, file size, CPU time, no core files), cuts
 itself off the network where the system allows, and bounds what Python code
@@ -13,12 +15,15 @@ may print.  Then it answers, one JSON message (wire.py) per item:
   harness: {"probe": [[op, operands, const], ...]}  worker: true or false, per probe
   harness: {"graphs": [...], "cases": [...]}         worker: [values, grads, error, seconds], per case
 
-A reply per item, sent as soon as it is ready, so that the harness knows the
-case a worker died or hung in.  The worker never exits on its own while the
-harness is there: any exit, signal or silence is the engine's doing.
+The replies of a request go back in lists, one at least every CHUNK_SECONDS
+(wire.py), not one message per item: each message wakes the harness, and
+waking it per case costs more than the engine's work on a small one.  The
+worker never exits on its own while the harness is there: any exit, signal
+or silence is the engine's doing.
 """
 import io
 import math
+import mmap
 import os
 import resource
 import signal
@@ -28,17 +33,19 @@ import time
 from multiprocessing.connection import Connection
 
 from . import wire
+from .wire import CHUNK_SECONDS, PROGRESS_BYTES, progress_at
 
 PR_SET_PDEATHSIG = 1
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 
 
-def main(fd):
+def main(fd, progress_fd):
     # The harness alone acts on Ctrl-C (the worker has its own session, but
     # an engine may share a terminal): see isolation.py.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
     connection = Connection(fd)
+    progress = mmap.mmap(progress_fd, PROGRESS_BYTES)
     hello = wire.loads(connection.recv_bytes())
     limits = hello["limits"]
     network = _confine(limits)
@@ -51,19 +58,38 @@ def main(fd):
         return
     connection.send_bytes(wire.dumps({"loaded": {"version": str(runner.version), "is_ours": runner.is_ours,
                                                  "network": network}}))
-    before_each = _cpu_limit_per_case(hello["timeout"])
-    send = connection.send_bytes
+    cpu_limit = _cpu_limit_per_case(hello["timeout"])
     while True:
         try:
             request = wire.loads(connection.recv_bytes())
         except EOFError:  # the harness is done (or gone)
             return
         if "probe" in request:
-            for op_name, operands, const in request["probe"]:
-                send(wire.dumps(runner.probe(op_name, operands, const)))
+            replies = (runner.probe(*probe) for probe in request["probe"])
         else:
-            for values, grads, error, seconds in runner.iter_results(wire.decode_cases(request), before_each):
-                send(wire.dumps([values, grads, error, seconds]))
+            replies = (list(result) for result in runner.iter_results(wire.decode_cases(request), cpu_limit))
+        _send_in_chunks(connection, replies, progress)
+
+
+def _send_in_chunks(connection, replies, progress):
+    """Send the replies as lists, a message at least every CHUNK_SECONDS and
+    at the end; before each item, its number goes to ``progress`` (shared
+    with the harness), so that a death between two messages is blamed on the
+    item it happened in."""
+    chunk, sent_at = [], time.monotonic()
+    number = 0
+    while True:
+        progress_at(progress, number)
+        try:
+            reply = next(replies)
+        except StopIteration:
+            break
+        chunk.append(reply)
+        number += 1
+        if time.monotonic() - sent_at >= CHUNK_SECONDS:
+            connection.send_bytes(wire.dumps(chunk))
+            chunk, sent_at = [], time.monotonic()
+    connection.send_bytes(wire.dumps(chunk))
 
 
 def _confine(limits):
