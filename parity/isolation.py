@@ -85,6 +85,12 @@ class Death:
 MALFORMED = object()
 
 
+class _Request:
+    def __init__(self, items, message):
+        self.items, self.message = items, message
+        self.cause = None  # why it could not be sent, if it could not
+
+
 class Sandbox:
     """One engine's worker process, restarted whenever it dies."""
 
@@ -105,21 +111,25 @@ class Sandbox:
         a list of them), or a Death where the worker died, hung or broke the
         protocol on that item (``valid(item, reply)`` is false); the items
         after it go to a fresh worker."""
-        out = [None] * len(items)
+        return self.finish(self.send(items, message), valid)
+
+    def send(self, items, message):
+        """Start a request (see replies): the worker works on it while this
+        process does something else, until finish().  One at a time."""
+        request = _Request(items, message)
+        self._send(request, list(range(len(items))))
+        return request
+
+    def finish(self, request, valid):
+        """The replies to a request from send(), as replies() gives them."""
+        items, out = request.items, [None] * len(request.items)
         todo = list(range(len(items)))
         while todo:
             if self.broken is not None:
                 for i in todo:
                     out[i] = Death(self.broken)
                 break
-            cause = None
-            try:
-                self.connection.send_bytes(wire.dumps(message([items[i] for i in todo])))
-            except OSError:
-                cause = self._cause_of_death()
-            got = []
-            if cause is None:
-                got, cause = self._collect([items[i] for i in todo], valid)
+            got, cause = ([], request.cause) if request.cause else self._collect([items[i] for i in todo], valid)
             for i, reply in zip(todo, got):
                 out[i] = reply
             if cause is None:
@@ -133,7 +143,17 @@ class Sandbox:
             # Items it finished but had not sent yet run again.
             todo = todo[len(got):on] + todo[on + 1:]
             self._restart()
+            self._send(request, todo)
         return out
+
+    def _send(self, request, todo):
+        request.cause = None
+        if self.broken is None and todo:
+            wire.progress_at(self.progress, 0)
+            try:
+                self.connection.send_bytes(wire.dumps(request.message([request.items[i] for i in todo])))
+            except OSError:
+                request.cause = self._cause_of_death()
 
     def _collect(self, items, valid):
         """(replies, None) for the items, or (the replies so far, the cause)

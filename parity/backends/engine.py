@@ -78,6 +78,12 @@ class EngineBackend:
 
     def run_batch(self, cases):
         """One Result per case, in order."""
+        return self.submit(cases)()
+
+    def submit(self, cases):
+        """Start the engine on some cases; the returned function waits for
+        their Results (run_batch's).  A sandboxed engine works meanwhile, so
+        that the judge can run torch on the same cases at the same time."""
         results, runnable = [], []
         for case in cases:
             graph = case.graph
@@ -87,8 +93,16 @@ class EngineBackend:
             results.append(Result(unsupported=missing) if missing else None)
             if not missing:
                 runnable.append(case)
-        ran = iter(self._results(runnable) if runnable else ())
-        return [result if result is not None else next(ran) for result in results]
+        pending = self._start(runnable) if runnable else (lambda: [])
+
+        def wait():
+            ran = iter(pending())
+            return [result if result is not None else next(ran) for result in results]
+        return wait
+
+    def _start(self, cases):
+        """A function giving the Results of these (supported) cases."""
+        return lambda: self._results(cases)
 
     def close(self):
         """Let go of the engine (its worker process, if any)."""
@@ -142,9 +156,13 @@ class SandboxedEngine(EngineBackend):
         replies = self.sandbox.replies(probes, lambda part: {"probe": part}, lambda probe, reply: type(reply) is bool)
         return [reply is not False for reply in replies]
 
-    def _results(self, cases):
-        replies = self.sandbox.replies(cases, encode_cases, _well_formed)
-        return [Result(error=reply.cause) if isinstance(reply, Death) else _result(reply) for reply in replies]
+    def _start(self, cases):
+        request = self.sandbox.send(cases, encode_cases)
+
+        def results():
+            replies = self.sandbox.finish(request, _well_formed)
+            return [Result(error=reply.cause) if isinstance(reply, Death) else _result(reply) for reply in replies]
+        return results
 
     def close(self):
         self.sandbox.close()
