@@ -36,8 +36,9 @@ from the timing columns (``engine_seconds``, ``torch_seconds``), compared
 run by run within each repeat.  With two repeats or more it also says
 whether two runs of the same mode wrote the same rows: an engine that is not
 deterministic differs from itself, and then a difference between the modes
-is not the isolation's doing.  The exit status is 1 when the rows of the two
-modes differ in any repeat.
+is not the isolation's doing (the learner's file is such an engine: it keeps
+a node's children in a set of objects, hashed by address).  The exit status
+is 1 when the rows of our engine differ between the two modes.
 
 Target: isolated at most 1.2x the in-process time on a correct engine (ours).
 See bench/README.md.
@@ -193,7 +194,10 @@ def main(argv=None):
             "passthrough": passthrough, "repeats": args.repeats, "python": platform.python_version(),
             "cpu_count": os.cpu_count(), "target_ratio": TARGET_RATIO, "results": results,
         }, indent=2))
-    return 0 if all(r["rows_identical"] for r in results) else 1
+    # Our engine is deterministic by design: its rows must not depend on the
+    # mode.  The learner's file keeps children in a set of objects hashed by
+    # address, so its rows differ from run to run whatever the mode.
+    return 0 if all(r["rows_identical"] for r in results if r["spec"] == "engine") else 1
 
 
 if __name__ == "__main__":
