@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 import multiprocessing
 import multiprocessing.forkserver
+import multiprocessing.util
 import signal
 import threading
 
@@ -81,6 +82,10 @@ def _start_judge(spec, isolation, limits):
         _judge_state = spec, load_backends(spec, isolation=isolation, limits=limits)
     except Exception as exc:  # raised with its message by the first task (an initializer's is lost)
         _judge_state = exc
+        return
+    # A pool's process ends without running atexit: its engine's worker
+    # and temporary directory go with multiprocessing's own finalizers.
+    multiprocessing.util.Finalize(None, _judge_state[1][0].close, exitpriority=10)
 
 
 def _judge_task(cases):

@@ -363,3 +363,17 @@ def test_ctrl_c_in_an_engine_in_process_stops_the_run_instead_of_becoming_an_err
     with pytest.raises(KeyboardInterrupt):
         runner.run(case)
     assert runner.run(Case("t-0-1", "expr", 0, 1, Graph(1, (Node("exp", (0,)),), (1,)), [1.0]))[2] is None
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_run_leaves_no_engine_directory_behind(tmp_path, workers):
+    # Regression: the judges of --workers 2 ended without closing their
+    # engines, whose temporary directories stayed.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = subprocess.run([sys.executable, "-m", "parity.cli", "run", "--workers", workers, "--out",
+                           str(tmp_path / "x.csv"), "--engine", f"{HOSTILE / 'hostile_base.py'}:Value", *SMALL],
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert list(scratch.iterdir()) == []
