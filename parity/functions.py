@@ -5,9 +5,10 @@ Function feature per pair: saved inputs (Square), a number argument whose
 gradient is None (MulAdd), two outputs of which a graph may use one or both
 (ProdSum), a non-differentiable output (ReluMask), a saved output (Exp).
 Their engine sides are in parity/sandbox/engine_functions.py (the
-sandboxed worker runs them); here, their torch twins and their rows of the
-op table (``fn_*``) with the oracle's value and partials, so the function family's graphs mix them with primitive ops and
-every backend, the oracle included, runs them like any op.
+sandboxed worker runs them); here are their torch twins and their rows of
+the op table (``fn_*``) with the oracle's value and partials, so that the
+function family's graphs mix them with primitive ops and every backend, the
+oracle included, runs them like any op.
 
 ``check_function`` checks a user's pair: values and gradients against
 torch at random points and inside small graphs, and each side's backward

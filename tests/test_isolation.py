@@ -377,3 +377,29 @@ def test_a_run_leaves_no_engine_directory_behind(tmp_path, workers):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert list(scratch.iterdir()) == []
+
+
+def test_the_worker_imports_nothing_of_the_judge(tmp_path):
+    engine_file = tmp_path / "modules.py"
+    # The engine answers with its numbers: exp gives the count of the
+    # judge's modules loaded in its process (0: none).
+    engine_file.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(HOSTILE)!r})\n"
+        "from hostile_base import Value\n"
+        "JUDGE = ('torch', 'mpmath', 'numpy', 'pandas', 'parity.ops', 'parity.compare', 'parity.report',\n"
+        "         'parity.backends.oracle', 'parity.backends.torch', 'parity.runner', 'parity.cases')\n"
+        "Value.exp = lambda self: Value(float(sum(name in sys.modules for name in JUDGE)))\n")
+    backend = load_engine(f"{engine_file}:Value")
+    case = Case("t-0-0", "expr", 0, 0, Graph(1, (Node("exp", (0,)),), (1,)), [1.0])
+    assert backend.run(case).values[0] == 0.0
+    backend.close()
+
+
+def test_every_op_row_takes_its_engine_call_from_the_worker_s_table():
+    from parity import functions  # noqa: F401  (registers the fn_* rows)
+    from parity.ops import OPS
+    from parity.sandbox.engine_ops import ENGINE_OPS
+
+    assert set(ENGINE_OPS) == set(OPS)
+    assert all(OPS[name].engine is ENGINE_OPS[name] for name in OPS)
