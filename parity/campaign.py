@@ -4,7 +4,8 @@ The plan (plan.py) gives the cases in order, packed into tasks; judges
 (judges.py: torch, the oracle and the comparison, each with the engine
 under test in a sandboxed worker of its own) turn tasks into rows; the
 run's files (report_files.py) take the rows as they come: a partial report
-flushed row by row, then the report in case order and its sidecar.  The rows
+flushed row by row, then the report in case order and its sidecar; when
+some case failed, the diagnosis (diagnosis.py) turns them into findings.  The rows
 depend only on the run's arguments (RunSpec), never on the number of
 workers, on sharding or on isolation: two runs differ in the timing columns
 only.
@@ -36,6 +37,7 @@ class RunOutcome:
     ran: int          # cases run by this invocation
     seconds: float    # this invocation's wall time
     engine_broken: Optional[str] = None  # why the engine could run no case at all, if it could not
+    diagnosis: object = None  # diagnosis.Diagnosis of the fail/error cases, if any
 
 
 def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False, isolation="auto", limits=Limits()):
@@ -91,9 +93,23 @@ def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False, isolati
 
     summary = write_ordered([partial], spec, out)
     partial.unlink()
-    sidecar.update(complete=True, finished=now(), cases=summary.cases, verdicts=summary.verdict_counts())
+    diagnosis = _diagnose(spec, out, isolation, limits) if summary.failed and not broken else None
+    sidecar.update(complete=True, finished=now(), cases=summary.cases, verdicts=summary.verdict_counts(),
+                   diagnosis=diagnosis and diagnosis.to_json())
     write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
-    return RunOutcome(summary, ran, seconds, broken)
+    return RunOutcome(summary, ran, seconds, broken, diagnosis)
+
+
+def _diagnose(spec, report, isolation, limits):
+    """The findings of a report's fail/error cases (diagnosis.py), with an
+    engine and judge of their own."""
+    from .diagnosis import bad_rows, diagnose
+
+    backends = load_backends(spec, isolation=isolation, limits=limits)
+    try:
+        return diagnose(bad_rows(report), backends, spec)
+    finally:
+        backends[0].close()
 
 
 def run_metadata(engine_backend, workers, limits):

@@ -400,5 +400,11 @@ def n_fixed_cases(family):
             "function": len(_function_named()), "edges": len(_edge_fixed())}[family]
 
 
+def probe_case(seed, index, config=None):
+    """A diagnosis probe (probes.py): replayable by id, never in a run."""
+    from .probes import probe_case
+    return probe_case(seed, index, config)
+
+
 FAMILY_BUILDERS = {"expr": expr_case, "mlp": mlp_case, "accumulation": accumulation_case,
-                   "function": function_case, "edges": edges_case}
+                   "function": function_case, "edges": edges_case, "probe": probe_case}

@@ -25,7 +25,8 @@ REPORTS = Path("reports")
 EXIT_STATUS = """\
 exit status:
   0    no case failed (compare: no regression)
-  1    a case's verdict is fail or error (compare: a regression; replay: the case fails)
+  1    a case's verdict is fail or error (compare: a regression; replay: the case fails);
+       with --expect lecture, only a finding of kind wrong
   2    bad usage or unreadable input (missing file, wrong schema, bad engine spec),
        or a judge that fails its own check
   130  interrupted (Ctrl-C or SIGTERM); the rows finished so far are kept"""
@@ -81,9 +82,20 @@ def run_command(args):
             copy_atomic(source, REPORTS / f"latest{source.suffix}")
     if outcome.engine_broken:
         print(f"parity: the engine ran no case: {outcome.engine_broken}", file=sys.stderr)
+    if outcome.diagnosis:
+        print(outcome.diagnosis.text())
+        print()
     print(outcome.summary.text(outcome.seconds, outcome.ran))
     print(f"report: {out} (run metadata: {sidecar_path(out)})")
-    return FAILED if outcome.summary.failed else OK
+    return _status(outcome.summary.failed, outcome.diagnosis, args.expect)
+
+
+def _status(failed, diagnosis, expect):
+    """1 when a case failed, unless the diagnosis finds only what --expect
+    allows."""
+    if diagnosis is not None:
+        return FAILED if diagnosis.fails_under(expect) else OK
+    return FAILED if failed else OK
 
 
 @contextmanager
@@ -148,11 +160,7 @@ def _spec_of_report(args):
     given = [option for name, option in SPEC_OPTIONS.items() if getattr(args, name) != getattr(defaults, name)]
     if given:
         raise UsageError(f"--same-as takes the run arguments from {args.same_as}; drop {', '.join(given)}")
-    sidecar = read_sidecar(args.same_as)
-    try:
-        return RunSpec.from_json(sidecar["args"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"{sidecar_path(args.same_as)}: no usable run arguments ({exc})") from None
+    return _spec_of_sidecar(args.same_as)
 
 
 def _usage(function, *arguments):
@@ -174,6 +182,32 @@ def _default_out(resume):
 
 def _resume_argv(argv, out):
     return argv + ([] if "--out" in argv else ["--out", str(out)]) + ([] if "--resume" in argv else ["--resume"])
+
+
+# -- parity diagnose -----------------------------------------------------------------
+def diagnose_command(args):
+    from .diagnosis import bad_rows, diagnose
+
+    spec = _spec_of_sidecar(args.report)
+    rows = bad_rows(args.report)
+    if not rows:
+        print(f"{args.report}: no case failed; nothing to diagnose")
+        return OK
+    backends = load_backends(spec, isolation=args.isolation, limits=_limits(args))
+    try:
+        diagnosis = diagnose(rows, backends, spec)
+    finally:
+        backends[0].close()
+    print(diagnosis.text())
+    return _status(True, diagnosis, args.expect)
+
+
+def _spec_of_sidecar(report):
+    sidecar = read_sidecar(report)
+    try:
+        return RunSpec.from_json(sidecar["args"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{sidecar_path(report)}: no usable run arguments ({exc})") from None
 
 
 # -- parity compare / merge / report ------------------------------------------------
@@ -324,6 +358,13 @@ def _parser():
     run_.add_argument("--resume", action="store_true", help="continue an interrupted run into --out "
                       "(default: the latest unfinished one in reports/)")
     run_.add_argument("--quiet", action="store_true", help="no progress bar (there is none off a terminal)")
+    _expect_option(run_)
+
+    diagnose = command("diagnose", diagnose_command, "the findings of a report's fail/error cases: "
+                       "which op or part of backward is wrong, and its smallest case")
+    diagnose.add_argument("report", metavar="REPORT.csv")
+    _isolation_options(diagnose)
+    _expect_option(diagnose)
 
     compare = command("compare", compare_command, "compare a report with a baseline, case by case")
     compare.add_argument("baseline", metavar="BASELINE.csv")
@@ -358,6 +399,17 @@ def _engine_options(parser):
     parser.add_argument("--grad-attr", default="grad", metavar="NAME", help="the values' gradient attribute")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="per case, for the engine: wall clock, enforced from outside its worker (default: 10)")
+    _isolation_options(parser)
+
+
+def _expect_option(parser):
+    parser.add_argument("--expect", choices=("all", "lecture"), default="all",
+                        help="all (default): exit 1 on any fail or error; lecture: exit 1 only for findings of "
+                             "kind wrong (edge, multi_pass and limit findings of a lecture-style engine are "
+                             "reported, not failed)")
+
+
+def _isolation_options(parser):
     sandbox = parser.add_argument_group("isolation", "the engine runs in a sandboxed worker process "
                                         "(README: Isolation)")
     sandbox.add_argument("--isolation", choices=("auto", "process", "none"), default="auto",

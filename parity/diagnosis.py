@@ -1,0 +1,270 @@
+"""Diagnosis: from verdicts to findings, each naming one thing the engine
+gets wrong.
+
+A finding names an op of the op table (or ``backward``, the machinery:
+accumulation, topological order, repeated passes, depth), the part that is
+wrong, a kind, how many of the run's fail/error cases it explains, and the
+smallest case that shows it, with its numbers and its replay command.
+
+Kinds, in the order they are reported:
+- ``wrong``: wrong values or gradients on ordinary, finite, in-domain
+  inputs - what a learner must fix;
+- ``multi_pass``: single backward passes are right, repeated ``backward()``
+  on one graph accumulates unlike torch's ``retain_graph=True``;
+- ``limit``: only deep graphs fail (a recursive topological sort's
+  RecursionError, a timeout);
+- ``edge``: only domain edges disagree with torch (raises, returns
+  complex/nan/inf where torch returns a float, signed zeros, kinks,
+  overflow of a naive formula).
+
+The evidence is the probes (probes.py), not co-occurrence: an op has a
+finding only if a probe of that op alone (or with its operand reused) shows
+it.  Then each bad case of the run is attributed to the first finding that
+explains it (a depth failure to ``limit``, a case containing a wrong op to
+that op, a repeated pass to ``multi_pass``, a case containing an op wrong at
+its edges to that), and whatever no finding explains is shrunk to a
+minimal failing graph (shrink.py) and becomes a finding of its own.
+"""
+from dataclasses import asdict, dataclass, replace
+import re
+
+from .ops import OPS
+from .report import BAD_VERDICTS, failing, iter_report
+
+KINDS = ("wrong", "multi_pass", "limit", "edge")
+# The kinds a lecture engine (micrograd's, built in class) is expected to
+# have: `--expect lecture` reports them without failing the run.
+LECTURE_KINDS = frozenset({"multi_pass", "limit", "edge"})
+_DEPTH_ERRORS = ("RecursionError", "timeout", "maximum recursion depth")
+_DEEP = 100  # a case this deep or deeper that errors on depth is a limit case
+
+
+@dataclass
+class Finding:
+    op: str               # an op-table name, "backward", or the ops of a minimal graph joined by "+"
+    part: str             # what of it is wrong: "gradient", "value", "operand used twice", ...
+    kind: str             # one of KINDS
+    example: str          # the case id of the smallest case showing it (a probe's, or the run's)
+    detail: str           # that case's verdict: what the engine gives, torch, the oracle
+    minimal_case: dict    # that case as JSON: `parity replay --json`
+    name: str = ""        # what that case is: "tanh at (0.75,)"
+    cases: int = 0        # the run's fail/error cases it explains
+    run_example: str = ""  # the smallest of those
+    replay: str = ""      # the command that replays ``example``
+
+    def to_json(self):
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data):
+        return cls(**data)
+
+    def line(self):
+        """Two lines a learner understands."""
+        where = f"{self.name}: " if self.name else ""
+        count = (f"{self.cases} case(s) of the run, e.g. {self.run_example}" if self.cases
+                 else "found by its probe only")
+        return (f"{self.kind:<10} {self.op}: {self.part} - {where}{self.detail}\n"
+                f"           {count}; replay: {self.replay}")
+
+
+@dataclass
+class Diagnosis:
+    findings: list        # Findings, by kind then op
+    bad_cases: int        # the run's fail/error cases
+    unexplained: int = 0  # of them, those no finding explains (each shrunk group is a finding too)
+
+    def to_json(self):
+        return [f.to_json() for f in self.findings]
+
+    def fails_under(self, expect):
+        """Whether the run fails under a profile: "all" (every bad case
+        fails it) or "lecture" (only `wrong` findings do)."""
+        if expect == "lecture":
+            return any(f.kind not in LECTURE_KINDS for f in self.findings)
+        return self.bad_cases > 0
+
+    def text(self):
+        lines = [f"findings ({len(self.findings)}; what the engine gets wrong, the worst first):"]
+        lines += ["  " + f.line() for f in self.findings]
+        return "\n".join(lines)
+
+
+# -- the probes' findings -----------------------------------------------------------
+def probe_findings(rows, cases):
+    """Findings from the probes' rows (runner.run_cases over probe cases)."""
+    by_op = {}
+    for case, row in zip(cases, rows):
+        by_op.setdefault(case.spec["op"], []).append((case, row))
+    findings = []
+    wrong_ops = set()
+    for op, probes in by_op.items():
+        if op == "backward":
+            continue
+        finding = _op_finding(op, probes, wrong_ops)
+        if finding is not None:
+            findings.append(finding)
+            if finding.kind == "wrong":
+                wrong_ops.add(op)
+    findings += _machinery_findings(by_op.get("backward", []), wrong_ops)
+    return findings
+
+
+def _op_finding(op, probes, wrong_ops):
+    def bad(kind):
+        return [(c, r) for c, r in probes if c.spec["probe"] == kind and r["verdict"] in BAD_VERDICTS]
+
+    ordinary = bad("ordinary")
+    if ordinary:
+        parts = sorted({_part(c, r) for c, r in ordinary}, key=_part_order)
+        return _finding(op, " and ".join(parts), "wrong", ordinary)
+    reused = bad("reused")
+    # A unary op's reuse probe adds its two applications: a wrong add would explain it.
+    if reused and (OPS[op].arity == 2 or "add" not in wrong_ops):
+        return _finding(op, "operand used twice (its gradient contributions overwrite instead of adding up)",
+                        "wrong", reused)
+    edge = bad("edge")
+    if edge:
+        points = ", ".join(dict.fromkeys(_point(c) for c, _ in edge[:4]))
+        more = f" and {len(edge) - 4} more" if len(edge) > 4 else ""
+        return _finding(op, f"at edge points {points}{more}", "edge", edge)
+    return None
+
+
+def _machinery_findings(probes, wrong_ops):
+    def bad(kind):
+        return [(c, r) for c, r in probes if c.spec["probe"] == kind and r["verdict"] in BAD_VERDICTS]
+
+    def unexplained(found):
+        return [(c, r) for c, r in found if not set(c.graph.ops()) & wrong_ops]
+
+    findings = []
+    single = unexplained(bad("machinery"))
+    if single:
+        findings.append(_finding("backward", "gradients of a node used more than once (accumulation or the "
+                                 "order of the topological sort)", "wrong", single))
+    repeated = unexplained(bad("multi_pass"))
+    if repeated and not single:
+        findings.append(_finding("backward", "repeated backward() on one graph (torch accumulates, as with "
+                                 "retain_graph=True)", "multi_pass", repeated))
+    deep = bad("deep")
+    if deep:
+        depth = min(c.spec["depth"] for c, _ in deep)
+        findings.append(_finding("backward", f"deep graphs (a chain of {depth:,} ops)", "limit", deep))
+    return findings
+
+
+def _finding(op, part, kind, evidence):
+    case, row = min(evidence, key=lambda cr: (cr[0].graph.n_nodes, cr[0].index))
+    return Finding(op=op, part=part, kind=kind, example=case.case_id, detail=row["detail"],
+                   minimal_case=case.to_json(), name=case.name, replay=row["replay"])
+
+
+def _part(case, row):
+    if row["verdict"] == "error":
+        return f"raises ({row['detail'].split(':')[0]})"
+    match = re.match(r"grad of leaf v(\d+)", row["detail"])
+    if match:
+        n_operands = case.graph.n_leaves
+        return "gradient" if n_operands == 1 else f"gradient of operand {int(match.group(1)) + 1}"
+    return "value"
+
+
+def _part_order(part):
+    return (not part.startswith("value"), part)
+
+
+def _point(case):
+    const = case.spec.get("const")
+    leaves = ", ".join(repr(x) for x in case.leaves)
+    return f"({leaves})" + (f" c={const!r}" if const is not None else "")
+
+
+# -- attributing the run's bad cases ---------------------------------------------------
+def attribute(findings, bad_rows, passes_of):
+    """Count, for each finding, the bad rows it explains (the first that
+    does, by KINDS' order of precedence as in the module doc), and return
+    the rows none explains.  ``bad_rows``: dicts with case_id, ops, depth,
+    n_nodes, detail; ``passes_of(case_id)``: backward passes of a case."""
+    by_kind = {kind: [f for f in findings if f.kind == kind] for kind in KINDS}
+    unexplained = []
+    for row in sorted(bad_rows, key=lambda r: (int(r["n_nodes"]), r["case_id"])):
+        finding = _explaining(row, by_kind, passes_of)
+        if finding is None:
+            unexplained.append(row)
+            continue
+        finding.cases += 1
+        if not finding.run_example:
+            finding.run_example = row["case_id"]
+    return unexplained
+
+
+def _explaining(row, by_kind, passes_of):
+    ops = set(filter(None, str(row["ops"]).split(";")))
+    depth_error = row["verdict"] == "error" and any(e in row["detail"] for e in _DEPTH_ERRORS)
+    if depth_error and int(row["depth"]) >= _DEEP and by_kind["limit"]:
+        return by_kind["limit"][0]
+    for finding in by_kind["wrong"]:
+        if finding.op in ops:
+            return finding
+    if by_kind["multi_pass"] and passes_of(row["case_id"]) > 1:
+        return by_kind["multi_pass"][0]
+    for finding in by_kind["wrong"]:
+        if finding.op == "backward":
+            return finding
+    for finding in by_kind["edge"]:
+        if finding.op in ops:
+            return finding
+    return None
+
+
+def order(findings):
+    """Findings by kind (KINDS' order), then most cases first, then op."""
+    return sorted(findings, key=lambda f: (KINDS.index(f.kind), -f.cases, f.op))
+
+
+# -- a run's diagnosis ----------------------------------------------------------------
+def bad_rows(report):
+    """The fail/error rows of a report, as dicts, a chunk at a time."""
+    rows = []
+    for chunk in iter_report(report):
+        bad = failing(chunk)
+        rows += bad[["case_id", "family", "ops", "depth", "n_nodes", "verdict", "detail"]].to_dict("records")
+    return rows
+
+
+def diagnose(rows, backends, spec):
+    """The Diagnosis of a run's bad rows: the probes of the ops they use,
+    run through ``backends`` (engine, torch, oracle, tolerances), their
+    findings, and the rows attributed."""
+    from .judges import run_task
+    from .probes import probe_cases
+
+    ops = sorted({op for row in rows for op in str(row["ops"]).split(";") if op in OPS})
+    probes = probe_cases(ops)
+    # A probe is the same case whatever the run's knobs: its replay needs none.
+    probe_spec = replace(spec, edge_rate=None, max_nodes=None, ops=None)
+    findings = probe_findings(list(run_task(probes, probe_spec, backends)), probes)
+    unexplained = attribute(findings, rows, lambda case_id: _passes(case_id, spec))
+    if unexplained:
+        findings.append(_unexplained(unexplained, spec))
+    return Diagnosis(order(findings), len(rows), len(unexplained))
+
+
+def _unexplained(rows, spec):
+    """What no probe explains, as one finding: the smallest such case."""
+    from .cases import case_from_id
+
+    row = rows[0]  # attribute() went through them smallest first
+    case = case_from_id(row["case_id"], spec.config())
+    return Finding(op="(no single op)", part="fails where every op it uses passes its probes", kind="wrong",
+                   example=row["case_id"], detail=row["detail"], minimal_case=case.to_json(), name=case.name,
+                   cases=len(rows), run_example=row["case_id"], replay=spec.replay_command(row["case_id"]))
+
+
+def _passes(case_id, spec):
+    family = case_id.split("-")[0]
+    if family not in ("accumulation", "function"):  # the only families with repeated passes
+        return 1
+    from .cases import case_from_id
+    return case_from_id(case_id, spec.config()).passes
