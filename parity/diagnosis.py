@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, replace
 import re
 
 from .ops import OPS
+from .probes import DEEP_OP, probe_cases
 from .report import BAD_VERDICTS, failing, iter_report
 
 KINDS = ("wrong", "multi_pass", "limit", "edge")
@@ -92,66 +93,64 @@ class Diagnosis:
 
 # -- the probes' findings -----------------------------------------------------------
 def probe_findings(rows, cases):
-    """Findings from the probes' rows (runner.run_cases over probe cases)."""
-    by_op = {}
+    """Findings from the probes' rows (runner.run_cases over probe cases).
+
+    In order of evidence: an op whose ordinary probes fail is wrong; then an
+    op whose reuse probes fail - unless several ops' do (at least
+    SHARED_REUSE_FAILURES): a bug in one op's backward shows in that op's
+    probes only, so the common cause is the machinery that adds up a node's
+    gradient contributions, one finding, not one per op.  The machinery's
+    own probes count only where no op found wrong takes part; the deep
+    chains only if their op is right.  Edge findings are for ops not found
+    wrong."""
+    bad = {}
     for case, row in zip(cases, rows):
-        by_op.setdefault(case.spec["op"], []).append((case, row))
-    findings = []
-    wrong_ops = set()
-    for op, probes in by_op.items():
-        if op == "backward":
-            continue
-        finding = _op_finding(op, probes, wrong_ops)
-        if finding is not None:
-            findings.append(finding)
-            if finding.kind == "wrong":
-                wrong_ops.add(op)
-    findings += _machinery_findings(by_op.get("backward", []), wrong_ops)
-    return findings
-
-
-def _op_finding(op, probes, wrong_ops):
-    def bad(kind):
-        return [(c, r) for c, r in probes if c.spec["probe"] == kind and r["verdict"] in BAD_VERDICTS]
-
-    ordinary = bad("ordinary")
-    if ordinary:
-        parts = sorted({_part(c, r) for c, r in ordinary}, key=_part_order)
-        return _finding(op, " and ".join(parts), "wrong", ordinary)
-    reused = bad("reused")
-    # A unary op's reuse probe adds its two applications: a wrong add would explain it.
-    if reused and (OPS[op].arity == 2 or "add" not in wrong_ops):
-        return _finding(op, "operand used twice (its gradient contributions overwrite instead of adding up)",
-                        "wrong", reused)
-    edge = bad("edge")
-    if edge:
-        points = ", ".join(dict.fromkeys(_point(c) for c, _ in edge[:4]))
-        more = f" and {len(edge) - 4} more" if len(edge) > 4 else ""
-        return _finding(op, f"at edge points {points}{more}", "edge", edge)
-    return None
-
-
-def _machinery_findings(probes, wrong_ops):
-    def bad(kind):
-        return [(c, r) for c, r in probes if c.spec["probe"] == kind and r["verdict"] in BAD_VERDICTS]
-
-    def unexplained(found):
-        return [(c, r) for c, r in found if not set(c.graph.ops()) & wrong_ops]
-
-    findings = []
-    single = unexplained(bad("machinery"))
-    if single:
-        findings.append(_finding("backward", "gradients of a node used more than once (accumulation or the "
-                                 "order of the topological sort)", "wrong", single))
-    repeated = unexplained(bad("multi_pass"))
-    if repeated and not single:
-        findings.append(_finding("backward", "repeated backward() on one graph (torch accumulates, as with "
-                                 "retain_graph=True)", "multi_pass", repeated))
-    deep = bad("deep")
+        if row["verdict"] in BAD_VERDICTS:
+            bad.setdefault((case.spec["op"], case.spec["probe"]), []).append((case, row))
+    ops = list(dict.fromkeys(case.spec["op"] for case in cases if case.spec["op"] != "backward"))
+    findings = {}
+    for op in ops:
+        ordinary = bad.get((op, "ordinary"))
+        if ordinary:
+            parts = sorted({_part(c, r) for c, r in ordinary}, key=_part_order)
+            findings[op] = _finding(op, " and ".join(parts), "wrong", ordinary)
+    # A reuse probe also adds (and doubles): a wrong add (or mul_const)
+    # explains it.
+    reused = {}
+    for op in ops:
+        probes = [(c, r) for c, r in bad.get((op, "reused"), []) if not (set(c.graph.ops()) - {op}) & set(findings)]
+        if probes and op not in findings:
+            reused[op] = probes
+    machinery = []
+    if len(reused) >= SHARED_REUSE_FAILURES:
+        machinery = [probe for probes in reused.values() for probe in probes]
+    else:
+        findings.update((op, _finding(op, REUSED, "wrong", probes)) for op, probes in reused.items())
+    wrong = set(findings)
+    machinery += [(c, r) for c, r in bad.get(("backward", "machinery"), []) if not set(c.graph.ops()) & wrong]
+    result = list(findings.values())
+    if machinery and "add" not in findings:
+        result.append(_finding("backward", "gradients of a node used more than once (accumulation, or the "
+                               "order of the topological sort)", "wrong", machinery))
+    repeated = [(c, r) for c, r in bad.get(("backward", "multi_pass"), []) if not set(c.graph.ops()) & wrong]
+    if repeated and not machinery:
+        result.append(_finding("backward", "repeated backward() on one graph (torch accumulates, as with "
+                               "retain_graph=True)", "multi_pass", repeated))
+    deep = None if DEEP_OP[0] in findings else bad.get(("backward", "deep"))  # its op's own finding explains it
     if deep:
         depth = min(c.spec["depth"] for c, _ in deep)
-        findings.append(_finding("backward", f"deep graphs (a chain of {depth:,} ops)", "limit", deep))
-    return findings
+        result.append(_finding("backward", f"deep graphs (a chain of {depth:,} ops)", "limit", deep))
+    for op in ops:
+        edge = bad.get((op, "edge"))
+        if edge and op not in findings:
+            points = ", ".join(dict.fromkeys(_point(c) for c, _ in edge[:4]))
+            more = f" and {len(edge) - 4} more" if len(edge) > 4 else ""
+            result.append(_finding(op, f"at edge points {points}{more}", "edge", edge))
+    return result
+
+
+REUSED = "operand used twice (its gradient contributions overwrite instead of adding up)"
+SHARED_REUSE_FAILURES = 3
 
 
 def _finding(op, part, kind, evidence):
@@ -238,7 +237,6 @@ def diagnose(rows, backends, spec):
     run through ``backends`` (engine, torch, oracle, tolerances), their
     findings, and the rows attributed."""
     from .judges import run_task
-    from .probes import probe_cases
 
     ops = sorted({op for row in rows for op in str(row["ops"]).split(";") if op in OPS})
     probes = probe_cases(ops)

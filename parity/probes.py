@@ -5,9 +5,10 @@ For each op (built-in and Function rows alike):
 - ``ordinary``: the op alone, leaves its operands, at three ordinary points
   (in its domains, away from kinks and poles), at up to three of its
   ordinary constants: a wrong value or gradient formula shows here;
-- ``reused``: its operand used twice - a binary op on (a, a), two
-  applications of a unary op to one leaf, added - where gradient
-  contributions that overwrite instead of adding up show;
+- ``reused``: its operand used twice - a binary op on (a, a), and on (a, b)
+  with a (then b) also doubled by another op; two applications of a unary
+  op to one leaf, added - where gradient contributions that overwrite
+  instead of adding up show;
 - ``edge``: the op alone with one operand at each of its edge points (the op
   table's ``edges``, the binary edge points, its edge constants), the others
   ordinary: where an engine raises, overflows or takes the wrong branch.
@@ -83,6 +84,10 @@ def _op_probes(op):
                     {"op": op.name, "probe": "ordinary", "const": const}) for point in points]
         probes.append((f"{label} with its operand used twice", _reused(op, const), [points[0][0]], 1, False,
                        {"op": op.name, "probe": "reused", "const": const}))
+        for position in range(op.arity if op.arity == 2 else 0):
+            probes.append((f"{label} with operand {position + 1} used by another op too",
+                           _shared(op, const, position), list(points[0]), 1, False,
+                           {"op": op.name, "probe": "reused", "const": const}))
     const = constants[0]
     for position in range(op.arity):
         for x in (op.edges if op.arity == 1 else BINARY_EDGES):
@@ -99,6 +104,14 @@ def _op_probes(op):
 def _alone(op, const):
     build = _Builder(op.arity)
     build(op.name, *range(op.arity), const=const)
+    return build.graph()
+
+
+def _shared(op, const, position):
+    """op(a, b) + 2 * (a or b): the operand's other consumer's gradient
+    contribution is overwritten by an op whose backward assigns."""
+    build = _Builder(2)
+    build("add", build(op.name, 0, 1, const=const), build("mul_const", position, const=2.0))
     return build.graph()
 
 

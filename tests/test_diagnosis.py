@@ -1,0 +1,149 @@
+"""Diagnosis: each planted bug gives the findings that name it, and nothing
+else; the unmutated engine gives none; a lecture engine's findings are
+edge, multi_pass and limit ones, which `--expect lecture` lets pass.
+
+The planted bugs are tests/test_injected_bugs.py's: every op row's code
+path off by a relative 1e-9, forward or one operand's backward (ROWS says
+which op rows run a path: those are the ops the findings must name), and
+the text substitutions in a copy of the engine (machinery, formulas, edges).
+"""
+import json
+
+import pytest
+
+pytestmark = pytest.mark.torch
+pytest.importorskip("torch")
+
+from parity import cli  # noqa: E402
+from parity.backends.engine import load_engine  # noqa: E402
+from parity.backends.oracle import OracleBackend  # noqa: E402
+from parity.backends.torch import TorchBackend  # noqa: E402
+from parity.compare import Tolerances  # noqa: E402
+from parity.diagnosis import Diagnosis, Finding, attribute, probe_findings  # noqa: E402
+from parity.probes import probe_cases  # noqa: E402
+from parity.report_files import sidecar_path  # noqa: E402
+from parity.runner import run_cases  # noqa: E402
+from test_injected_bugs import MUTANTS, OP_BUGS, ROWS, make_mutant, mutant_root  # noqa: E402,F401
+
+PROBES = probe_cases()
+JUDGE = (TorchBackend(), OracleBackend(), Tolerances())
+
+
+def findings_of(engine_backend):
+    return probe_findings(list(run_cases(PROBES, engine_backend, *JUDGE)), PROBES)
+
+
+def test_the_unmutated_engine_has_no_finding():
+    assert findings_of(load_engine("engine")) == []
+
+
+def rows_running(path):
+    return {row for row, paths in ROWS.items() if path in paths}
+
+
+# A forward and a backward bug of a unary path, both operands of a binary
+# one, a path that op rows share (x + c, c + x), a Function's: the rest run
+# in the slow tests.
+SAMPLE = ("forward-tanh", "backward-tanh", "backward-mul-a", "backward-mul-b", "forward-add_const",
+          "backward-Square", "backward-pow-b")
+
+
+@pytest.mark.parametrize("bug", [pytest.param(bug, id=bug.name, marks=() if bug.name in SAMPLE else pytest.mark.slow)
+                                 for bug in OP_BUGS if bug.path != "linear"])  # linear: no op row (mlp only)
+def test_a_planted_op_bug_gives_a_wrong_finding_on_the_op_rows_that_run_it(bug, mutant_root):  # noqa: F811
+    with bug.engine(mutant_root) as engine_backend:
+        findings = findings_of(engine_backend)
+    # The op rows that run the path and nothing else, and no more than those
+    # that run it (a Function's backward may not reach the planted operand).
+    alone = {row for row, paths in ROWS.items() if paths == (bug.path,)}
+    assert alone <= {f.op for f in findings} <= rows_running(bug.path), [f.line() for f in findings]
+    assert {f.kind for f in findings} == {"wrong"}
+    part = "value" if bug.operand is None else "gradient"
+    assert all(f.part.startswith(part) for f in findings), [f.part for f in findings]
+
+
+# mutant -> (the ops its findings name, their kind)
+EXPECTED = {
+    "accumulation-grad-assigned": ({"backward"}, "multi_pass"),
+    "accumulation-add-backward-assigns": ({"add"}, "wrong"),
+    "accumulation-consumers-overwrite": ({"backward"}, "wrong"),
+    "topological-order-depth-first-preorder": ({"backward"}, "wrong"),
+    "topological-order-breadth-first": ({"backward"}, "wrong"),
+    "zero_grad-pass-gradients-kept": ({"backward"}, "multi_pass"),
+    "zero_grad-ignored": ({"backward"}, "multi_pass"),
+    "formula-tanh-derivative-1-minus-y": ({"tanh"}, "wrong"),
+    "formula-pow-derivative-e-x-to-the-e": ({"pow_const"}, "wrong"),
+    "formula-rsub-computes-x-minus-c": ({"rsub"}, "wrong"),
+    # relu's derivative tested on its output, 0 for every negative input: wrong there, not at 0 only
+    "edge-relu-derivative-1-at-0": ({"relu"}, "wrong"),
+    # pow's exponent gradient takes the log of the base: it raises at 0 too.
+    "edge-log-at-0-raises": ({"log", "pow", "rpow"}, "edge"),
+}
+
+
+@pytest.mark.parametrize("mutant", [m for m in MUTANTS if m.name in EXPECTED], ids=lambda m: m.name)
+def test_a_planted_machinery_formula_or_edge_bug_gives_exactly_its_findings(mutant, mutant_root):  # noqa: F811
+    ops, kind = EXPECTED[mutant.name]
+    with mutant.engine(mutant_root) as engine_backend:
+        findings = findings_of(engine_backend)
+    assert {f.op for f in findings} == ops, [f.line() for f in findings]
+    assert {f.kind for f in findings} == {kind}
+    for finding in findings:  # each shows on a handful of nodes, and replays
+        assert len(finding.minimal_case["graph"]["nodes"]) <= 6 or finding.kind == "limit"
+        assert finding.replay.startswith(f"parity replay {finding.example}")
+
+
+def test_two_planted_bugs_give_their_two_findings(mutant_root):  # noqa: F811
+    tanh, rsub = (next(m for m in MUTANTS if m.name == name)
+                  for name in ("formula-tanh-derivative-1-minus-y", "formula-rsub-computes-x-minus-c"))
+    make_mutant(mutant_root, "gradparity_mutant_two_bugs", tanh.file, tanh.old, tanh.new).close()
+    second = mutant_root / "gradparity_mutant_two_bugs" / rsub.file
+    second.write_text(second.read_text().replace(rsub.old, rsub.new))
+    findings = findings_of(load_engine("gradparity_mutant_two_bugs:Value"))
+    assert {(f.op, f.kind) for f in findings} == {("tanh", "wrong"), ("rsub", "wrong")}
+
+
+def row(case_id, ops, verdict="fail", depth=2, n_nodes=2, detail="grad of leaf v0: ..."):
+    return {"case_id": case_id, "ops": ops, "verdict": verdict, "depth": depth, "n_nodes": n_nodes,
+            "detail": detail}
+
+
+def finding(op, kind):
+    return Finding(op=op, part="", kind=kind, example="probe-0-0", detail="", minimal_case={})
+
+
+def test_a_bad_case_is_explained_by_the_first_finding_that_can_explain_it():
+    findings = [finding("tanh", "wrong"), finding("backward", "multi_pass"), finding("backward", "limit"),
+                finding("div", "edge")]
+    rows = [row("expr-0-1", "mul;tanh"), row("accumulation-0-2", "mul", n_nodes=1),
+            row("expr-0-3", "add", verdict="error", depth=500, n_nodes=500, detail="RecursionError: ..."),
+            row("edges-0-4", "div", verdict="error", detail="ZeroDivisionError"),
+            row("expr-0-5", "div;tanh"), row("expr-0-6", "mul")]
+    unexplained = attribute(findings, rows, lambda case_id: 2 if case_id.startswith("accumulation") else 1)
+    assert [(f.op, f.kind, f.cases) for f in findings] == [
+        ("tanh", "wrong", 2), ("backward", "multi_pass", 1), ("backward", "limit", 1), ("div", "edge", 1)]
+    assert [r["case_id"] for r in unexplained] == ["expr-0-6"]
+    assert findings[0].run_example == "expr-0-1"
+
+
+def test_the_lecture_profile_fails_only_on_wrong_findings():
+    edge_only = Diagnosis([finding("div", "edge"), finding("backward", "multi_pass")], bad_cases=10)
+    assert edge_only.fails_under("all") and not edge_only.fails_under("lecture")
+    assert Diagnosis([finding("tanh", "wrong")], bad_cases=1).fails_under("lecture")
+
+
+def test_a_lecture_engine_passes_the_lecture_profile_and_its_findings_reach_the_sidecar(tmp_path, capsys):
+    out = tmp_path / "lecture.csv"
+    options = ["run", "--engine", "tests/engines/micrograd.py:Value", "--ops", "supported", "--families",
+               "accumulation,edges,expr", "--cases", "300", "--out", str(out), "--quiet"]
+    assert cli.main(options + ["--expect", "lecture"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("findings (")
+    diagnosis = json.loads(sidecar_path(out).read_text())["diagnosis"]
+    kinds = {(f["op"], f["kind"]) for f in diagnosis}
+    assert ("backward", "multi_pass") in kinds and ("div", "edge") in kinds
+    assert {kind for _, kind in kinds} <= {"edge", "multi_pass", "limit"}
+    verdicts = json.loads(sidecar_path(out).read_text())["verdicts"]
+    assert sum(f["cases"] for f in diagnosis) == verdicts.get("fail", 0) + verdicts.get("error", 0)
+    assert cli.main(["diagnose", str(out)]) == 1
+    assert cli.main(["diagnose", str(out), "--expect", "lecture"]) == 0
