@@ -34,8 +34,13 @@ def run_engine(case):
     return [values[o].data for o in case.graph.outputs] + [loss.data], [leaf.grad for leaf in leaves]
 
 
-def test_every_family_has_a_builder():
-    assert tuple(FAMILY_BUILDERS) == FAMILIES
+def test_every_family_has_a_builder_and_probes_replay_by_id():
+    # "probe": the diagnosis's probes (probes.py), never a run's family.
+    assert tuple(FAMILY_BUILDERS) == FAMILIES + ("probe",)
+    from parity.probes import probe_cases
+    probes = probe_cases()
+    assert [p.case_id for p in probes] == [f"probe-0-{i}" for i in range(len(probes))]
+    assert case_from_id(probes[-1].case_id).to_json() == probes[-1].to_json()
 
 
 @pytest.mark.parametrize("family", FAMILIES)
