@@ -149,6 +149,9 @@ def probe_findings(rows, cases):
     return result
 
 
+# Probed whatever the run's cases use: enough ops that a bug of the machinery
+# shows in several (see probe_findings).
+CONTROL_OPS = ("add", "sub", "mul", "mul_const", "neg")
 REUSED = "operand used twice (its gradient contributions overwrite instead of adding up)"
 SHARED_REUSE_FAILURES = 3
 
@@ -238,7 +241,7 @@ def diagnose(rows, backends, spec):
     findings, and the rows attributed."""
     from .judges import run_task
 
-    ops = sorted({op for row in rows for op in str(row["ops"]).split(";") if op in OPS})
+    ops = sorted({op for row in rows for op in str(row["ops"]).split(";") if op in OPS} | set(CONTROL_OPS))
     probes = probe_cases(ops)
     # A probe is the same case whatever the run's knobs: its replay needs none.
     probe_spec = replace(spec, edge_rate=None, max_nodes=None, ops=None)

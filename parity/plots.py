@@ -127,6 +127,8 @@ def html_page(rows, title="parity report", sidecar=None):
     parts = [f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{STYLE}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>", _run_info(digest, sidecar)]
+    if (sidecar or {}).get("diagnosis"):
+        parts += ["<h2>Findings</h2>", _findings_table(sidecar["diagnosis"])]
     for heading, image, text in sections:
         parts += [f"<h2>{heading}</h2>", text, image]
     parts += ["<h2>Cases that did not pass</h2>", _non_passing_table(digest),
@@ -225,6 +227,18 @@ def _run_info(digest, sidecar):
               if metadata.get(key)]
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in items)
     return f"<table>{cells}</table>"
+
+
+def _findings_table(findings):
+    """The run's diagnosis (diagnosis.py): what the engine gets wrong, each
+    with its smallest case and its replay command, the worst first."""
+    header = ("kind", "op", "part", "cases", "smallest case", "what it gives", "replay")
+    lines = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr>"]
+    for f in findings:
+        cells = [html.escape(str(f.get(key, ""))) for key in ("kind", "op", "part", "cases", "name", "detail")]
+        lines.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells)
+                     + f"<td><code>{html.escape(str(f.get('replay', '')))}</code></td></tr>")
+    return "\n".join(lines + ["</table>"])
 
 
 def _non_passing_table(digest):

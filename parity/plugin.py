@@ -103,16 +103,23 @@ def assert_parity(family, n=DEFAULT_CASES, seed=0, engine="engine", config=None,
         from .backends.engine import load_engine
         engine = load_engine(engine)
     cases = build_cases(family, seed, n, config)
-    rows = list(run_cases(cases, engine, torch_backend or TorchBackend(), oracle or OracleBackend(),
-                          tolerances or Tolerances()))
+    backends = (engine, torch_backend or TorchBackend(), oracle or OracleBackend(), tolerances or Tolerances())
+    rows = list(run_cases(cases, *backends))
     bad = [(case, row) for case, row in zip(cases, rows) if row["verdict"] in BAD_VERDICTS]
     if bad:
-        raise ParityFailure(failure_message(family, engine.name, len(cases), bad), rows)
+        from .diagnosis import diagnose
+        from .plan import RunSpec
+
+        diagnosis = diagnose([row for _, row in bad], backends, RunSpec(engine=engine.name))
+        raise ParityFailure(failure_message(family, engine.name, len(cases), bad, diagnosis), rows)
     return rows
 
 
-def failure_message(family, engine_name, n_cases, bad):
+def failure_message(family, engine_name, n_cases, bad, diagnosis=None):
+    """The findings first (diagnosis.py), then the first bad cases."""
     lines = [f"parity: {len(bad)} of {n_cases} {family} cases fail or error on engine {engine_name!r}"]
+    if diagnosis is not None:
+        lines += [diagnosis.text()]
     for case, row in bad[:SHOWN_FAILURES]:
         title = f"{case.case_id} ({case.name})" if case.name else case.case_id
         lines += ["", f"--- {title}: {row['verdict']}", row["detail"], f"replay: {row['replay']}",

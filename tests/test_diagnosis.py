@@ -147,3 +147,8 @@ def test_a_lecture_engine_passes_the_lecture_profile_and_its_findings_reach_the_
     assert sum(f["cases"] for f in diagnosis) == verdicts.get("fail", 0) + verdicts.get("error", 0)
     assert cli.main(["diagnose", str(out)]) == 1
     assert cli.main(["diagnose", str(out), "--expect", "lecture"]) == 0
+    page = tmp_path / "lecture.html"
+    cli.main(["report", str(out), "--html", str(page)])
+    html = page.read_text()
+    assert html.index("<h2>Findings</h2>") < html.index("<h2>Verdicts per family</h2>")
+    assert "repeated backward() on one graph" in html

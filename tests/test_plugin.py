@@ -70,5 +70,9 @@ def test_assert_parity_without_pytest_fixtures(tmp_path, monkeypatch):
     with pytest.raises(ParityFailure) as failure:
         assert_parity("accumulation", n=2, engine=f"{tmp_path / 'overwriting.py'}:Value")
     assert "2 of 2 accumulation cases fail" in str(failure.value)
+    # The findings lead: the overwriting engine's backward assigns every
+    # node's gradient contributions (one bug of the machinery, not of add).
+    assert str(failure.value).splitlines()[1].startswith("findings (")
+    assert "wrong      backward: gradients of a node used more than once" in str(failure.value)
     assert [r["verdict"] for r in failure.value.rows] == ["fail", "fail"]
     assert isinstance(failure.value, AssertionError)
