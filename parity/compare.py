@@ -13,7 +13,8 @@ allowance; whichever side lies within it is right:
 
 The spread is first taken over ``first_spread_trials`` perturbed runs, and
 over all ``spread_trials`` only if that does not settle the case as
-ill_conditioned: the trials are one seeded sequence and the spread is their
+ill_conditioned, or as a fail far beyond the allowance (``gross_factor``
+times it, torch within it: what a buggy engine's cases mostly are): the trials are one seeded sequence and the spread is their
 maximum, so more trials only widen an allowance, and the verdict is the one
 all the trials give, at a third of the cost in the common case.
 
@@ -47,6 +48,7 @@ class Tolerances:
     spread_trials: int = 8           # perturbed oracle runs per consulted case, at most
     first_spread_trials: int = 2     # tried first: enough when both sides are within their allowance
     no_oracle_rtol: float = 1e-6     # oracle failed: disagreeing beyond this is a fail
+    gross_factor: float = 1e3        # a fail this many allowances off needs no more spread trials
 
 
 @dataclass
@@ -173,15 +175,27 @@ def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(
     # A few spread trials first: an allowance only grows with more of them,
     # so if both sides are already within it everywhere (ill_conditioned, by
     # far the commonest outcome), all the trials would say the same.
+    # And a fail far outside it (the engine GROSS times farther from the
+    # exact answer than the allowance, torch within it: a buggy engine's
+    # usual case) is one whatever more trials add: the rest are saved.
     for trials in (tol.first_spread_trials, tol.spread_trials):
         exact, allowance, no_opinion_reason = _consult(oracle, case, len(engine), tol, trials)
         judged = [(i, *_judge_quantity(engine[i], torch[i], exact[i], allowance[i], no_opinion_reason, tol))
                   for i in mismatches]
-        if all(j[1] == ILL_CONDITIONED for j in judged):
+        if all(j[1] == ILL_CONDITIONED for j in judged) or any(
+                _far_off(engine[i], torch[i], exact[i], allowance[i], tol) for i in mismatches):
             break
     worst, verdict.verdict, note = max(judged, key=lambda j: _SEVERITY[j[1]])  # the first of the worst
     verdict.detail = f"{names[worst]}: engine {engine[worst]!r}, torch {torch[worst]!r}{note}{more}"
     return verdict
+
+
+def _far_off(engine, torch, exact, allowance, tol):
+    """The engine farther than gross_factor allowances from a finite exact
+    answer that torch is within: a fail no further spread trial undoes."""
+    if not (math.isfinite(exact) and math.isfinite(allowance)) or not near(torch, exact, allowance):
+        return False
+    return not near(engine, exact, tol.gross_factor * allowance)
 
 
 def _judge_quantity(engine, torch, exact, allowance, no_opinion_reason, tol):
