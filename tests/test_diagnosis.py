@@ -152,3 +152,17 @@ def test_a_lecture_engine_passes_the_lecture_profile_and_its_findings_reach_the_
     html = page.read_text()
     assert html.index("<h2>Findings</h2>") < html.index("<h2>Verdicts per family</h2>")
     assert "repeated backward() on one graph" in html
+
+
+def test_pypi_micrograd_has_no_wrong_finding_and_passes_the_lecture_profile(tmp_path, capsys):
+    pytest.importorskip("micrograd")
+    out = tmp_path / "micrograd.csv"
+    status = cli.main(["run", "--engine", "micrograd", "--ops", "supported", "--cases", "200", "--expect", "lecture",
+                       "--out", str(out), "--quiet"])
+    findings = json.loads(sidecar_path(out).read_text())["diagnosis"]
+    kinds = {(f["op"], f["kind"]) for f in findings}
+    assert status == 0, capsys.readouterr().out
+    assert not [f for f in findings if f["kind"] == "wrong"]
+    # its divisions raise at 0 (x * y**-1), its x**-1 overflows or goes complex,
+    # a second backward() re-propagates, its recursive sort stops near 1,000
+    assert {("div", "edge"), ("rdiv", "edge"), ("backward", "multi_pass"), ("backward", "limit")} <= kinds
