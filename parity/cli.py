@@ -278,8 +278,58 @@ def replay_command(args):
     print()
     print(_replay_table(_replay_labels(case, trajectory), engine_result, torch_result, oracle_result))
     print()
+    if not trajectory and case.graph.nodes and verdict.verdict != "unsupported":
+        print(_node_table(case, engine.trace(case), torch.trace(case)))
+        print()
     print(f"verdict: {verdict.verdict}" + (f": {verdict.detail}" if verdict.detail else ""))
     return FAILED if verdict.verdict in BAD_VERDICTS else OK
+
+
+NODE_ROWS = 80  # a larger graph's table shows the nodes that disagree and their consumers
+
+
+def _node_table(case, engine_trace, torch_values_grads):
+    """Every node's value and gradient, engine and torch side by side; the
+    first wrong value (forward order) and the first wrong gradient
+    (backward order: the backward of its consumers made it) marked."""
+    from .compare import close
+
+    engine_values, engine_grads, error = engine_trace
+    if error:
+        return f"every node: the engine did not run: {error}"
+    torch_values, torch_grads = torch_values_grads
+    graph = case.graph
+    labels = graph.render(case.leaves, limit=graph.n_values + 1).splitlines()[:graph.n_values]
+
+    def differ(e, t):
+        return e is not None and t is not None and not close(e, t, 1e-300, 1e-9)
+
+    wrong_value = next((i for i in range(graph.n_values) if differ(engine_values[i], torch_values[i])), None)
+    wrong_grad = next((i for i in reversed(range(graph.n_values)) if differ(engine_grads[i], torch_grads[i])), None)
+    consumers = [] if wrong_grad is None else [
+        graph.n_leaves + k for k, node in enumerate(graph.nodes) if wrong_grad in node.args]
+    marks = {wrong_value: "<- first wrong value"}
+    if wrong_grad is not None:
+        marks[wrong_grad] = (marks.get(wrong_grad, "") + " " if wrong_grad == wrong_value else "") + \
+            "<- first wrong gradient"
+    shown = range(graph.n_values) if graph.n_values <= NODE_ROWS else sorted(
+        {i for i in (wrong_value, wrong_grad, *consumers) if i is not None})
+    width = max(len(labels[i]) for i in shown) + 2 if shown else 10
+    lines = [f"every node, engine and torch{'' if graph.n_values <= NODE_ROWS else ' (the marked ones)'}:",
+             " " * width + "".join(f"{h:>24}" for h in ("engine value", "torch value", "engine grad", "torch grad"))]
+    for i in shown:
+        cells = [engine_values[i], torch_values[i], engine_grads[i], torch_grads[i]]
+        lines.append(f"{labels[i]:<{width}}" + "".join(f"{'-' if c is None else repr(c):>24}" for c in cells)
+                     + (f"  {marks[i]}" if i in marks else ""))
+    if wrong_value is not None:
+        lines.append(f"first wrong value: {labels[wrong_value]}")
+    if wrong_grad is not None:
+        made_by = "; ".join(labels[c] for c in consumers) or "the loss (it is an output)"
+        lines.append(f"first wrong gradient, in backward order: v{wrong_grad}; the backward of its consumer(s) "
+                     f"made it: {made_by}")
+    if wrong_value is None and wrong_grad is None:
+        lines.append("every node agrees with torch to 1e-9 (what differs is below that, or in repeated passes)")
+    return "\n".join(lines)
 
 
 def _replay_labels(case, trajectory):

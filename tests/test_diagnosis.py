@@ -166,3 +166,30 @@ def test_pypi_micrograd_has_no_wrong_finding_and_passes_the_lecture_profile(tmp_
     # its divisions raise at 0 (x * y**-1), its x**-1 overflows or goes complex,
     # a second backward() re-propagates, its recursive sort stops near 1,000
     assert {("div", "edge"), ("rdiv", "edge"), ("backward", "multi_pass"), ("backward", "limit")} <= kinds
+
+
+LEARNER_CASE = {"case_id": "learner-0-0", "family": "expr", "seed": 0, "index": 0,
+                "graph": {"n_leaves": 1, "nodes": [{"op": "rsub", "args": [0], "const": 1.0},
+                                                   {"op": "add", "args": [1, 1]}, {"op": "tanh", "args": [2]}],
+                          "outputs": [3]},
+                "leaves": [0.25], "passes": 1, "zero_grad_between": False, "structure": "", "spec": {}, "name": ""}
+
+
+@pytest.mark.parametrize("mutant_name, wrong_line, made_by", [
+    ("formula-tanh-derivative-1-minus-y", "v2 = v1 + v1", "made it: v3 = tanh(v2)"),
+    ("formula-rsub-computes-x-minus-c", "v1 = 1.0 - v0", None),
+])
+def test_replay_shows_every_node_and_marks_the_first_wrong_one(mutant_name, wrong_line, made_by, mutant_root,  # noqa: F811
+                                                              capsys):
+    mutant = next(m for m in MUTANTS if m.name == mutant_name)
+    with mutant.engine(mutant_root) as engine_backend:
+        spec = engine_backend.name
+        engine_backend.close()
+    assert cli.main(["replay", "--json", json.dumps(LEARNER_CASE), "--engine", spec]) == 1
+    out = capsys.readouterr().out
+    marked = [line for line in out.splitlines() if "<- first wrong" in line]
+    assert len(marked) == 1 and marked[0].startswith(wrong_line), out
+    if made_by:
+        assert made_by in out
+    else:
+        assert f"first wrong value: {wrong_line}" in out

@@ -107,6 +107,11 @@ class EngineBackend:
     def close(self):
         """Let go of the engine (its worker process, if any)."""
 
+    def trace(self, case):
+        """(values, grads, error) of every value of the case's graph, leaves
+        then nodes; a gradient None where the engine keeps none."""
+        return tuple(self._trace(case))
+
     def _probe(self, names):
         probes = []
         for name in names:
@@ -132,6 +137,9 @@ class InProcessEngine(EngineBackend):
     def _probe_replies(self, probes):
         return [self.runner.probe(*probe) for probe in probes]
 
+    def _trace(self, case):
+        return self.runner.trace(case)
+
     def _results(self, cases):
         return [Result(values=values, grads=grads, seconds=seconds) if error is None
                 else Result(error=error, seconds=seconds)
@@ -155,6 +163,10 @@ class SandboxedEngine(EngineBackend):
         # cases show what it does.
         replies = self.sandbox.replies(probes, lambda part: {"probe": part}, lambda probe, reply: type(reply) is bool)
         return [reply is not False for reply in replies]
+
+    def _trace(self, case):
+        (reply,) = self.sandbox.replies([case], lambda part: {"trace": encode_cases(part)}, _well_formed_trace)
+        return [None, None, reply.cause] if isinstance(reply, Death) else [*reply[:2], reply[2] and clean(reply[2])]
 
     def _start(self, cases):
         request = self.sandbox.send(cases, encode_cases)
@@ -180,6 +192,17 @@ def _well_formed(case, reply):
     return (type(values) is list and type(grads) is list and len(values) == len(case.graph.outputs) + 1
             and len(grads) == len(case.leaves) and all(type(x) is float for x in values)
             and all(type(g) is float for g in grads))
+
+
+def _well_formed_trace(case, reply):
+    if not (type(reply) is list and len(reply) == 3):
+        return False
+    values, grads, error = reply
+    if error is not None:
+        return type(error) is str and values is None and grads is None
+    n = case.graph.n_values
+    return (type(values) is list and type(grads) is list and len(values) == len(grads) == n
+            and all(type(x) is float for x in values) and all(g is None or type(g) is float for g in grads))
 
 
 def _result(reply):
@@ -211,3 +234,6 @@ class BrokenEngine(EngineBackend):
 
     def _results(self, cases):
         return [Result(error=self.cause) for _ in cases]
+
+    def _trace(self, case):
+        return [None, None, self.cause]

@@ -64,6 +64,25 @@ class TorchBackend:
         return results
 
 
+    def trace(self, case):
+        """(values, grads): every value of the graph (leaves, then nodes)
+        after the case's backward passes, each node's gradient kept
+        (``retain_grad``) - what `parity replay` shows node by node."""
+        torch = _torch()
+        leaves = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in case.leaves]
+        values, loss = case.graph.evaluate(leaves, Op.apply_torch, operator.add)
+        for value in values[len(leaves):]:
+            if value.requires_grad:
+                value.retain_grad()
+        for npass in range(case.passes):
+            if case.zero_grad_between and npass:
+                for leaf in leaves:
+                    leaf.grad = None
+            loss.backward(retain_graph=True)
+        grads = [None if v.grad is None else v.grad.item() if v.requires_grad else 0.0 for v in values]
+        return [v.item() for v in values], grads
+
+
 def _batches(cases):
     """Lists of indices of cases that can run as one evaluation."""
     groups = defaultdict(list)

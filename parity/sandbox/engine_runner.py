@@ -138,6 +138,33 @@ class EngineRunner:
             return values, grads, None, time.perf_counter() - start
         return None, None, error, time.perf_counter() - start
 
+    def trace(self, case):
+        """[values, grads, error]: every value of the graph (leaves, then
+        nodes) after the case's backward passes, a node's gradient None
+        where the engine keeps none (as torch does without retain_grad)."""
+        try:
+            with _time_limit(self.timeout):
+                leaves = [self.value_class(x) for x in case.leaves]
+                values = list(leaves)
+                for node in case.graph.nodes:
+                    apply = self.engine_ops[node.op]
+                    operands = [values[a] for a in node.args]
+                    values.append(apply(*operands) if node.const is None else apply(*operands, node.const))
+                outputs = [values[o] for o in case.graph.outputs]
+                loss = outputs[0]
+                for v in outputs[1:]:
+                    loss = loss + v
+                self._backward_and_read(case, loss, leaves, [], [])
+                data = [_as_float(getattr(v, self.data_attr), f"value of v{i}") for i, v in enumerate(values)]
+                grads = [_as_float_or_none(getattr(v, self.grad_attr, None)) for v in values]
+        except _Timeout:
+            return [None, None, f"timeout after {self.timeout:g} s"]
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:
+            return [None, None, describe(e)]
+        return [data, grads, None]
+
     def _run_graph(self, case, forward=None):
         graph = case.graph
         leaves = [self.value_class(x) for x in case.leaves]
@@ -286,6 +313,13 @@ def _as_float(x, what):
     if isinstance(x, numbers.Complex) and not isinstance(x, numbers.Real):
         raise _ComplexResult(f"complex result: {what} is {x!r}")
     return float(x)
+
+
+def _as_float_or_none(x):
+    try:
+        return None if x is None else float(x)
+    except (TypeError, ValueError):
+        return None
 
 
 def _public_attributes(value):

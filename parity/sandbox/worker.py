@@ -14,6 +14,7 @@ may print.  Then it answers, one JSON message (wire.py) per item:
   worker:  {"loaded": {"version", "is_ours", "network"}} or {"spec_error": TEXT}
   harness: {"probe": [[op, operands, const], ...]}  worker: true or false, per probe
   harness: {"graphs": [...], "cases": [...]}         worker: [values, grads, error, seconds], per case
+  harness: {"trace": {"graphs": ..., "cases": ...}}  worker: [node values, node grads, error], per case
 
 The replies of a request go back in lists, one at least every CHUNK_SECONDS
 (wire.py), not one message per item: each message wakes the harness, and
@@ -66,6 +67,8 @@ def main(fd, progress_fd):
             return
         if "probe" in request:
             replies = (runner.probe(*probe) for probe in request["probe"])
+        elif "trace" in request:
+            replies = (runner.trace(case) for case in wire.decode_cases(request["trace"]))
         else:
             replies = (list(result) for result in runner.iter_results(wire.decode_cases(request), cpu_limit))
         _send_in_chunks(connection, replies, progress)
