@@ -182,10 +182,9 @@ LEARNER_CASE = {"case_id": "learner-0-0", "family": "expr", "seed": 0, "index": 
 def test_replay_shows_every_node_and_marks_the_first_wrong_one(mutant_name, wrong_line, made_by, mutant_root,  # noqa: F811
                                                               capsys):
     mutant = next(m for m in MUTANTS if m.name == mutant_name)
-    with mutant.engine(mutant_root) as engine_backend:
-        spec = engine_backend.name
-        engine_backend.close()
-    assert cli.main(["replay", "--json", json.dumps(LEARNER_CASE), "--engine", spec]) == 1
+    package = f"gradparity_replay_{mutant_name.replace('-', '_')}"  # the module's other tests made theirs
+    make_mutant(mutant_root, package, mutant.file, mutant.old, mutant.new).close()
+    assert cli.main(["replay", "--json", json.dumps(LEARNER_CASE), "--engine", f"{package}:Value"]) == 1
     out = capsys.readouterr().out
     marked = [line for line in out.splitlines() if "<- first wrong" in line]
     assert len(marked) == 1 and marked[0].startswith(wrong_line), out
