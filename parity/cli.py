@@ -215,8 +215,28 @@ def compare_command(args):
     baseline, current = read_report(args.baseline), read_report(args.current)
     comparison = compare_reports(baseline, current, args.factor, args.floor)
     print(f"{args.baseline} ({len(baseline)} cases) -> {args.current} ({len(current)} cases)")
+    for line in _regressions_by_finding(comparison, current, args):
+        print(line)
     print(comparison.format())
     return FAILED if comparison.regressed else OK
+
+
+def _regressions_by_finding(comparison, current, args):
+    """What the current run's diagnosis says of the regressed cases (none
+    without regressions or a diagnosis in its sidecar)."""
+    sidecar = _sidecar_or_none(args.current)
+    if not comparison.regressed or not (sidecar or {}).get("diagnosis"):
+        return []
+    from .diagnosis import explain_regressions
+
+    regressed = {change.case_id for change in comparison.regressed}
+    rows = current[current["case_id"].isin(regressed)].to_dict("records")
+    baseline = (_sidecar_or_none(args.baseline) or {}).get("diagnosis")
+    try:
+        spec = RunSpec.from_json(sidecar["args"])
+    except (KeyError, TypeError, ValueError):
+        return []
+    return explain_regressions(rows, sidecar["diagnosis"], baseline, spec)
 
 
 def merge_command(args):

@@ -269,3 +269,20 @@ def _passes(case_id, spec):
         return 1
     from .cases import case_from_id
     return case_from_id(case_id, spec.config()).passes
+
+
+# -- regressions, by finding ----------------------------------------------------------
+def explain_regressions(rows, current, baseline, spec):
+    """Lines saying which of the current run's findings (``current``: its
+    sidecar's diagnosis) explain the regressed rows, each marked "(new)"
+    when the baseline's diagnosis lacks it."""
+    findings = [Finding.from_json({**f, "cases": 0, "run_example": ""}) for f in current]
+    known = {(f["op"], f["part"], f["kind"]) for f in baseline or []}
+    unexplained = attribute(findings, rows, lambda case_id: _passes(case_id, spec))
+    lines = [f"{len(rows)} regressed case(s), explained by:"]
+    for f in order([f for f in findings if f.cases]):
+        new = "" if (f.op, f.part, f.kind) in known else " (new)"
+        lines.append(f"  {f.cases:>6}  {f.kind} {f.op}: {f.part}{new}; e.g. {f.run_example}")
+    if unexplained:
+        lines.append(f"  {len(unexplained):>6}  no finding of the current run (e.g. {unexplained[0]['case_id']})")
+    return lines

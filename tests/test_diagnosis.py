@@ -192,3 +192,16 @@ def test_replay_shows_every_node_and_marks_the_first_wrong_one(mutant_name, wron
         assert made_by in out
     else:
         assert f"first wrong value: {wrong_line}" in out
+
+
+def test_compare_groups_the_regressions_by_the_current_run_s_findings(tmp_path, capsys):
+    hostile = "tests/engines/hostile"
+    options = ["--ops", "add,mul,neg,sub,tanh", "--families", "expr", "--cases", "40", "--max-nodes", "8", "--quiet"]
+    for name in ("hostile_base", "wrong_tanh"):
+        cli.main(["run", "--engine", f"{hostile}/{name}.py:Value", "--out", str(tmp_path / f"{name}.csv"), *options])
+    capsys.readouterr()
+    assert cli.main(["compare", str(tmp_path / "hostile_base.csv"), str(tmp_path / "wrong_tanh.csv")]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    regressed = int(next(line for line in lines if line.startswith("regressed: ")).split(": ")[1])
+    assert lines[1] == f"{regressed} regressed case(s), explained by:"
+    assert lines[2].split()[:4] == [str(regressed), "wrong", "tanh:", "gradient"] and "(new)" in lines[2]
