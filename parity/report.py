@@ -7,6 +7,7 @@ campaign.py).  Everything here works on a pandas DataFrame read by
 ``read_report``, so a report from any machine or shard can be summarised and
 compared.
 """
+import heapq
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 import math
@@ -146,7 +147,8 @@ class Summary:
         self.op_cases = Counter()      # op -> cases using it
         self.op_exact = Counter()      # op -> cases using it with error 0
         self.op_errors = defaultdict(list)  # op -> arrays of its nonzero errors
-        self.failures = []             # (replay, verdict, detail), the first `limit`
+        self.failures = []             # (replay, verdict, detail): the `limit` smallest, by nodes then order
+        self._smallest = []            # a max-heap of them: (-n_nodes, -row number, row)
         self.n_failures = 0
 
     def add(self, df):
@@ -160,9 +162,15 @@ class Summary:
         for op, nonzero in inexact.groupby("op")[self.ERROR]:
             self.op_errors[op].append(nonzero.to_numpy())
         bad = failing(df)
-        self.n_failures += len(bad)
-        room = self.limit - len(self.failures)
-        self.failures += list(bad[["replay", "verdict", "detail"]].head(max(room, 0)).itertuples(index=False))
+        for n_nodes, row in zip(bad["n_nodes"], bad[["replay", "verdict", "detail"]].itertuples(index=False)):
+            entry = (-int(n_nodes), -self.n_failures, tuple(row))
+            self.n_failures += 1
+            if len(self._smallest) < self.limit:
+                heapq.heappush(self._smallest, entry)
+            elif entry > self._smallest[0]:
+                heapq.heapreplace(self._smallest, entry)
+        # The smallest failing cases show a bug most plainly: they come first.
+        self.failures = [row for _, _, row in sorted(self._smallest, reverse=True)]
         return self
 
     @property
@@ -210,7 +218,7 @@ class Summary:
             ran = self.cases if ran is None else ran
             parts.append(f"ran {ran} cases in {seconds:.1f} s: {ran / seconds:.1f} cases/s")
         if self.failures:
-            parts.append(f"{self.n_failures} case(s) failed; replay with:")
+            parts.append(f"{self.n_failures} case(s) failed; the smallest first, replay with:")
             parts += [f"  {replay}    # {verdict}: {detail}" for replay, verdict, detail in self.failures]
             if self.n_failures > len(self.failures):
                 parts.append(f"  ... and {self.n_failures - len(self.failures)} more (verdict fail or error in the CSV)")

@@ -146,3 +146,19 @@ def test_compare_sorts_out_regressions_fixes_additions_and_missing_cases():
 def test_error_growth_counts_past_the_factor_above_the_floor(old, new, regressed):
     result = compare_reports(frame(row("expr-0-0", rel_data=old)), frame(row("expr-0-0", rel_data=new)))
     assert bool(result.regressed) is regressed
+
+
+def test_the_summary_lists_the_smallest_failing_cases_first():
+    # Regression: a learner saw 271-node graphs first while one-node cases
+    # showing the same bug were further down the CSV.
+    import pandas as pd
+
+    from parity.report import Summary
+
+    rows = pd.DataFrame({"case_id": [f"expr-0-{i}" for i in range(6)], "family": ["expr"] * 6,
+                         "ops": ["tanh"] * 6, "verdict": ["fail"] * 6, "n_nodes": [271, 5, 1, 40, 1, 3],
+                         "max_rel_err_grad": [1.0] * 6, "replay": [f"r{i}" for i in range(6)],
+                         "detail": [""] * 6})
+    summary = Summary(limit=4).add(rows.iloc[:3]).add(rows.iloc[3:])
+    assert [replay for replay, _, _ in summary.failures] == ["r2", "r4", "r5", "r1"]
+    assert summary.n_failures == 6
