@@ -248,19 +248,45 @@ def diagnose(rows, backends, spec):
     findings = probe_findings(list(run_task(probes, probe_spec, backends)), probes)
     unexplained = attribute(findings, rows, lambda case_id: _passes(case_id, spec))
     if unexplained:
-        findings.append(_unexplained(unexplained, spec))
+        findings.append(_unexplained(unexplained, backends, spec))
     return Diagnosis(order(findings), len(rows), len(unexplained))
 
 
-def _unexplained(rows, spec):
-    """What no probe explains, as one finding: the smallest such case."""
+def _unexplained(rows, backends, spec):
+    """What no probe explains, as one finding: the smallest such case of
+    the run, shrunk (shrink.py) to a graph that still fails."""
     from .cases import case_from_id
+    from .runner import run_cases
+    from .shrink import shrink
 
     row = rows[0]  # attribute() went through them smallest first
     case = case_from_id(row["case_id"], spec.config())
-    return Finding(op="(no single op)", part="fails where every op it uses passes its probes", kind="wrong",
-                   example=row["case_id"], detail=row["detail"], minimal_case=case.to_json(), name=case.name,
-                   cases=len(rows), run_example=row["case_id"], replay=spec.replay_command(row["case_id"]))
+
+    def verdict(candidate):
+        return next(run_cases([candidate], *backends))
+
+    try:
+        node_values = backends[1].trace(case)[0]
+    except Exception:  # torch cannot evaluate it node by node: the case as it is
+        node_values = None
+    small = case if node_values is None else shrink(case, lambda c: verdict(c)["verdict"] in BAD_VERDICTS,
+                                                    node_values)
+    minimal = small.to_json()
+    replay = _json_replay(minimal, spec) if small is not case else spec.replay_command(case.case_id)
+    ops = "+".join(small.graph.ops()) or "(no op)"
+    return Finding(op=ops, part=f"fails together ({small.graph.n_nodes} of the case's {case.graph.n_nodes} nodes) "
+                   f"where each op passes its probes", kind="wrong", example=case.case_id,
+                   detail=verdict(small)["detail"], minimal_case=minimal, name=case.name, cases=len(rows),
+                   run_example=row["case_id"], replay=replay)
+
+
+def _json_replay(case_json, spec):
+    import json
+    import shlex
+
+    # "parity replay X --engine ...": a case as JSON needs none of the run's knobs
+    options = shlex.split(replace(spec, edge_rate=None, max_nodes=None, ops=None).replay_command("X"))[3:]
+    return shlex.join(["parity", "replay", "--json", json.dumps(case_json, separators=(",", ":")), *options])
 
 
 def _passes(case_id, spec):

@@ -236,3 +236,35 @@ def test_a_correct_engine_that_rounds_differently_gets_no_wrong_finding(seed, n)
     bad = [row for row in rows if row["verdict"] in ("fail", "error")]
     diagnosis = diagnose(bad, (engine_backend, *JUDGE), RunSpec(engine=ROUNDS_DIFFERENTLY))
     assert diagnosis.unexplained == 0 and not [f.line() for f in diagnosis.findings if f.kind == "wrong"]
+
+
+def test_a_bug_no_single_op_shows_is_shrunk_to_its_two_ops_and_replays(tmp_path, capsys):
+    out = tmp_path / "two.csv"
+    engine = "tests/engines/hostile/tanh_then_mul.py:Value"
+    cli.main(["run", "--engine", engine, "--ops", "add,mul,neg,sub,tanh", "--families", "expr", "--cases", "120",
+              "--out", str(out), "--quiet"])
+    capsys.readouterr()
+    (finding,) = [f for f in json.loads(sidecar_path(out).read_text())["diagnosis"] if f["kind"] == "wrong"]
+    assert finding["op"] == "mul+tanh" and finding["cases"] > 0
+    nodes = finding["minimal_case"]["graph"]["nodes"]
+    assert [node["op"] for node in nodes] == ["tanh", "mul"]
+    assert cli.main(["replay", "--json", json.dumps(finding["minimal_case"]), "--engine", engine]) == 1
+    assert "first wrong gradient" in capsys.readouterr().out
+
+
+def test_shrinking_is_deterministic_and_keeps_only_what_the_failure_needs():
+    from parity.backends.torch import TorchBackend
+    from parity.cases import build_cases
+    from parity.shrink import shrink
+
+    def tanh_feeds_mul(case):
+        made_by = {case.graph.n_leaves + i: node.op for i, node in enumerate(case.graph.nodes)}
+        return any(node.op == "mul" and made_by.get(node.args[1]) == "tanh" for node in case.graph.nodes)
+
+    cases = [c for c in build_cases("expr", 3, 400, {"ops": ("add", "mul", "tanh", "neg"), "max_nodes": 40})
+             if tanh_feeds_mul(c) and c.graph.n_nodes > 10]
+    case = cases[0]
+    values = TorchBackend().trace(case)[0]
+    small = shrink(case, tanh_feeds_mul, values)
+    assert [node.op for node in small.graph.nodes] == ["tanh", "mul"]
+    assert shrink(case, tanh_feeds_mul, values).to_json() == small.to_json()
