@@ -247,7 +247,8 @@ def merge(paths, out):
     except CampaignError as exc:
         raise CampaignError(f"shards overlap: {exc}") from None
     # The first shard's metadata and tolerances stand for all (same arguments).
-    merged = {**first, "shard": list(WHOLE), "complete": True, "cases": summary.cases,
+    # Each shard's diagnosis saw its own cases only: `parity diagnose` the merged report.
+    merged = {**first, "diagnosis": None, "shard": list(WHOLE), "complete": True, "cases": summary.cases,
               "planned": sum(s.get("planned", 0) for s in sidecars), "verdicts": summary.verdict_counts(),
               "merged_from": [str(p) for p in paths], "finished": now()}
     write_atomic(sidecar_path(out), json.dumps(merged, indent=2) + "\n")
