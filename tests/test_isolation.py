@@ -57,6 +57,27 @@ def judged(row):
     return {column: value for column, value in row.items() if column not in NOT_JUDGED}
 
 
+# Engines written by a test report what they see through their one channel,
+# their numbers: exp(x) gives what the test asks about.
+REPORTING_CASE = Case("t-0-0", "expr", 0, 0, Graph(1, (Node("exp", (0,)),), (1,)), [1.0])
+
+
+def reporting_engine(path, *lines):
+    """hostile_base's engine whose exp gives the last line's expression."""
+    path.write_text("\n".join(["import os, socket, sys", f"sys.path.insert(0, {str(HOSTILE)!r})",
+                                "from hostile_base import Value", *lines[:-1],
+                                f"Value.exp = lambda self: Value(float({lines[-1]}))", ""]))
+    return f"{path}:Value"
+
+
+def reported(engine_spec, **options):
+    backend = load_engine(engine_spec, **options)
+    try:
+        return backend.run(REPORTING_CASE).values[0]
+    finally:
+        backend.close()
+
+
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory):
     status, rows = parity_run(tmp_path_factory.mktemp("clean"), "hostile_base", "--timeout", "1")
@@ -174,24 +195,14 @@ def test_an_engine_writes_only_into_its_own_temporary_directory(tmp_path, monkey
 
 
 def test_a_worker_keeps_only_the_environment_it_needs(tmp_path, monkeypatch):
-    engine = tmp_path / "environment.py"
-    # The engine reports what it sees through its one channel, its numbers:
-    # tanh gives the count of secrets it can read, 0 when there are none.
-    engine.write_text(
-        "import os, sys\n"
-        f"sys.path.insert(0, {str(HOSTILE)!r})\n"
-        "from hostile_base import Value\n"
-        "SEEN = sum(1 for k in os.environ if k.startswith('GRADPARITY_SECRET')) + (os.getcwd() == "
-        f"{str(tmp_path)!r}) + ('parity-engine-' not in os.getcwd())\n"
-        "Value.exp = lambda self: Value(float(SEEN))\n")
+    # exp gives the count of what it should not see: a secret in the
+    # environment, the harness's working directory, a directory not its own.
+    engine = reporting_engine(tmp_path / "environment.py",
+                              "sum(1 for k in os.environ if k.startswith('GRADPARITY_SECRET')) "
+                              f"+ (os.getcwd() == {str(tmp_path)!r}) + ('parity-engine-' not in os.getcwd())")
     monkeypatch.setenv("GRADPARITY_SECRET_TOKEN", "hunter2")
     monkeypatch.chdir(tmp_path)
-    backend = load_engine(f"{engine}:Value")
-    try:
-        case = Case("t-0-0", "expr", 0, 0, Graph(1, (Node("exp", (0,)),), (1,)), [1.0])
-        assert backend.run(case).values[0] == 0.0
-    finally:
-        backend.close()
+    assert reported(engine) == 0.0
 
 
 def test_the_network_is_cut_off_where_the_system_allows(tmp_path):
@@ -199,26 +210,17 @@ def test_the_network_is_cut_off_where_the_system_allows(tmp_path):
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     port = listener.getsockname()[1]
-    engine = tmp_path / "networked.py"
-    engine.write_text(
-        "import socket, sys\n"
-        f"sys.path.insert(0, {str(HOSTILE)!r})\n"
-        "from hostile_base import Value\n"
-        "def reach():\n"
-        "    try:\n"
-        f"        socket.create_connection(('127.0.0.1', {port}), timeout=2).close()\n"
-        "        return 1.0\n"
-        "    except OSError:\n"
-        "        return 0.0\n"
-        "Value.exp = lambda self: Value(reach())\n")
-    case = Case("t-0-0", "expr", 0, 0, Graph(1, (Node("exp", (0,)),), (1,)), [1.0])
+    # exp gives 1 when the engine reaches the test's socket, 0 when it cannot
+    engine = reporting_engine(tmp_path / "networked.py", "def reach():", "    try:",
+                              f"        socket.create_connection(('127.0.0.1', {port}), timeout=2).close()",
+                              "        return 1.0", "    except OSError:", "        return 0.0", "reach()")
     try:
-        cut = load_engine(f"{engine}:Value")
+        cut = load_engine(engine)
         if cut.network != "isolated":
             pytest.skip(f"this system gives the worker no network namespace: {cut.network}")
-        assert cut.run(case).values[0] == 0.0
-        allowed = load_engine(f"{engine}:Value", limits=Limits(network=True))
-        assert allowed.run(case).values[0] == 1.0  # the same engine reaches it when allowed
+        assert cut.run(REPORTING_CASE).values[0] == 0.0
+        cut.close()
+        assert reported(engine, limits=Limits(network=True)) == 1.0  # the same engine reaches it when allowed
     finally:
         listener.close()
 
@@ -254,17 +256,10 @@ def test_the_worker_runs_as_another_user_when_asked(shared_folder):
     unable = _nobody_can_run_the_worker()
     if unable:
         pytest.skip(unable)
-    engine = shared_folder / "whoami.py"
-    engine.write_text("import os, sys\n"
-                      f"sys.path.insert(0, {str(HOSTILE)!r})\n"
-                      "from hostile_base import Value\n"
-                      "Value.exp = lambda self: Value(float(os.geteuid()))\n")
-    engine.chmod(0o644)
-    case = Case("t-0-0", "expr", 0, 0, Graph(1, (Node("exp", (0,)),), (1,)), [1.0])
-    assert load_engine(f"{engine}:Value").run(case).values[0] == 0.0  # root, as the harness
-    as_nobody = load_engine(f"{engine}:Value", limits=Limits(user="nobody"))
-    assert as_nobody.run(case).values[0] == float(pwd.getpwnam("nobody").pw_uid)
-    as_nobody.close()
+    engine = reporting_engine(shared_folder / "whoami.py", "os.geteuid()")
+    (shared_folder / "whoami.py").chmod(0o644)
+    assert reported(engine) == 0.0  # root, as the harness
+    assert reported(engine, limits=Limits(user="nobody")) == float(pwd.getpwnam("nobody").pw_uid)
 
 
 def test_an_engine_file_the_worker_cannot_read_is_a_spec_error(shared_folder):
@@ -380,20 +375,11 @@ def test_a_run_leaves_no_engine_directory_behind(tmp_path, workers):
 
 
 def test_the_worker_imports_nothing_of_the_judge(tmp_path):
-    engine_file = tmp_path / "modules.py"
-    # The engine answers with its numbers: exp gives the count of the
-    # judge's modules loaded in its process (0: none).
-    engine_file.write_text(
-        "import sys\n"
-        f"sys.path.insert(0, {str(HOSTILE)!r})\n"
-        "from hostile_base import Value\n"
-        "JUDGE = ('torch', 'mpmath', 'numpy', 'pandas', 'parity.ops', 'parity.compare', 'parity.report',\n"
-        "         'parity.backends.oracle', 'parity.backends.torch', 'parity.runner', 'parity.cases')\n"
-        "Value.exp = lambda self: Value(float(sum(name in sys.modules for name in JUDGE)))\n")
-    backend = load_engine(f"{engine_file}:Value")
-    case = Case("t-0-0", "expr", 0, 0, Graph(1, (Node("exp", (0,)),), (1,)), [1.0])
-    assert backend.run(case).values[0] == 0.0
-    backend.close()
+    # exp gives the count of the judge's modules loaded in its process
+    engine = reporting_engine(tmp_path / "modules.py", "sum(name in sys.modules for name in (\n"
+                              "    'torch', 'mpmath', 'numpy', 'pandas', 'parity.ops', 'parity.compare', 'parity.report',\n"
+                              "    'parity.backends.oracle', 'parity.backends.torch', 'parity.runner', 'parity.cases'))")
+    assert reported(engine) == 0.0
 
 
 def test_every_op_row_takes_its_engine_call_from_the_worker_s_table():
