@@ -73,7 +73,7 @@ class Finding:
 class Diagnosis:
     findings: list        # Findings, by kind then op
     bad_cases: int        # the run's fail/error cases
-    unexplained: int = 0  # of them, those no finding explains (each shrunk group is a finding too)
+    unexplained: int = 0  # of them, those no probe explains (one finding, shrunk from the smallest)
 
     def to_json(self):
         return [f.to_json() for f in self.findings]
@@ -265,10 +265,12 @@ def _unexplained(rows, backends, spec):
     def verdict(candidate):
         return next(run_cases([candidate], *backends))
 
-    try:
-        node_values = backends[1].trace(case)[0]
-    except Exception:  # torch cannot evaluate it node by node: the case as it is
-        node_values = None
+    node_values = None  # an mlp case is a network (a trajectory, engine.nn): it is shown as it is
+    if case.family != "mlp":
+        try:
+            node_values = backends[1].trace(case)[0]
+        except Exception:  # torch cannot evaluate it node by node: the case as it is
+            pass
     small = case if node_values is None else shrink(case, lambda c: verdict(c)["verdict"] in BAD_VERDICTS,
                                                     node_values)
     minimal = small.to_json()
