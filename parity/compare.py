@@ -194,8 +194,12 @@ def _far_off(engine, torch, exact, allowance, tol):
     """The engine farther than gross_factor allowances from a finite exact
     answer that torch is within: a fail no further spread trial undoes."""
     # Not at an exact zero: a cancellation, which two trials may well leave
-    # exactly 0 and a differently rounding engine does not.
-    if exact == 0 or not (math.isfinite(exact) and math.isfinite(allowance)) or not near(torch, exact, allowance):
+    # exactly 0 and a differently rounding engine does not; nor where the
+    # engine's value is not finite: a rounding that changes a quantity's
+    # class (to nan, to inf) shows in some trials only.
+    if exact == 0 or not (math.isfinite(exact) and math.isfinite(allowance) and math.isfinite(engine)):
+        return False
+    if not near(torch, exact, allowance):
         return False
     return not near(engine, exact, tol.gross_factor * allowance)
 

@@ -44,13 +44,6 @@ from ..ops import OPS
 
 mpf = mpmath.mpf
 UNIT_ROUNDOFF = mpf(2) ** -53
-# The engine model of the spread: every intermediate (value, gradient
-# contribution, gradient sum) off by this many units of roundoff, up or
-# down - an engine that rounds up to twice per op (``a * b**-1`` for a / b,
-# ``a + (-1 * b)`` for a - b), in any order of summation.  Always the full
-# amount: a rounding that changes a quantity's class (1 - 2**-52 - 1 is
-# not 0) then happens in every trial that moves down, not one in four.
-ROUNDINGS = 2.0
 FLOAT64_BITS = 53
 # float64 rounds to inf from halfway between the largest float and 2**1024,
 # and to 0 at and below half the smallest subnormal.  (2**1024 - 2**970
@@ -128,20 +121,19 @@ class OracleBackend:
     def spread(self, case, trials=8, seed=0):
         """(value_err, grad_err): per value of Result.values and per leaf
         gradient, the largest |perturbed - exact| over ``trials`` runs with
-        every intermediate moved by ROUNDINGS units of roundoff, up or down
-        at random, and rounded to float64's precision.  0 where the perturbed runs all
+        every intermediate moved at random by up to float64's unit roundoff
+        and rounded to float64's precision.  0 where the perturbed runs all
         equal the exact one (nan and infinities included), inf where they
         leave its class."""
         rng = random.Random(seed)
 
         def perturb(x):
-            # float64_range(x * (1 + mpf(d) * UNIT_ROUNDOFF)), d = +-ROUNDINGS
-            # (the sign at random), on libmp tuples where it can: the
-            # perturbed runs spend most of their time here, and four mpf
-            # objects a call cost more than the arithmetic.  The factor is
-            # exact (see _exact_factor), and x * factor rounds as mpf's *
-            # does: the same number.
-            d = ROUNDINGS if rng.random() < 0.5 else -ROUNDINGS
+            # float64_range(x * (1 + mpf(d) * UNIT_ROUNDOFF)), d uniform in
+            # [-1, 1], on libmp tuples where it can: the perturbed runs spend
+            # most of their time here, and four mpf objects a call cost more
+            # than the arithmetic.  The factor is exact (see _exact_factor),
+            # and x * factor rounds as mpf's * does: the same number.
+            d = rng.uniform(-1.0, 1.0)
             parts = getattr(x, "_mpf_", None)
             prec, rounding = mpf.context._prec_rounding
             factor = None if parts is None else _exact_factor(d, prec)
@@ -167,7 +159,8 @@ class OracleBackend:
 def _exact_factor(d, prec):
     """1 + d * 2**-53 as a libmp tuple, when it fits in prec bits (so that
     mpf arithmetic computes it without rounding, and a normalized tuple is
-    unique); None otherwise.  d = +-ROUNDINGS: a few bits."""
+    unique); None otherwise.  d from uniform(-1, 1) is a multiple of 2**-52:
+    106 bits at most."""
     numerator, denominator = d.as_integer_ratio()  # denominator: a power of 2
     shift = denominator.bit_length() - 1 + 53
     mantissa = (1 << shift) + numerator  # (1 + d * 2**-53) * 2**shift, positive
