@@ -14,9 +14,10 @@ allowance; whichever side lies within it is right:
 The spread is first taken over ``first_spread_trials`` perturbed runs, and
 over all ``spread_trials`` only if that does not settle the case as
 ill_conditioned, or as a fail far beyond the allowance (``gross_factor``
-times it, torch within it: what a buggy engine's cases mostly are): the trials are one seeded sequence and the spread is their
-maximum, so more trials only widen an allowance, and the verdict is the one
-all the trials give, at a third of the cost in the common case.
+times it, torch within it: what a buggy engine's cases mostly are): the
+trials are one seeded sequence and the spread is their maximum, so more
+trials only widen an allowance, and the verdict is the one all the trials
+give, at a third of the cost in the common case.
 
 The case's verdict is the worst over its quantities.  An exact nan or
 infinity must be matched by class, unless the spread is infinite (rounding
@@ -175,9 +176,9 @@ def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(
     # A few spread trials first: an allowance only grows with more of them,
     # so if both sides are already within it everywhere (ill_conditioned, by
     # far the commonest outcome), all the trials would say the same.
-    # And a fail far outside it (the engine GROSS times farther from the
-    # exact answer than the allowance, torch within it: a buggy engine's
-    # usual case) is one whatever more trials add: the rest are saved.
+    # And a fail far outside it (the engine gross_factor allowances from
+    # the exact answer, torch within one: a buggy engine's usual case) is
+    # not undone by trials that widen it a few times: the rest are saved.
     for trials in (tol.first_spread_trials, tol.spread_trials):
         exact, allowance, no_opinion_reason = _consult(oracle, case, len(engine), tol, trials)
         judged = [(i, *_judge_quantity(engine[i], torch[i], exact[i], allowance[i], no_opinion_reason, tol))
@@ -192,7 +193,7 @@ def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(
 
 def _far_off(engine, torch, exact, allowance, tol):
     """The engine farther than gross_factor allowances from a finite exact
-    answer that torch is within: a fail no further spread trial undoes."""
+    answer that torch is within: a fail more spread trials would not undo."""
     # Not at an exact zero: a cancellation, which two trials may well leave
     # exactly 0 and a differently rounding engine does not; nor where the
     # engine's value is not finite: a rounding that changes a quantity's
