@@ -50,7 +50,7 @@ def main(fd, progress_fd):
     hello = wire.loads(connection.recv_bytes())
     limits = hello["limits"]
     network = _confine(limits)
-    from .engine_runner import EngineSpecError, load
+    from .engine_runner import EngineSpecError, load  # after the limits: it imports our engine, then theirs
 
     try:
         runner = load(hello["engine"], hello["data_attr"], hello["grad_attr"], hello["timeout"])
