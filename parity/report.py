@@ -147,8 +147,7 @@ class Summary:
         self.op_cases = Counter()      # op -> cases using it
         self.op_exact = Counter()      # op -> cases using it with error 0
         self.op_errors = defaultdict(list)  # op -> arrays of its nonzero errors
-        self.failures = []             # (replay, verdict, detail): the `limit` smallest, by nodes then order
-        self._smallest = []            # a max-heap of them: (-n_nodes, -row number, row)
+        self._smallest = []            # the `limit` smallest failing rows, a heap: (-n_nodes, -row number, row)
         self.n_failures = 0
 
     def add(self, df):
@@ -169,9 +168,13 @@ class Summary:
                 heapq.heappush(self._smallest, entry)
             elif entry > self._smallest[0]:
                 heapq.heapreplace(self._smallest, entry)
-        # The smallest failing cases show a bug most plainly: they come first.
-        self.failures = [row for _, _, row in sorted(self._smallest, reverse=True)]
         return self
+
+    @property
+    def failures(self):
+        """(replay, verdict, detail) of the `limit` smallest failing cases,
+        the smallest first: they show a bug most plainly."""
+        return [row for _, _, row in sorted(self._smallest, reverse=True)]
 
     @property
     def failed(self):

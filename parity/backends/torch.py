@@ -63,7 +63,6 @@ class TorchBackend:
                 results[i] = result
         return results
 
-
     def trace(self, case):
         """(values, grads): every value of the graph (leaves, then nodes)
         after the case's backward passes, each node's gradient kept
@@ -74,11 +73,7 @@ class TorchBackend:
         for value in values[len(leaves):]:
             if value.requires_grad:
                 value.retain_grad()
-        for npass in range(case.passes):
-            if case.zero_grad_between and npass:
-                for leaf in leaves:
-                    leaf.grad = None
-            loss.backward(retain_graph=True)
+        _backward_passes(case, leaves, loss)
         grads = [None if v.grad is None else v.grad.item() if v.requires_grad else 0.0 for v in values]
         return [v.item() for v in values], grads
 
@@ -130,13 +125,19 @@ def _evaluate(cases):
               for column in zip(*(case.leaves for case in cases))]
     # One element takes the scalar loop anyway: no strided view needed.
     values, loss = graph.evaluate(leaves, _apply if len(cases) > 1 else Op.apply_torch, operator.add)
-    for npass in range(first.passes):
-        if first.zero_grad_between and npass:
-            for leaf in leaves:
-                leaf.grad = None
-        loss.sum().backward(retain_graph=True)
+    _backward_passes(first, leaves, loss.sum())
     with torch.no_grad():
         outputs = torch.stack([values[o] for o in graph.outputs] + [loss], 1)
         zeros = torch.zeros(len(cases), dtype=torch.float64)
         grads = torch.stack([zeros if leaf.grad is None else leaf.grad for leaf in leaves], 1)
     return outputs.tolist(), grads.tolist()
+
+
+def _backward_passes(case, leaves, loss):
+    """The case's backward passes over one graph (retain_graph=True), the
+    leaves' gradients cleared between them if the case says so."""
+    for npass in range(case.passes):
+        if case.zero_grad_between and npass:
+            for leaf in leaves:
+                leaf.grad = None
+        loss.backward(retain_graph=True)

@@ -118,52 +118,42 @@ class EngineRunner:
 
     def run(self, case, forward=None):
         start = time.perf_counter()
+        run = self._run_native_mlp if self._runs_native_mlp(case) else lambda case: self._run_graph(case, forward)
+        result, error = self._guarded(run, case)
+        values, grads = result or (None, None)
+        return values, grads, error, time.perf_counter() - start
+
+    def trace(self, case):
+        """[values, grads, error]: every value of the graph (leaves, then
+        nodes) after the case's backward passes, a node's gradient None
+        where the engine keeps none (as torch does without retain_grad)."""
+        result, error = self._guarded(self._trace, case)
+        return [*(result or (None, None)), error]
+
+    def _guarded(self, compute, case):
+        """(compute(case), None), or (None, the error) whatever the engine
+        does short of killing its process."""
         try:
             with _time_limit(self.timeout):
-                if self._runs_native_mlp(case):
-                    values, grads = self._run_native_mlp(case)
-                else:
-                    values, grads = self._run_graph(case, forward)
+                return compute(case), None
         except _Timeout:
-            error = f"timeout after {self.timeout:g} s"
+            return None, f"timeout after {self.timeout:g} s"
         except _ComplexResult as e:
-            error = str(e)
+            return None, str(e)
         except KeyboardInterrupt:  # Ctrl-C: the run stops (a worker ignores SIGINT; see worker.py)
             raise
         except BaseException as e:  # SystemExit and the like: the engine's exceptions like any other
             error = describe(e)
             if isinstance(e, MemoryError):
                 error += " (out of memory: the worker's memory limit, --memory-limit)"
-        else:
-            return values, grads, None, time.perf_counter() - start
-        return None, None, error, time.perf_counter() - start
+            return None, error
 
-    def trace(self, case):
-        """[values, grads, error]: every value of the graph (leaves, then
-        nodes) after the case's backward passes, a node's gradient None
-        where the engine keeps none (as torch does without retain_grad)."""
-        try:
-            with _time_limit(self.timeout):
-                leaves = [self.value_class(x) for x in case.leaves]
-                values = list(leaves)
-                for node in case.graph.nodes:
-                    apply = self.engine_ops[node.op]
-                    operands = [values[a] for a in node.args]
-                    values.append(apply(*operands) if node.const is None else apply(*operands, node.const))
-                outputs = [values[o] for o in case.graph.outputs]
-                loss = outputs[0]
-                for v in outputs[1:]:
-                    loss = loss + v
-                self._backward_and_read(case, loss, leaves, [], [])
-                data = [_as_float(getattr(v, self.data_attr), f"value of v{i}") for i, v in enumerate(values)]
-                grads = [_as_float_or_none(getattr(v, self.grad_attr, None)) for v in values]
-        except _Timeout:
-            return [None, None, f"timeout after {self.timeout:g} s"]
-        except KeyboardInterrupt:
-            raise
-        except BaseException as e:
-            return [None, None, describe(e)]
-        return [data, grads, None]
+    def _trace(self, case):
+        leaves = [self.value_class(x) for x in case.leaves]
+        values, loss = self._evaluate(case.graph, leaves)
+        self._backward_and_read(case, loss, leaves, [], [])
+        data = [_as_float(getattr(v, self.data_attr), f"value of v{i}") for i, v in enumerate(values)]
+        return data, [_as_float_or_none(getattr(v, self.grad_attr, None)) for v in values]
 
     def _run_graph(self, case, forward=None):
         graph = case.graph
@@ -171,25 +161,25 @@ class EngineRunner:
         if forward is not None and len(leaves) == graph.n_leaves:
             outputs, loss = forward(*leaves)
         else:
-            outputs, loss = self._evaluate(graph, leaves)
+            values, loss = self._evaluate(graph, leaves)
+            outputs = [values[o] for o in graph.outputs]
         outputs.append(loss)
         labels = _OutputLabels(graph.outputs)
         return self._backward_and_read(case, loss, leaves, outputs, labels)
 
     def _evaluate(self, graph, leaves):
-        """(outputs, loss): the graph run node by node, the loss the sum of
-        the outputs left to right."""
+        """(values, loss): every value of the graph run node by node (leaves
+        first), the loss the sum of the outputs left to right."""
         values = list(leaves)
         ops = self.engine_ops
         for node in graph.nodes:
             operands = [values[a] for a in node.args]
             apply = ops[node.op]
             values.append(apply(*operands) if node.const is None else apply(*operands, node.const))
-        outputs = [values[o] for o in graph.outputs]
-        loss = outputs[0]
-        for v in outputs[1:]:
-            loss = loss + v
-        return outputs, loss
+        loss = values[graph.outputs[0]]
+        for o in graph.outputs[1:]:
+            loss = loss + values[o]
+        return values, loss
 
     def _compiled_forward(self, graph):
         """The graph's compiled forward, or None (interpret it) if compiling failed."""
