@@ -129,7 +129,7 @@ def probe_findings(rows, cases):
     wrong = set(findings)
     machinery += [(c, r) for c, r in bad.get(("backward", "machinery"), []) if not set(c.graph.ops()) & wrong]
     result = list(findings.values())
-    if machinery and "add" not in findings:
+    if machinery and "add" not in findings:  # the machinery's probes sum their outputs with add
         result.append(_finding("backward", "gradients of a node used more than once (accumulation, or the "
                                "order of the topological sort)", "wrong", machinery))
     repeated = [(c, r) for c, r in bad.get(("backward", "multi_pass"), []) if not set(c.graph.ops()) & wrong]

@@ -107,10 +107,9 @@ class EngineBackend:
     def close(self):
         """Let go of the engine (its worker process, if any)."""
 
-    def trace(self, case):
-        """(values, grads, error) of every value of the case's graph, leaves
-        then nodes; a gradient None where the engine keeps none."""
-        return tuple(self._trace(case))
+    # trace(case): [values, grads, error] of every value of the case's graph,
+    # leaves then nodes, a gradient None where the engine keeps none
+    # (`parity replay`'s node table), in each kind of backend.
 
     def _probe(self, names):
         probes = []
@@ -137,13 +136,11 @@ class InProcessEngine(EngineBackend):
     def _probe_replies(self, probes):
         return [self.runner.probe(*probe) for probe in probes]
 
-    def _trace(self, case):
+    def trace(self, case):
         return self.runner.trace(case)
 
     def _results(self, cases):
-        return [Result(values=values, grads=grads, seconds=seconds) if error is None
-                else Result(error=error, seconds=seconds)
-                for values, grads, error, seconds in self.runner.run_batch(cases)]
+        return [_result(result) for result in self.runner.run_batch(cases)]
 
 
 class SandboxedEngine(EngineBackend):
@@ -164,7 +161,7 @@ class SandboxedEngine(EngineBackend):
         replies = self.sandbox.replies(probes, lambda part: {"probe": part}, lambda probe, reply: type(reply) is bool)
         return [reply is not False for reply in replies]
 
-    def _trace(self, case):
+    def trace(self, case):
         (reply,) = self.sandbox.replies([case], lambda part: {"trace": encode_cases(part)}, _well_formed_trace)
         return [None, None, reply.cause] if isinstance(reply, Death) else [*reply[:2], reply[2] and clean(reply[2])]
 
@@ -235,5 +232,5 @@ class BrokenEngine(EngineBackend):
     def _results(self, cases):
         return [Result(error=self.cause) for _ in cases]
 
-    def _trace(self, case):
+    def trace(self, case):
         return [None, None, self.cause]
