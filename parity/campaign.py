@@ -27,8 +27,10 @@ from .isolation import Limits
 from .judges import load_backends, load_engine, rows_from_judges, rows_in_process
 from .plan import TASK_COST, WHOLE, pack, plan
 from .report import Summary
-from .report_files import (CampaignError, RowWriter, now, partial_path, resumable_rows, sidecar_path,
-                           write_atomic, write_ordered)
+from .report_files import (CampaignError, RowWriter, check_output, now, partial_path, resumable_rows,
+                           sidecar_path, write_atomic, write_ordered)
+from .run_lock import output_lock
+from .sidecar import identity
 
 
 @dataclass
@@ -40,25 +42,34 @@ class RunOutcome:
     diagnosis: object = None  # diagnosis.Diagnosis of the fail/error cases, if any
 
 
-def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False, isolation="auto", limits=Limits()):
+def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False, isolation="auto", limits=Limits(),
+        resume_anyway=False):
     """Run this shard of the campaign into ``out``; see the module docstring
-    and report_files.py for the files."""
+    and report_files.py for the files.  ``out`` is checked, and locked for
+    the whole run (run_lock.py), before any work."""
+    out = Path(out)
+    check_output(out)
+    with output_lock(out):
+        return _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_anyway)
+
+
+def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_anyway):
     from .backends.engine import BrokenEngine
     from .compare import Tolerances
 
-    out = Path(out)
     partial = partial_path(out)
     if not resume and partial.exists():
         raise CampaignError(f"{partial} holds an unfinished run: pass --resume to continue it, or delete it")
+    who = identity(spec)
+    done = resumable_rows(spec, shard, out, who, resume_anyway) if resume else set()
     engine = load_engine(spec, isolation, limits)  # a bad engine spec fails here, before any work
     broken = engine.cause if isinstance(engine, BrokenEngine) else None
     # A shard's share depends on the structures drawn; the whole is known
     # without drawing a million cases.
     planned = (sum(map(spec.n_cases, spec.families)) if shard == WHOLE
                else sum(len(group) for group in plan(spec, shard)))
-    done = resumable_rows(spec, shard, out) if resume else set()
     sidecar = {"args": spec.to_json(), "shard": list(shard), "complete": False, "planned": planned,
-               "started": now(), "metadata": run_metadata(engine, workers, limits),
+               "started": now(), "identity": who, "metadata": run_metadata(engine, workers, limits),
                "tolerances": asdict(Tolerances())}
     write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
 
@@ -67,9 +78,9 @@ def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False, isolati
                   if todo), TASK_COST)
     bar = _progress_bar(planned - len(done)) if progress else None
     start, ran = time.perf_counter(), 0
-    writer = RowWriter(partial, append=resume)
-    batches = None
+    writer = batches = None
     try:
+        writer = RowWriter(partial, append=resume)
         first_tasks = list(itertools.islice(tasks, 2))  # one task alone is not worth a pool
         tasks = itertools.chain(first_tasks, tasks)
         if workers <= 1 or len(first_tasks) <= 1 or broken:  # a broken engine's rows need no judges
@@ -86,17 +97,20 @@ def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False, isolati
         if batches is not None:
             batches.close()  # before the writer: an interrupted pool hands it what finished
         engine.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - start
 
-    summary = write_ordered([partial], spec, out)
-    partial.unlink()
+    # The partial goes last: until the sidecar says complete, a resume
+    # finds every row there.
+    summary, rows = write_ordered([partial], spec, out)
     diagnosis = _diagnose(spec, out, isolation, limits) if summary.failed and not broken else None
-    sidecar.update(complete=True, finished=now(), cases=summary.cases, verdicts=summary.verdict_counts(),
-                   diagnosis=diagnosis and diagnosis.to_json())
+    sidecar.update(complete=True, finished=now(), cases=summary.cases, rows=rows,
+                   verdicts=summary.verdict_counts(), diagnosis=diagnosis and diagnosis.to_json())
     write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
+    partial.unlink()
     return RunOutcome(summary, ran, seconds, broken, diagnosis)
 
 

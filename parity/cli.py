@@ -1,8 +1,15 @@
 """`parity`: run the harness, compare reports, merge shards, draw reports,
 replay one case.  ``main`` is the console script."""
+if __name__ == "__main__":
+    # `python -m parity.cli` puts the working directory first on sys.path:
+    # before anything else is imported, a learner's engine.py or
+    # concurrent.py there must stop standing in for the harness's modules.
+    from parity.import_path import harness_first
+    harness_first()
+
 import argparse
 from contextlib import contextmanager
-import json
+import os
 from pathlib import Path
 import shlex
 import signal
@@ -15,9 +22,10 @@ from .case import FAMILIES
 from .isolation import Limits
 from .judges import load_backends
 from .plan import RunSpec, Shard
-from .report_files import CampaignError, copy_atomic, merge, partial_path, read_sidecar, sidecar_path
+from .report_files import CampaignError, check_output, copy_atomic, merge, partial_path, read_sidecar, sidecar_path
 from .report import (BAD_VERDICTS, GROWTH_FACTOR, GROWTH_FLOOR, ReportError, Summary, compare_reports, iter_report,
                      read_report)
+from .sidecar import rows_of
 
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 REPORTS = Path("reports")
@@ -46,31 +54,40 @@ def main(argv=None):
         print("parity: interrupted", file=sys.stderr)
         return INTERRUPTED
     except (UsageError, ReportError, CampaignError) as exc:
-        print(f"parity: error: {exc}", file=sys.stderr)
-        return USAGE
+        return _error(exc)
+    except OSError as exc:  # a file the checks could not foresee: a full or read-only disk, a vanished directory
+        return _error(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
     except RuntimeError as exc:
         from .selfcheck import JudgeCorrupted
         if not isinstance(exc, JudgeCorrupted):
             raise
-        print(f"parity: error: {exc}", file=sys.stderr)
-        return USAGE
+        return _error(exc)
     except ValueError as exc:
         from .backends.engine import EngineSpecError
         if not isinstance(exc, EngineSpecError):
             raise
-        print(f"parity: error: {exc}", file=sys.stderr)
-        return USAGE
+        return _error(exc)
+
+
+def _error(message):
+    """The one line of a bad usage or input on stderr (a message quoting a
+    file's text is kept on one line); exit status 2."""
+    print("parity: error: " + " ".join(str(message).split()), file=sys.stderr)
+    return USAGE
 
 
 # -- parity run ---------------------------------------------------------------------
 def run_command(args):
+    args.resume = args.resume or args.resume_anyway
+    out = Path(args.out) if args.out else _default_out(args.resume)
+    check_output(out)  # before any work (--ops supported probes the engine)
     spec = _spec_of_report(args) if args.same_as else _spec(args)
     shard = _usage(Shard.parse, args.shard) if args.shard else Shard(1, 1)
-    out = Path(args.out) if args.out else _default_out(args.resume)
     progress = sys.stderr.isatty() and not args.quiet
     try:
         with _sigterm_interrupts():
-            outcome = run(spec, out, shard, args.workers, args.resume, progress, args.isolation, _limits(args))
+            outcome = run(spec, out, shard, args.workers, args.resume, progress, args.isolation, _limits(args),
+                          args.resume_anyway)
     except KeyboardInterrupt:
         if not partial_path(out).exists():
             raise  # before any row: nothing to resume
@@ -203,22 +220,41 @@ def diagnose_command(args):
 
 
 def _spec_of_sidecar(report):
-    sidecar = read_sidecar(report)
-    try:
-        return RunSpec.from_json(sidecar["args"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"{sidecar_path(report)}: no usable run arguments ({exc})") from None
+    return RunSpec.from_json(read_sidecar(report)["args"])  # read_sidecar checked them
 
 
 # -- parity compare / merge / report ------------------------------------------------
 def compare_command(args):
     baseline, current = read_report(args.baseline), read_report(args.current)
+    if not args.allow_incomplete:
+        for path, rows in ((args.baseline, baseline), (args.current, current)):
+            _check_complete(path, rows)
     comparison = compare_reports(baseline, current, args.factor, args.floor)
     print(f"{args.baseline} ({len(baseline)} cases) -> {args.current} ({len(current)} cases)")
     for line in _regressions_by_finding(comparison, current, args):
         print(line)
     print(comparison.format())
     return FAILED if comparison.regressed else OK
+
+
+def _check_complete(path, rows):
+    """A report to compare holds every row of a finished run: not empty, not
+    a partial file, its sidecar (if it has one) complete and counting these
+    rows.  A regression check on half a run passes for the wrong reason."""
+    problem = None
+    if not len(rows):
+        problem = "has no rows"
+    elif str(path).endswith(".partial"):
+        problem = "is the partial file of an unfinished run"
+    else:
+        sidecar = _sidecar_or_none(path)
+        if sidecar is not None and not sidecar["complete"]:
+            problem = f"is an unfinished run (its sidecar {sidecar_path(path)} says complete: false)"
+        elif sidecar is not None and "rows" in sidecar and rows_of(rows["case_id"]) != sidecar["rows"]:
+            problem = (f"has {len(rows)} rows, not the {sidecar['rows']['count']} its run wrote (by its sidecar "
+                       f"{sidecar_path(path)}): it changed after its run")
+    if problem:
+        raise UsageError(f"{path} {problem}; --allow-incomplete compares it anyway")
 
 
 def _regressions_by_finding(comparison, current, args):
@@ -232,11 +268,7 @@ def _regressions_by_finding(comparison, current, args):
     regressed = {change.case_id for change in comparison.regressed}
     rows = current[current["case_id"].isin(regressed)].to_dict("records")
     baseline = (_sidecar_or_none(args.baseline) or {}).get("diagnosis")
-    try:
-        spec = RunSpec.from_json(sidecar["args"])
-    except (KeyError, TypeError, ValueError):
-        return []
-    return explain_regressions(rows, sidecar["diagnosis"], baseline, spec)
+    return explain_regressions(rows, sidecar["diagnosis"], baseline, RunSpec.from_json(sidecar["args"]))
 
 
 def merge_command(args):
@@ -247,6 +279,7 @@ def merge_command(args):
 
 def report_command(args):
     if args.html:
+        check_output(args.html)
         from .plots import Digest, write_html
 
         digest = Digest()  # the page's figures, and the summary
@@ -263,10 +296,11 @@ def report_command(args):
 
 
 def _sidecar_or_none(report):
-    try:
-        return json.loads(sidecar_path(report).read_text())
-    except (OSError, ValueError):
+    """The report's checked sidecar; None if it has none (a report can be
+    made by hand), ReportError if it has a bad one."""
+    if not os.path.lexists(sidecar_path(report)):
         return None
+    return read_sidecar(report)
 
 
 # -- parity replay -----------------------------------------------------------------
@@ -388,14 +422,23 @@ def _case_from_id(case_id, spec):
 
 
 def _case_from_json(text):
-    from .case import Case
+    from .case_input import case_from_json
+    if text.lstrip().startswith("{"):
+        return case_from_json(text)
     try:
-        source = text if text.lstrip().startswith("{") else Path(text).read_text()
-        return Case.from_json(json.loads(source))
+        with open(text, "rb") as file:
+            source = file.read(MAX_CASE_BYTES + 1)
     except OSError as exc:
         raise ValueError(f"cannot read {text}: {exc.strerror}") from None
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"not a case: {exc}") from None
+    if len(source) > MAX_CASE_BYTES:
+        raise ValueError(f"{text}: larger than {MAX_CASE_BYTES >> 20} MiB: not a case")
+    try:
+        return case_from_json(source)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise ValueError(f"{text}: {exc}") from None
+
+
+MAX_CASE_BYTES = 64 << 20
 
 
 # -- the parser --------------------------------------------------------------------
@@ -427,6 +470,9 @@ def _parser():
                       "sidecar): the same cases, e.g. `--same-as reports/baseline.csv` for the regression check")
     run_.add_argument("--resume", action="store_true", help="continue an interrupted run into --out "
                       "(default: the latest unfinished one in reports/)")
+    run_.add_argument("--resume-anyway", action="store_true", help="--resume, even though the engine's source, "
+                      "the harness version or the case generators changed since the partial was written (its rows "
+                      "are then credited to the engine as it is now)")
     run_.add_argument("--quiet", action="store_true", help="no progress bar (there is none off a terminal)")
     _expect_option(run_)
 
@@ -443,6 +489,9 @@ def _parser():
                          help=f"an error grown more than this factor is a regression (default: {GROWTH_FACTOR:g})")
     compare.add_argument("--floor", type=float, default=GROWTH_FLOOR,
                          help=f"baseline errors below this count as this (default: {GROWTH_FLOOR:g})")
+    compare.add_argument("--allow-incomplete", action="store_true",
+                         help="compare reports with missing rows too: empty ones, an unfinished run's, one that "
+                              "changed after its run (refused by default, exit status 2)")
 
     merge_ = command("merge", merge_command, "join the reports of a run's shards")
     merge_.add_argument("reports", nargs="+", metavar="SHARD.csv")

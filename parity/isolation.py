@@ -99,7 +99,7 @@ class Sandbox:
         if limits.user is not None and (not hasattr(os, "geteuid") or os.geteuid() != 0):
             raise EngineSpecError(f"--sandbox-user {limits.user}: only root can run the engine as another user")
         self.hello = {"engine": _absolute(engine_spec), "data_attr": data_attr, "grad_attr": grad_attr,
-                      "timeout": timeout, "limits": limits.to_json()}
+                      "timeout": timeout, "limits": limits.to_json(), "harness": os.getpid()}
         self.timeout, self.limits = timeout, limits
         self.broken = None  # the cause, once a restart has failed: every later item gets it
         self.deaths = 0

@@ -10,8 +10,10 @@ import collections
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.forkserver
 import multiprocessing.util
+import os
 import signal
 import threading
 
@@ -71,6 +73,7 @@ def _start_judge(spec, isolation, limits):
     # (see _judge_context).  Forked by the fork server, a judge ignores it
     # from birth; spawned, from here on.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     from . import cases  # noqa: F401  registers the ops that the plan registered (functions.py's)
     try:
         import torch
@@ -86,6 +89,28 @@ def _start_judge(spec, isolation, limits):
     # A pool's process ends without running atexit: its engine's worker
     # and temporary directory go with multiprocessing's own finalizers.
     multiprocessing.util.Finalize(None, _judge_state[1][0].close, exitpriority=10)
+
+
+def _die_with_parent():
+    """End this judge as soon as the run that started it is gone, however it
+    went (SIGKILL included): a pool's worker waits for its next task
+    forever otherwise, and the fork server and the engine's worker wait
+    for it.  The parent holds the only write end of a pipe whose read end
+    is multiprocessing's parent sentinel: it reads as closed when the
+    parent dies."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch():
+        multiprocessing.connection.wait([parent.sentinel])
+        try:
+            if isinstance(_judge_state, tuple):
+                _judge_state[1][0].close()  # the engine's worker and its directory (the worker dies with us anyway)
+        finally:
+            os._exit(1)
+
+    threading.Thread(target=watch, name="parity-parent-watch", daemon=True).start()
 
 
 def _judge_task(cases):
@@ -115,9 +140,27 @@ def _judge_context():
     # SIGINT, the fork server ignores it from its first instruction on, and
     # so does every worker it forks.  (Starting it does not wait for the
     # preload: the window in which a Ctrl-C is lost is short.)
-    with _sigint_ignored():
+    with _sigint_ignored(), _safe_path():
         multiprocessing.forkserver.ensure_running()
     return context
+
+
+@contextmanager
+def _safe_path():
+    """The fork server (and multiprocessing's resource tracker) start as
+    `python -c`, which puts the working directory first on sys.path: its
+    preloads would import a learner's engine.py instead of ours.  Python
+    3.11's PYTHONSAFEPATH leaves it off (import_path.py does the same for
+    this process, whose sys.path the judges inherit)."""
+    previous = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["PYTHONSAFEPATH"]
+        else:
+            os.environ["PYTHONSAFEPATH"] = previous
 
 
 @contextmanager

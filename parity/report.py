@@ -11,6 +11,9 @@ import heapq
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 import math
+import os
+import re
+import stat
 
 import numpy as np
 import pandas as pd
@@ -69,6 +72,7 @@ def iter_report(path, chunk_rows=CHUNK_ROWS):
     each (at least one, maybe empty), checked as ``read_report`` checks them,
     except for case_ids repeated in different chunks."""
     try:
+        _check_file(path)
         # Everything as text first, so that each value is parsed (and any bad
         # one reported) here, with its line number.
         with pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows) as chunks:
@@ -84,12 +88,26 @@ def iter_report(path, chunk_rows=CHUNK_ROWS):
         raise ReportError(f"{path}: malformed CSV: {exc}") from None
 
 
+def _check_file(path):
+    """A regular file (a FIFO or a device would block or never end) whose
+    last line is whole: a writer stopped in the middle of a row (a full
+    disk, a kill) leaves a last line without its line end, and that row
+    is not to be trusted."""
+    with open(path, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise ReportError(f"{path}: not a regular file")
+        size = file.seek(0, os.SEEK_END)
+        if size and (file.seek(size - 1), file.read(1))[1] != b"\n":
+            raise ReportError(f"{path}: its last line is cut (no line end): the file was not written to the "
+                              f"end (a full disk, a killed run)")
+
+
 def _typed(raw, path):
     missing = [c for c in COLUMNS if c not in raw.columns]
     if missing:
         raise ReportError(f"{path}: not a parity report: missing column(s) {', '.join(missing)}")
     df = raw.copy()
-    for columns, parse, dtype in ((INT_COLUMNS, int, "int64"), (FLOAT_COLUMNS, _parse_float, "float64"),
+    for columns, parse, dtype in ((INT_COLUMNS, _parse_int, "int64"), (FLOAT_COLUMNS, _parse_float, "float64"),
                                   (BOOL_COLUMNS, _parse_bool, "bool")):
         for column in columns:
             values = []
@@ -107,6 +125,18 @@ def _typed(raw, path):
     if len(duplicated):
         raise ReportError(f"{path}: case_id {duplicated.iloc[0]!r} appears more than once")
     return df
+
+
+def _parse_int(text):
+    # Digits only (int() also takes "1_000", spaces and other scripts'
+    # digits), and within int64, the column's type.
+    if not _INT.fullmatch(text) or not INT64_MIN <= int(text) <= INT64_MAX:
+        raise ValueError(text)
+    return int(text)
+
+
+_INT = re.compile(r"-?[0-9]{1,19}")
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def _parse_float(text):

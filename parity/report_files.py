@@ -6,6 +6,12 @@ A run writing OUT.csv leaves:
   OUT.json         the sidecar: run arguments, shard, metadata, completeness
   OUT.csv          every row in case order, written at the end (temporary file,
                    then rename), when OUT.csv.partial is removed
+  OUT.csv.lock     while a run writes them (run_lock.py): one writer per output
+
+Every path written is a regular file in a writable directory, checked before
+any work (check_output), and only a regular file is ever replaced.  A write
+that fails (a full or read-only disk) leaves every file as it was before
+that write: the partial loses no finished row and never keeps half of one.
 """
 from contextlib import contextmanager
 import csv
@@ -15,15 +21,26 @@ import itertools
 import json
 import os
 from pathlib import Path
+import io
 import shutil
+import stat
 import tempfile
 
 from .plan import WHOLE, RunSpec, Shard, plan
-from .report import COLUMNS, ReportError, Summary, iter_report
+from .report import BOOL_COLUMNS, COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, ReportError, Summary, iter_report
+from .sandbox.text import no_formula
+from .sidecar import RowDigest, identity_change, read_sidecar, rows_of, sidecar_path  # noqa: F401  (re-exported)
+
+# The columns that hold text: each cell goes through no_formula (no spreadsheet formula).
+TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in INT_COLUMNS + FLOAT_COLUMNS + BOOL_COLUMNS)
 
 
 class CampaignError(ValueError):
     """A run or merge that cannot go ahead (the CLI exits with status 2)."""
+
+
+class RepeatedCase(CampaignError):
+    """A case in more than one row of the rows to write."""
 
 
 def case_order(spec, header):
@@ -70,30 +87,87 @@ def _ascending_runs(path, key):
 
 def write_ordered(paths, spec, out, limit=100):
     """Write the rows of ``paths`` to ``out`` (atomically) in case order, and
-    return their Summary; a case in two rows is a CampaignError."""
+    return their Summary and their ``rows`` (sidecar.RowDigest's JSON); a
+    case in two rows is a CampaignError."""
+    with staged_ordered(paths, spec, out, limit) as (summary, rows):
+        pass
+    return summary, rows
+
+
+@contextmanager
+def staged_ordered(paths, spec, out, limit=100):
+    """write_ordered's file, staged: the block gets (Summary, rows) while
+    the file is still a temporary one, and ``out`` is replaced only if the
+    block ends without an exception (say, writing the sidecar first)."""
     header, rows = ordered_rows(paths, spec)
     key = case_order(spec, header)
+    text_cells = [i for i, column in enumerate(header) if column in TEXT_COLUMNS]
+    case_id = header.index("case_id")
+    digest = RowDigest()
     with atomic_file(out) as file:
         writer = csv.writer(file, lineterminator="\n")
         writer.writerow(header)
         last = None
         for row in rows:
             if last is not None and key(row) == last:
-                raise CampaignError(f"case {row[header.index('case_id')]} is in more than one row")
+                raise RepeatedCase(f"case {row[case_id]} is in more than one row")
             last = key(row)
+            for i in text_cells:
+                row[i] = no_formula(row[i])
+            digest.add(row[case_id])
             writer.writerow(row)
-    summary = Summary(limit)
-    for chunk in iter_report(out):
-        summary.add(chunk)
-    return summary
-
-
-def sidecar_path(out):
-    return Path(out).with_suffix(".json")
+        file.flush()
+        summary = Summary(limit)
+        for chunk in iter_report(file.name):
+            summary.add(chunk)
+        yield summary, digest.to_json()
 
 
 def partial_path(out):
     return Path(f"{out}.partial")
+
+
+def check_output(out):
+    """CampaignError unless ``out`` and the files beside it that a run
+    writes can be written as regular files: no device (/dev/null), FIFO,
+    directory or symlink to one; a directory that exists (or can be made)
+    and is writable.  Called before any work."""
+    out = Path(out)
+    if sidecar_path(out) == out:
+        raise CampaignError(f"--out {out}: its sidecar would be the report itself; name it .csv")
+    directory = out.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CampaignError(f"--out {out}: cannot make its directory {directory}: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise CampaignError(f"--out {out}: cannot write in its directory {directory} (read-only or not yours)")
+    for path in (out, partial_path(out), sidecar_path(out), Path(f"{out}.lock")):
+        _check_regular(path)
+
+
+def _check_regular(path):
+    """CampaignError if ``path`` exists and is not a regular file (a symlink
+    to one is fine: its target is what is replaced)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise CampaignError(f"{path}: a symlink to nothing; remove it or write elsewhere") from None
+        return
+    except OSError as exc:
+        raise CampaignError(f"{path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise CampaignError(f"{path} is {_file_kind(mode)}, not a regular file: a report is only ever written "
+                            f"to (and replaces) a regular file")
+
+
+def _file_kind(mode):
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def write_atomic(path, text):
@@ -111,20 +185,29 @@ def copy_atomic(source, path):
 @contextmanager
 def atomic_file(path):
     """A text file to write that replaces ``path`` when the block ends
-    without an exception (and is deleted otherwise)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    without an exception (and is deleted otherwise).  Only a regular file
+    is replaced (through a symlink, its target); an OSError (a full or
+    read-only disk) is a CampaignError naming the file."""
+    path = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    _check_regular(path)
+    tmp = None
     try:
-        with os.fdopen(fd, "w", newline="") as file:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        with open(tmp, "w", newline="") as file:  # file.name: where it is, until it replaces path
             yield file
             file.flush()
             os.fsync(file.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; a report is not
+        _check_regular(path)  # again: it may have changed meanwhile
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        tmp = None
+    except OSError as exc:
+        raise CampaignError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            os.unlink(tmp)
 
 
 def _umask():
@@ -133,36 +216,50 @@ def _umask():
     return mask
 
 
-def read_sidecar(out):
-    path = sidecar_path(out)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CampaignError(f"{path}: no such file (the run's sidecar, written by `parity run`)") from None
-    except (OSError, ValueError) as exc:
-        raise CampaignError(f"{path}: unreadable sidecar: {exc}") from None
-
-
 class RowWriter:
-    """Appends rows to a CSV, flushing each, so that the file is a valid CSV
-    of every finished case whenever the run stops."""
+    """Appends rows to a CSV, each batch in one write that is undone if it
+    fails (a full disk): the file is a valid CSV of every finished case
+    whenever the run stops, never with half a row."""
 
     def __init__(self, path, append):
+        self.path = path
         fresh = not append or not Path(path).exists() or Path(path).stat().st_size == 0
         if not fresh:
             _drop_torn_line(path)
-        self.file = open(path, "a" if append else "w", newline="")
-        self.writer = csv.DictWriter(self.file, COLUMNS, extrasaction="ignore", lineterminator="\n")
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC),
+                              0o666)
+        except OSError as exc:
+            raise CampaignError(f"cannot write {path}: {exc.strerror}") from None
+        self.size = os.fstat(self.fd).st_size  # where the last whole batch ends
         if fresh:
-            self.writer.writeheader()
-            self.file.flush()
+            self._write(",".join(COLUMNS) + "\n")
 
     def write_all(self, rows):
-        self.writer.writerows(rows)
-        self.file.flush()
+        text = io.StringIO()
+        writer = csv.DictWriter(text, COLUMNS, extrasaction="ignore", lineterminator="\n")
+        for row in rows:
+            writer.writerow({**row, **{c: no_formula(row[c]) for c in TEXT_COLUMNS
+                                       if isinstance(row.get(c), str)}})
+        self._write(text.getvalue())
+
+    def _write(self, text):
+        data = text.encode()
+        left = memoryview(data)
+        try:
+            while left:
+                left = left[os.write(self.fd, left):]
+        except OSError as exc:
+            try:
+                os.ftruncate(self.fd, self.size)  # no half row (a reader would reject the file)
+            except OSError:
+                pass  # readers reject a cut last line, and a resume drops it
+            raise CampaignError(f"cannot write {self.path}: {exc.strerror}; the rows finished before are kept "
+                                f"there: continue with --resume once it can be written") from None
+        self.size += len(data)
 
     def close(self):
-        self.file.close()
+        os.close(self.fd)
 
 
 def _drop_torn_line(path):
@@ -178,17 +275,24 @@ def now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def resumable_rows(spec, shard, out):
-    """The case_ids already done by the run being resumed into ``out``."""
+def resumable_rows(spec, shard, out, identity, anyway=False):
+    """The case_ids already done by the run being resumed into ``out``, if
+    it was run with the same arguments and, unless ``anyway``, the same
+    engine source, adapter, harness version and case plan (``identity``,
+    sidecar.identity's)."""
     partial = partial_path(out)
-    if not partial.exists():
-        if not out.exists():
-            raise CampaignError(f"nothing to resume: neither {partial} nor {out} exists")
-        copy_atomic(out, partial)  # a finished run: rerun nothing, rewrite the same
+    if not partial.exists() and not out.exists():
+        raise CampaignError(f"nothing to resume: neither {partial} nor {out} exists")
     sidecar = read_sidecar(out)
-    if sidecar.get("args") != spec.to_json() or sidecar.get("shard") != list(shard):
+    if sidecar["args"] != spec.to_json() or sidecar["shard"] != list(shard):
         raise CampaignError(f"cannot resume {out}: it was run with other arguments "
                             f"({_difference(sidecar, spec, shard)})")
+    change = identity_change(sidecar.get("identity"), identity)
+    if change and not anyway:
+        raise CampaignError(f"cannot resume {out}: {change}: start a new run or pass --resume-anyway "
+                            f"(its rows would all be credited to the engine as it is now)")
+    if not partial.exists():
+        copy_atomic(out, partial)  # a finished run: rerun nothing, rewrite the same
     _drop_torn_line(partial)
     try:
         done = {case_id for chunk in iter_report(partial) for case_id in chunk["case_id"]}
@@ -212,18 +316,33 @@ def _difference(sidecar, spec, shard):
 # -- merging shards -----------------------------------------------------------------
 def merge(paths, out):
     """Join every shard's report into ``out`` (and its sidecar): the same rows
-    as the run without shards.  Refuses reports of other runs, unfinished
-    ones, a missing shard, and shards that overlap."""
+    as the run without shards.  Refuses reports of other runs or engines,
+    unfinished ones, a missing shard, shards that overlap, and a shard whose
+    rows are not the ones its sidecar counted.  Nothing is written unless
+    the merge succeeds."""
+    from .run_lock import output_lock
+
     if not paths:
         raise CampaignError("merge needs at least one report")
+    out = Path(out)
+    if any(os.path.realpath(out) == os.path.realpath(path) for path in paths):
+        raise CampaignError(f"--out {out} is one of the shards: merge into a new file")
+    check_output(out)
     sidecars = [read_sidecar(path) for path in paths]
     first = sidecars[0]
     for path, sidecar in zip(paths, sidecars):
-        if sidecar.get("args") != first.get("args"):
+        if sidecar["args"] != first["args"]:
             raise CampaignError(f"{path} is from another run than {paths[0]}: "
                                 f"{_difference(sidecar, RunSpec.from_json(first['args']), first['shard'])}")
-        if not sidecar.get("complete"):
+        if not sidecar["complete"]:
             raise CampaignError(f"{path} is an unfinished run: finish it with `parity run ... --resume` first")
+        if "rows" not in sidecar or "identity" not in sidecar:
+            raise CampaignError(f"{sidecar_path(path)} records no row count or engine identity (written by an "
+                                f"older parity): run that shard again")
+        change = identity_change(first["identity"], sidecar["identity"])
+        if change:
+            raise CampaignError(f"{path} is from another run than {paths[0]}: "
+                                f"{change.replace('the partial was written', 'the other shard ran')}")
     shards = [Shard(*s["shard"]) for s in sidecars]
     if len({s.n for s in shards}) > 1:
         raise CampaignError(f"shards of different splits: {', '.join(map(str, shards))}")
@@ -234,22 +353,29 @@ def merge(paths, out):
         raise CampaignError(f"missing shard(s) {', '.join(f'{k}/{shards[0].n}' for k in missing)}")
 
     headers = [_header(path) for path in paths]
-    for path, header in zip(paths, headers):
+    for path, header, sidecar in zip(paths, headers, sidecars):
         if header != headers[0]:
             raise CampaignError(f"{path} has other columns than {paths[0]}")
-        try:
-            for _ in iter_report(path):  # every value checked, a chunk at a time
-                pass
+        try:  # every value checked, a chunk at a time
+            rows = rows_of(case_id for chunk in iter_report(path) for case_id in chunk["case_id"])
         except ReportError as exc:
             raise CampaignError(f"cannot merge: {exc}") from None
-    try:
-        summary = write_ordered(paths, RunSpec.from_json(first["args"]), out)
-    except CampaignError as exc:
-        raise CampaignError(f"shards overlap: {exc}") from None
-    # The first shard's metadata and tolerances stand for all (same arguments).
-    # Each shard's diagnosis saw its own cases only: `parity diagnose` the merged report.
-    merged = {**first, "diagnosis": None, "shard": list(WHOLE), "complete": True, "cases": summary.cases,
-              "planned": sum(s.get("planned", 0) for s in sidecars), "verdicts": summary.verdict_counts(),
-              "merged_from": [str(p) for p in paths], "finished": now()}
-    write_atomic(sidecar_path(out), json.dumps(merged, indent=2) + "\n")
+        if rows != sidecar["rows"] or rows["count"] != sidecar["cases"]:
+            said = sidecar["rows"]["count"]
+            raise CampaignError(
+                f"{path} has {rows['count']} rows, its sidecar {sidecar_path(path)} counted {said}"
+                + ("" if rows["count"] != said else " with other case ids")
+                + ": the report changed after its run (emptied, cut or edited): run that shard again")
+    with output_lock(out):
+        try:
+            with staged_ordered(paths, RunSpec.from_json(first["args"]), out) as (summary, rows):
+                # The first shard's metadata and tolerances stand for all (same arguments).
+                # Each shard's diagnosis saw its own cases only: `parity diagnose` the merged report.
+                merged = {**first, "diagnosis": None, "shard": list(WHOLE), "complete": True,
+                          "cases": summary.cases, "planned": sum(s["planned"] for s in sidecars),
+                          "verdicts": summary.verdict_counts(), "rows": rows,
+                          "merged_from": [str(p) for p in paths], "finished": now()}
+                write_atomic(sidecar_path(out), json.dumps(merged, indent=2) + "\n")
+        except RepeatedCase as exc:
+            raise CampaignError(f"shards overlap: {exc}") from None
     return summary, merged

@@ -140,6 +140,8 @@ def test_overlapping_shards_are_refused(tmp_path):
     run(spec, second, Shard(2, 2))
     # A second shard that claims rows of the first: as from a wrong --shard.
     second.write_text(first.read_text())
+    sidecar = json.loads(sidecar_path(first).read_text())
+    sidecar_path(second).write_text(json.dumps({**sidecar, "shard": [2, 2]}))
     with pytest.raises(CampaignError, match="shards overlap: case accumulation-0-0"):
         merge([first, second], tmp_path / "m.csv")
 
@@ -151,9 +153,9 @@ def test_rows_written_in_several_runs_are_merged_into_case_order(whole, tmp_path
     scrambled.write_text(header + "".join(lines[100:] + lines[40:100] + lines[:40]))
     assert len(report_files._ascending_runs(scrambled, report_files.case_order(SMALL, report_files._header(scrambled)))) == 3
     out = tmp_path / "ordered.csv"
-    summary = report_files.write_ordered([scrambled], SMALL, out)
+    summary, rows = report_files.write_ordered([scrambled], SMALL, out)
     assert out.read_text() == whole.read_text()
-    assert summary.cases == 160
+    assert summary.cases == rows["count"] == 160
 
     scrambled.write_text(header + "".join(lines + lines[5:6]))
     with pytest.raises(CampaignError, match=r"case expr-0-5 is in more than one row"):

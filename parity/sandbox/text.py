@@ -12,7 +12,7 @@ LIMIT = 300  # characters kept of one message
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # A cell starting with one of these is a formula to a spreadsheet (OWASP's
 # CSV injection list); a leading apostrophe makes it text.
-_FORMULA_START = ("=", "+", "-", "@")  # and tab and CR, which are escaped first
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def describe(exc):
@@ -36,6 +36,12 @@ def clean(text, limit=LIMIT):
     text = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
     if total > limit:
         text += f" ... [{total:,} characters, cut]"
+    return no_formula(text)
+
+
+def no_formula(text):
+    """``text`` with an apostrophe in front if a spreadsheet would read it
+    as a formula: every text cell of a report goes through this."""
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 

@@ -10,7 +10,7 @@ cannot raise again (address space, file size, CPU time, no core files), cuts
 itself off the network where the system allows, and bounds what Python code
 may print.  Then it answers, one JSON message (wire.py) per item:
 
-  harness: {"engine": SPEC, "data_attr", "grad_attr", "timeout", "limits"}
+  harness: {"engine": SPEC, "data_attr", "grad_attr", "timeout", "limits", "harness": its pid}
   worker:  {"loaded": {"version", "is_ours", "network"}} or {"spec_error": TEXT}
   harness: {"probe": [[op, operands, const], ...]}  worker: true or false, per probe
   harness: {"graphs": [...], "cases": [...]}         worker: [values, grads, error, seconds], per case
@@ -49,7 +49,7 @@ def main(fd, progress_fd):
     progress = mmap.mmap(progress_fd, PROGRESS_BYTES)
     hello = wire.loads(connection.recv_bytes())
     limits = hello["limits"]
-    network = _confine(limits)
+    network = _confine(limits, hello.get("harness"))
     from .engine_runner import EngineSpecError, load  # after the limits: it imports our engine, then theirs
 
     try:
@@ -95,7 +95,7 @@ def _send_in_chunks(connection, replies, progress):
     connection.send_bytes(wire.dumps(chunk))
 
 
-def _confine(limits):
+def _confine(limits, harness):
     """Limits, no network, bounded output; returns how the network stands."""
     _limit(resource.RLIMIT_CORE, 0)  # a crash leaves no core file behind
     if limits.get("memory"):
@@ -105,7 +105,7 @@ def _confine(limits):
     if limits.get("cpu"):
         _limit(resource.RLIMIT_CPU, int(limits["cpu"]) + 1)
     network = "allowed" if limits.get("network") else _leave_network()
-    _die_with_parent()
+    _die_with_parent(harness)
     bounded = _BoundedOutput(sys.__stdout__, limits.get("output", 1 << 20))
     sys.stdout = sys.stderr = bounded
     return network
@@ -152,10 +152,14 @@ def _leave_network():
     return "isolated"
 
 
-def _die_with_parent():
-    # No orphan: killed when the process that started it dies, however it dies.
+def _die_with_parent(harness):
+    # No orphan: killed when the process that started it dies, however it
+    # dies; and if that happened already (before the signal was asked
+    # for), now.
     if sys.platform.startswith("linux"):
         _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if harness is not None and os.getppid() != harness:
+        os._exit(1)
 
 
 class _BoundedOutput(io.TextIOBase):
