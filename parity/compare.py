@@ -19,6 +19,14 @@ trials are one seeded sequence and the spread is their maximum, so more
 trials only widen an allowance, and the verdict is the one all the trials
 give, at a third of the cost in the common case.
 
+Before any of that, a fail far beyond what rounding can explain is decided
+without the oracle: torch's cheap estimate of the spread
+(TorchBackend.rounding_spread, a first-order model checked for linearity)
+suffices when the engine is more than ``gross_factor`` allowances from
+torch (so at least gross_factor * rtol = 1e-9 relative) at a quantity that
+torch gives as a finite nonzero number.  A buggy engine's cases are mostly
+such, and the exact oracle costs about a hundred torch evaluations.
+
 The case's verdict is the worst over its quantities.  An exact nan or
 infinity must be matched by class, unless the spread is infinite (rounding
 alone can change the class: anything goes).  With no oracle a mismatch is a
@@ -135,8 +143,10 @@ def quantity_names(case, n_values, n_grads):
     return names + [f"grad of leaf v{i}" for i in range(n_grads)]
 
 
-def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances()):
-    """The Verdict on engine_result against torch_result for case."""
+def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(), rounding_spread=None):
+    """The Verdict on engine_result against torch_result for case.
+    ``rounding_spread``, if given, returns the case's estimated spread per
+    quantity (nan: unknown), as TorchBackend.rounding_spread does."""
     for who, result in (("engine", engine_result), ("torch", torch_result)):
         if result.unsupported:
             return Verdict(UNSUPPORTED, f"{who} lacks {result.unsupported}")
@@ -172,6 +182,17 @@ def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(
         verdict.detail = f"{names[first]}: engine {engine[first]!r}, torch {torch[first]!r}; no oracle{more}"
         return verdict
 
+    if rounding_spread is not None:
+        spread = rounding_spread()
+        if any(_beyond_rounding(engine[i], torch[i], spread[i], tol.gross_factor, tol) for i in mismatches):
+            # Named: the first quantity outside its allowance, a value before
+            # the gradients it spoils (a forward bug shows as a value).
+            first = next(i for i in mismatches if _beyond_rounding(engine[i], torch[i], spread[i], 1, tol))
+            verdict.verdict = FAIL
+            verdict.detail = (f"{names[first]}: engine {engine[first]!r}, torch {torch[first]!r}; "
+                              f"beyond any rounding (estimated spread {spread[first]:.3g}){more}")
+            return verdict
+
     verdict.oracle_consulted = True
     # A few spread trials first: an allowance only grows with more of them,
     # so if both sides are already within it everywhere (ill_conditioned, by
@@ -189,6 +210,16 @@ def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(
     worst, verdict.verdict, note = max(judged, key=lambda j: _SEVERITY[j[1]])  # the first of the worst
     verdict.detail = f"{names[worst]}: engine {engine[worst]!r}, torch {torch[worst]!r}{note}{more}"
     return verdict
+
+
+def _beyond_rounding(engine, torch, spread, allowances, tol):
+    """The engine more than ``allowances`` allowances of the estimated
+    spread from torch's finite, nonzero value (gross_factor of them: no
+    rounding of either explains it)."""
+    if not (torch != 0 and _isfinite(torch) and _isfinite(engine) and _isfinite(spread)):
+        return False
+    allowance = tol.atol + tol.rtol * abs(torch) + tol.allowance_factor * spread
+    return abs(engine - torch) > allowances * allowance
 
 
 def _far_off(engine, torch, exact, allowance, tol):

@@ -15,7 +15,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from .report import BAD_VERDICTS, Summary, rows_per_op
+from .report import BAD_VERDICTS, Summary, single_op_rows
 
 VERDICT_COLORS = {"pass": "#4c9a2a", "ill_conditioned": "#9ecae1", "torch_off": "#3182bd",
                   "unsupported": "#bdbdbd", "fail": "#d62728", "error": "#7f2704"}
@@ -49,7 +49,7 @@ class Digest:
     def add(self, df):
         self.summary.add(df)
         self.engines.update(df["engine"])
-        per_op = rows_per_op(df[["ops", *(column for column, _ in ERRORS)]])
+        per_op = single_op_rows(df[["ops", *(column for column, _ in ERRORS)]])
         for op, rows in per_op.groupby("op"):
             for column, _ in ERRORS:
                 self._sample(self.op_errors, (op, column), _shown(rows[column]), POINTS_PER_OP)
@@ -119,7 +119,8 @@ def html_page(rows, title="parity report", sidecar=None):
     sections = [
         ("Verdicts per family", _figure(_verdict_bars, digest), digest.summary.verdict_table().to_html()),
         ("Error per op", _figure(_op_distributions, digest, rtol),
-         f"<p>Largest relative error per case, for every case that uses the op. Dashed: the tolerance "
+         f"<p>Largest relative error per case, for every case that uses the op alone (a case of "
+         f"several ops shows whichever of them is wrong). Dashed: the tolerance "
          f"(rtol {rtol:g}). Exact matches are drawn at {ZERO_FLOOR:g}, errors above {CEILING:g} "
          f"(inf included) at {CEILING:g}.</p>"),
         ("Error against graph size and depth", _figure(_size_scatter, digest, rtol), ""),

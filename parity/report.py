@@ -156,17 +156,19 @@ def failing(df):
 
 
 # -- the end-of-run summary ----------------------------------------------------
-def rows_per_op(df):
-    """Each row once per op its case uses, the op in column ``op``."""
-    per_op = df.assign(op=df["ops"].str.split(";")).explode("op")
-    return per_op[per_op["op"] != ""]
+def single_op_rows(df):
+    """The rows of cases that use one op alone (any number of times), that
+    op in column ``op``: an op's errors are its own only there.  (Counting
+    every case that contains an op lights up every op for one wrong op.)"""
+    ops = df["ops"].fillna("").astype(str)
+    return df.assign(op=ops)[(ops != "") & ~ops.str.contains(";", regex=False)]
 
 
 class Summary:
     """The end-of-run summary, added up a chunk of rows at a time, so that a
     report of any length is summarised in bounded memory: counts, the first
-    ``limit`` failures, and per op the count of exact gradients and the
-    nonzero errors (a few per case: most cases match torch bit for bit),
+    ``limit`` failures, and per op (over the cases using it alone) the count
+    of exact gradients and the nonzero errors (a few per case: most cases match torch bit for bit),
     which is all that exact quantiles need."""
     ERROR = "max_rel_err_grad"
 
@@ -174,8 +176,8 @@ class Summary:
         self.limit = limit
         self.cases = 0
         self.verdicts = Counter()      # (family, verdict) -> cases
-        self.op_cases = Counter()      # op -> cases using it
-        self.op_exact = Counter()      # op -> cases using it with error 0
+        self.op_cases = Counter()      # op -> cases using it alone
+        self.op_exact = Counter()      # op -> of them, those with error 0
         self.op_errors = defaultdict(list)  # op -> arrays of its nonzero errors
         self._smallest = []            # the `limit` smallest failing rows, a heap: (-n_nodes, -row number, row)
         self.n_failures = 0
@@ -183,7 +185,7 @@ class Summary:
     def add(self, df):
         self.cases += len(df)
         self.verdicts.update(zip(df["family"], df["verdict"]))
-        per_op = rows_per_op(df[["ops", self.ERROR]])
+        per_op = single_op_rows(df[["ops", self.ERROR]])
         self.op_cases.update(per_op["op"])
         errors = per_op[self.ERROR]
         self.op_exact.update(per_op["op"][errors == 0])
@@ -245,8 +247,9 @@ class Summary:
         if not self.cases:
             return "no cases"
         parts = ["verdicts per family:", self.verdict_table().to_string(), ""]
-        parts += ["relative gradient error per op (cases containing the op):",
-                  self.op_error_table().to_string(float_format=lambda x: f"{x:.2e}", na_rep="-"), ""]
+        if self.op_cases:
+            parts += ["relative gradient error per op (cases of that op alone):",
+                      self.op_error_table().to_string(float_format=lambda x: f"{x:.2e}", na_rep="-"), ""]
         if seconds:
             ran = self.cases if ran is None else ran
             parts.append(f"ran {ran} cases in {seconds:.1f} s: {ran / seconds:.1f} cases/s")

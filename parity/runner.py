@@ -6,6 +6,7 @@ backend, the oracle included.  One row per case, in order (the schema is
 report.COLUMNS).
 """
 from collections import Counter
+import functools
 import shlex
 
 from .compare import VERDICTS, Tolerances, judge
@@ -31,13 +32,22 @@ def _judged(group, engine, torch_backend, oracle, tolerances):
     """[(engine Result, torch Result, Verdict)] for a group of _groups."""
     if is_trajectory(group[0]):
         results = [(run_trajectory(engine, group[0]), run_trajectory(torch_backend, group[0]))]
-        referee = TrajectoryOracle(oracle) if oracle else None
+        referee, spreads = (TrajectoryOracle(oracle) if oracle else None), None
     else:
         engine_results = submit(engine, group)  # a sandboxed engine works while torch does
         torch_results = run_all(torch_backend, group)
         results = zip(engine_results(), torch_results)
-        referee = oracle
-    return [(e, t, judge(case, e, t, referee, tolerances)) for case, (e, t) in zip(group, results)]
+        referee, spreads = oracle, _group_rounding_spread(torch_backend, group)
+    return [(e, t, judge(case, e, t, referee, tolerances, spreads and (lambda i=i: spreads()[i])))
+            for i, (case, (e, t)) in enumerate(zip(group, results))]
+
+
+def _group_rounding_spread(torch_backend, group):
+    """A function giving torch_backend.rounding_spread(group), computed the
+    first time a case asks (most groups never do); None if the backend
+    cannot estimate spreads."""
+    estimate = getattr(torch_backend, "rounding_spread", None)
+    return estimate and functools.cache(lambda: estimate(group))
 
 
 def _groups(cases):

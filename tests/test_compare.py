@@ -296,3 +296,30 @@ def test_torch_perturbed_against_an_exact_engine_is_torch_off(oracle):
         off = _with_grad(torch, leaf, torch.grads[leaf] * (1 + 1e-9))
         verdict = judge(case, engine, off, oracle)
         assert verdict.verdict == "torch_off", (case.case_id, verdict.detail)
+
+
+# -- the cheap screen: a fail beyond any rounding needs no oracle ------------------
+@pytest.mark.parametrize("engine_grad, torch_grad, spread, screened", [
+    (2.0, 1.0, 1e-16, True),            # a wrong derivative: decided without the oracle
+    (1.0 + 1e-8, 1.0, 1e-16, True),     # 1e-8 relative: 6,000 allowances of 1.6e-12
+    (1.0 + 1e-10, 1.0, 1e-16, False),   # within gross_factor allowances: the oracle decides
+    (2.0, 1.0, 1e-3, False),            # an ill-conditioned quantity
+    (2.0, 1.0, NAN, False),             # no estimate (a kink crossed, nonlinear)
+    (2.0, 0.0, 0.0, False),             # torch 0: a cancellation, which the estimate may miss
+    (INF, 1.0, 1e-16, False),           # the engine not finite: a class change
+    (2.0, INF, 1e-16, False),
+])
+def test_a_fail_far_beyond_the_estimated_spread_needs_no_oracle(engine_grad, torch_grad, spread, screened):
+    oracle = FakeOracle(exact=result(grads=[GOOD.grads[0], torch_grad]))
+    engine = result(grads=[GOOD.grads[0], engine_grad])
+    torch = result(grads=[GOOD.grads[0], torch_grad])
+    verdict = judge(CASE, engine, torch, oracle, rounding_spread=lambda: [0.0] * 4 + [spread])
+    assert verdict.verdict == "fail" or not screened
+    assert (oracle.runs == 0) == screened and verdict.oracle_consulted == (not screened)
+    assert ("beyond any rounding" in verdict.detail) == screened
+
+
+def test_the_screen_is_asked_only_when_something_mismatches():
+    def never():
+        raise AssertionError("estimated a spread for a case that matches torch")
+    assert judge(CASE, GOOD, GOOD, FakeOracle(), rounding_spread=never).verdict == "pass"

@@ -84,13 +84,21 @@ def test_the_summary_counts_verdicts_per_family_and_lists_replays_of_failures():
     assert summary(many).count("parity replay") == 100 and "... and 50 more" in summary(many)
 
 
-def test_op_quantiles_take_every_case_that_uses_the_op_and_skip_nan():
-    rows = frame(*[row(f"expr-0-{i}", ops="add;tanh", rel_grad=float(i)) for i in range(101)],
-                 row("expr-0-101", ops="tanh", rel_grad=math.nan))
+def test_op_quantiles_take_the_cases_of_that_op_alone_and_skip_nan():
+    # A case of several ops is no evidence about any one of them: with one
+    # wrong op, counting every case that contains an op lit up every op.
+    rows = frame(*[row(f"expr-0-{i}", ops="tanh", rel_grad=float(i)) for i in range(101)],
+                 row("expr-0-101", ops="tanh", rel_grad=math.nan),
+                 row("expr-0-102", ops="add;tanh", rel_grad=1e300), row("expr-0-103", ops="", rel_grad=1e300))
     table = Summary().add(rows).op_error_table()
-    assert table.loc["add", "cases"] == 101 and table.loc["tanh", "cases"] == 102
+    assert list(table.index) == ["tanh"] and table.loc["tanh", "cases"] == 102
     assert table.loc["tanh", "median"] == 50.0 and table.loc["tanh", "p99"] == 99.0
     assert table.loc["tanh", "max"] == 100.0
+
+
+def test_a_summary_without_single_op_cases_has_no_op_table():
+    text = Summary().add(frame(row("expr-0-0", ops="add;tanh"))).text()
+    assert "per op" not in text and "verdicts per family" in text
 
 
 def test_a_summary_added_up_chunk_by_chunk_is_the_summary_of_the_whole(tmp_path):

@@ -138,3 +138,35 @@ def test_seconds_split_the_batch_time():
     cases = build_cases("expr", 1, 4, {"max_nodes": 10, "draws_per_graph": 4})
     results = TorchBackend().run_batch(cases)
     assert len({r.seconds for r in results}) == 1 and results[0].seconds > 0.0
+
+
+# -- the estimated rounding spread (compare.judge's screen) -----------------------
+def test_the_estimated_spread_sees_cancellations_in_backward():
+    # d(v / v)/dv is exactly 0 in exact arithmetic, but its two gradient
+    # contributions round apart in float64; a perturbation whose backward
+    # were the derivative of a perturbed forward would cancel them exactly
+    # (found on expr-3-0: the oracle's spread 150x the estimate).
+    case = make_case(1, [("div", (0, 0)), ("exp", (1,))], [0.3])
+    (spread,) = TorchBackend().rounding_spread([case])
+    assert spread[-1] > 1e-16  # the leaf's gradient: exp(1) / 0.3 * u or so
+
+
+def test_the_estimated_spread_sees_a_rounded_result_read_by_its_own_backward():
+    # tanh' = 1 - y**2 reads y: near saturation y's rounding is the whole
+    # gradient's error (found on expr-0-992: estimated 1e-29, truly 5e-15).
+    case = make_case(1, [("tanh", (0,))], [17.7])
+    from parity.backends.oracle import OracleBackend
+
+    (spread,) = TorchBackend().rounding_spread([case])
+    _, (oracle_spread,) = OracleBackend().spread(case)
+    assert oracle_spread / 16 < spread[-1] < oracle_spread * 16
+
+
+def test_the_estimated_spread_is_unknown_across_a_kink_and_beyond_float64():
+    # 0.1 * 3.0 rounds to 0.30000000000000004, which v1 is: the relu sits on
+    # its kink, and any rounding of the product moves it to either side.
+    across = make_case(2, [("mul_const", (0,), 3.0), ("sub", (2, 1)), ("relu", (3,)), ("mul", (4, 0))],
+                       [0.1, 0.30000000000000004])
+    overflowing = make_case(1, [("exp", (0,))], [709.782712893384])  # within 1e-13 of float64's largest
+    spreads = TorchBackend().rounding_spread([across, overflowing])
+    assert math.isnan(spreads[0][-1]) and math.isnan(spreads[1][0])

@@ -15,6 +15,7 @@ the whole batch; backward formulas that reuse the saved input (pow's
 ``self.pow(exponent - 1)``) see the same view.
 """
 from collections import defaultdict
+import math
 import operator
 import time
 
@@ -26,6 +27,7 @@ from ..ops import OPS, Op
 # std::exp).  tests/test_torch_backend.py checks every op of the table, so a
 # torch release that changes a kernel shows up there.
 SCALAR_LOOP_OPS = frozenset({"pow", "pow_const", "rpow", "sigmoid"})
+UNIT_ROUNDOFF = 2.0 ** -53
 
 
 def _torch():
@@ -62,6 +64,31 @@ class TorchBackend:
             for i, result in zip(indices, _run_together([cases[i] for i in indices])):
                 results[i] = result
         return results
+
+    def rounding_spread(self, cases, trials=4, scale=2.0 ** -44, seed=0):
+        """Per case, per quantity (its Result's values, then grads), how far
+        float64 rounding alone can move it, estimated cheaply: a first-order
+        model of what OracleBackend.spread measures exactly, for compare.judge
+        to tell a grossly wrong engine from a rounding without the oracle.
+
+        The cases' graph runs once as is and ``trials`` times with every op's
+        result (as later ops read it, and as its own backward reads it),
+        every operand it reads (backward: every gradient contribution), every
+        gradient sum and every loss sum multiplied by 1 + d * s, d uniform in [-1, 1], at
+        s = ``scale`` and again, same d, at 16 * scale: all in one batch.
+        ``scale`` is far above float64's unit roundoff u, so the runs' own
+        roundings are noise (u / scale of it), and the deviation at u is
+        the deviation at s times u / s - where the model is linear, which
+        is checked: the deviations at the two scales must differ by a
+        factor of about 16.  A quantity is nan where they do not (a kink
+        crossed, an overflow, second-order terms), where a run is not
+        finite, or where the batch raised: unknown, the oracle decides."""
+        estimates = [None] * len(cases)
+        for indices in _batches(cases):
+            together = _rounding_spread_together([cases[i] for i in indices], trials, scale, seed)
+            for i, estimate in zip(indices, together):
+                estimates[i] = estimate
+        return estimates
 
     def trace(self, case):
         """(values, grads): every value of the graph (leaves, then nodes)
@@ -131,6 +158,57 @@ def _evaluate(cases):
         zeros = torch.zeros(len(cases), dtype=torch.float64)
         grads = torch.stack([zeros if leaf.grad is None else leaf.grad for leaf in leaves], 1)
     return outputs.tolist(), grads.tolist()
+
+
+def _rounding_spread_together(cases, trials, scale, seed):
+    """TorchBackend.rounding_spread for cases with one graph, passes and zero-grad mode."""
+    torch = _torch()
+    n, graph = len(cases), cases[0].graph
+    runs = 1 + 2 * trials  # as is, then trials at scale, then the same at 16 * scale
+    # Every factor at once (creating them one by one costs more than the
+    # perturbed run): one per operand and two per result, per node, and
+    # one per loss sum.
+    count = sum(len(node.args) + 2 for node in graph.nodes) + len(graph.outputs) - 1
+    d = torch.rand(count, n * trials, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
+    size = torch.tensor([0.0] * n + [scale] * (n * trials) + [16 * scale] * (n * trials), dtype=torch.float64)
+    factor = iter(1 + torch.cat((torch.zeros(count, n, dtype=torch.float64), d, d), 1) * size).__next__
+
+    def backward_only(x):
+        # x, whose gradient is multiplied by a factor: independent of the
+        # forward's factors, as a rounding in backward is of the roundings
+        # in forward.  (Were it the derivative of a perturbed forward, the
+        # cancellations that hold exactly - v / v's two gradient
+        # contributions - would still cancel exactly.)
+        y = x * factor()
+        y.data.copy_(x.data)
+        return y
+
+    def apply(op, operands, const):
+        # The result is perturbed in place, unseen by autograd, so that its
+        # own backward formula (tanh's 1 - y**2) reads the perturbed value,
+        # as it reads a rounded one; and so do the ops that use it.
+        out = op.apply_torch([backward_only(x) for x in operands], const)
+        out.data.mul_(factor())
+        return backward_only(out)
+
+    try:
+        leaves = [torch.tensor(column * runs, dtype=torch.float64, requires_grad=True)
+                  for column in zip(*(case.leaves for case in cases))]
+        values, loss = graph.evaluate(leaves, apply, lambda a, b: (a + b) * factor())
+        _backward_passes(cases[0], leaves, loss.sum())
+        with torch.no_grad():
+            zeros = torch.zeros(n * runs, dtype=torch.float64)
+            quantities = torch.stack([values[o] for o in graph.outputs] + [loss]
+                                     + [zeros if leaf.grad is None else leaf.grad for leaf in leaves], 1)
+    except Exception:  # no estimate: the oracle decides
+        return [[math.nan] * (len(graph.outputs) + 1 + graph.n_leaves) for _ in cases]
+    quantities = quantities.reshape(runs, n, -1)
+    deviation = (quantities[1:] - quantities[0]).abs().reshape(2, trials, n, -1).amax(1)
+    small, large = deviation[0], deviation[1]
+    finite = torch.isfinite(quantities).all(0) & torch.isfinite(deviation).all(0)
+    linear = ((small == 0) & (large == 0)) | ((small > 0) & (large >= 8 * small) & (large <= 32 * small))
+    estimate = torch.maximum(small, large / 16) * (UNIT_ROUNDOFF / scale)
+    return torch.where(finite & linear, estimate, math.nan).tolist()
 
 
 def _backward_passes(case, leaves, loss):
