@@ -23,7 +23,7 @@ Before any of that, a fail far beyond what rounding can explain is decided
 without the oracle: torch's cheap estimate of the spread
 (TorchBackend.rounding_spread, a first-order model checked for linearity)
 suffices when the engine is more than ``gross_factor`` allowances from
-torch (so at least gross_factor * rtol = 1e-9 relative) at a quantity that
+torch (so at least gross_factor * rtol = 1e-10 relative) at a quantity that
 torch gives as a finite nonzero number.  A buggy engine's cases are mostly
 such, and the exact oracle costs about a hundred torch evaluations.
 
@@ -57,7 +57,7 @@ class Tolerances:
     spread_trials: int = 8           # perturbed oracle runs per consulted case, at most
     first_spread_trials: int = 2     # tried first: enough when both sides are within their allowance
     no_oracle_rtol: float = 1e-6     # oracle failed: disagreeing beyond this is a fail
-    gross_factor: float = 1e3        # a fail this many allowances off needs no more spread trials
+    gross_factor: float = 100.0      # a fail this many allowances off needs no more spread trials
 
 
 @dataclass

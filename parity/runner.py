@@ -11,6 +11,7 @@ import shlex
 
 from .compare import VERDICTS, Tolerances, judge
 from .trajectory import TrajectoryOracle, is_trajectory, run_trajectory
+from .trajectory import rounding_spread as trajectory_spread
 
 
 def run_cases(cases, engine, torch_backend, oracle=None, tolerances=None):
@@ -32,22 +33,19 @@ def _judged(group, engine, torch_backend, oracle, tolerances):
     """[(engine Result, torch Result, Verdict)] for a group of _groups."""
     if is_trajectory(group[0]):
         results = [(run_trajectory(engine, group[0]), run_trajectory(torch_backend, group[0]))]
-        referee, spreads = (TrajectoryOracle(oracle) if oracle else None), None
+        referee = TrajectoryOracle(oracle) if oracle else None
+        estimate = lambda: [trajectory_spread(torch_backend, group[0])]  # noqa: E731
     else:
         engine_results = submit(engine, group)  # a sandboxed engine works while torch does
         torch_results = run_all(torch_backend, group)
         results = zip(engine_results(), torch_results)
-        referee, spreads = oracle, _group_rounding_spread(torch_backend, group)
+        referee = oracle
+        estimate = lambda: torch_backend.rounding_spread(group)  # noqa: E731
+    # The group's estimated spreads (compare.judge's screen), computed the
+    # first time a case asks: most groups never do.
+    spreads = functools.cache(estimate) if hasattr(torch_backend, "rounding_spread") else None
     return [(e, t, judge(case, e, t, referee, tolerances, spreads and (lambda i=i: spreads()[i])))
             for i, (case, (e, t)) in enumerate(zip(group, results))]
-
-
-def _group_rounding_spread(torch_backend, group):
-    """A function giving torch_backend.rounding_spread(group), computed the
-    first time a case asks (most groups never do); None if the backend
-    cannot estimate spreads."""
-    estimate = getattr(torch_backend, "rounding_spread", None)
-    return estimate and functools.cache(lambda: estimate(group))
 
 
 def _groups(cases):

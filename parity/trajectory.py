@@ -54,21 +54,42 @@ class TrajectoryOracle:
         return run_trajectory(self.oracle, case)
 
     def spread(self, case, trials=8, seed=0):
-        recorder = _SpreadRecorder(self.oracle, trials, seed)
+        recorder = _SpreadRecorder(self.oracle.run, lambda step: self.oracle.spread(step, trials=trials, seed=seed))
         run_trajectory(recorder, case)
-        lr = case.spec["lr"]
-        loss_spread = [value_spread[-1] for value_spread, _ in recorder.spreads]
-        leaf_spread = [lr * sum(grads) for grads in zip(*(grad_spread for _, grad_spread in recorder.spreads))]
-        return loss_spread + leaf_spread, recorder.spreads[-1][1]
+        return _trajectory_spread(case, recorder.spreads)
+
+
+def rounding_spread(torch_backend, case):
+    """TorchBackend.rounding_spread for a trajectory case: the per-step
+    estimates, put together as TrajectoryOracle.spread puts the oracle's
+    (compare.judge's screen on training cases)."""
+    def step_spread(step):
+        (estimate,) = torch_backend.rounding_spread([step])
+        n_values = len(step.graph.outputs) + 1
+        return estimate[:n_values], estimate[n_values:]
+
+    recorder = _SpreadRecorder(torch_backend.run, step_spread)
+    run_trajectory(recorder, case)
+    values, grads = _trajectory_spread(case, recorder.spreads)
+    return values + grads
+
+
+def _trajectory_spread(case, step_spreads):
+    """(value spreads, grad spreads) of a trajectory's Result from its
+    steps' (value spreads, grad spreads): see the module doc."""
+    lr = case.spec["lr"]
+    loss_spread = [value_spread[-1] for value_spread, _ in step_spreads]
+    leaf_spread = [lr * sum(grads) for grads in zip(*(grad_spread for _, grad_spread in step_spreads))]
+    return loss_spread + leaf_spread, step_spreads[-1][1]
 
 
 class _SpreadRecorder:
-    """The oracle as a backend that also records each step's spread."""
+    """A backend that runs each step with ``run`` and records its ``spread``."""
 
-    def __init__(self, oracle, trials, seed):
-        self.oracle, self.trials, self.seed = oracle, trials, seed
+    def __init__(self, run, spread):
+        self._run, self._spread = run, spread
         self.spreads = []
 
     def run(self, case):
-        self.spreads.append(self.oracle.spread(case, trials=self.trials, seed=self.seed))
-        return self.oracle.run(case)
+        self.spreads.append(self._spread(case))
+        return self._run(case)
