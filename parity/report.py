@@ -103,6 +103,8 @@ def _check_file(path):
 
 
 def _typed(raw, path):
+    if not isinstance(raw.index, pd.RangeIndex):  # pandas took the first columns of longer rows as an index
+        raise ReportError(f"{path}: malformed CSV: rows with more fields than the header")
     missing = [c for c in COLUMNS if c not in raw.columns]
     if missing:
         raise ReportError(f"{path}: not a parity report: missing column(s) {', '.join(missing)}")

@@ -352,14 +352,13 @@ def merge(paths, out):
     if missing:
         raise CampaignError(f"missing shard(s) {', '.join(f'{k}/{shards[0].n}' for k in missing)}")
 
-    headers = [_header(path) for path in paths]
-    for path, header, sidecar in zip(paths, headers, sidecars):
-        if header != headers[0]:
-            raise CampaignError(f"{path} has other columns than {paths[0]}")
+    for path, sidecar in zip(paths, sidecars):
         try:  # every value checked, a chunk at a time
             rows = rows_of(case_id for chunk in iter_report(path) for case_id in chunk["case_id"])
         except ReportError as exc:
             raise CampaignError(f"cannot merge: {exc}") from None
+        if _header(path) != _header(paths[0]):
+            raise CampaignError(f"{path} has other columns than {paths[0]}")
         if rows != sidecar["rows"] or rows["count"] != sidecar["cases"]:
             said = sidecar["rows"]["count"]
             raise CampaignError(
