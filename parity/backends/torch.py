@@ -15,6 +15,7 @@ the whole batch; backward formulas that reuse the saved input (pow's
 ``self.pow(exponent - 1)``) see the same view.
 """
 from collections import defaultdict
+from contextlib import contextmanager
 import math
 import operator
 import time
@@ -33,6 +34,21 @@ UNIT_ROUNDOFF = 2.0 ** -53
 def _torch():
     import torch  # lazily: importing torch takes seconds
     return torch
+
+
+@contextmanager
+def _single_threaded():
+    """torch on one thread meanwhile.  The tensors here are small, a few
+    above torch's grain for splitting work (the spread's), and threads that
+    wait for a busy core (a sandboxed engine works beside the judge) made
+    them 40x slower."""
+    torch = _torch()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _strided(x):
@@ -72,10 +88,10 @@ class TorchBackend:
         to tell a grossly wrong engine from a rounding without the oracle.
 
         The cases' graph runs once as is and ``trials`` times with every op's
-        result (as later ops read it, and as its own backward reads it),
-        every operand it reads (backward: every gradient contribution), every
-        gradient sum and every loss sum multiplied by 1 + d * s, d uniform in [-1, 1], at
-        s = ``scale`` and again, same d, at 16 * scale: all in one batch.
+        result (as later ops and its own backward read it), every gradient
+        sum, each gradient contribution of a binary op and every loss sum
+        multiplied by 1 + d * s, d uniform in [-1, 1], at s =
+        ``scale`` and again, same d, at 16 * scale: all in one batch.
         ``scale`` is far above float64's unit roundoff u, so the runs' own
         roundings are noise (u / scale of it), and the deviation at u is
         the deviation at s times u / s - where the model is linear, which
@@ -84,10 +100,11 @@ class TorchBackend:
         crossed, an overflow, second-order terms), where a run is not
         finite, or where the batch raised: unknown, the oracle decides."""
         estimates = [None] * len(cases)
-        for indices in _batches(cases):
-            together = _rounding_spread_together([cases[i] for i in indices], trials, scale, seed)
-            for i, estimate in zip(indices, together):
-                estimates[i] = estimate
+        with _single_threaded():
+            for indices in _batches(cases):
+                together = _rounding_spread_together([cases[i] for i in indices], trials, scale, seed)
+                for i, estimate in zip(indices, together):
+                    estimates[i] = estimate
         return estimates
 
     def trace(self, case):
@@ -166,30 +183,33 @@ def _rounding_spread_together(cases, trials, scale, seed):
     n, graph = len(cases), cases[0].graph
     runs = 1 + 2 * trials  # as is, then trials at scale, then the same at 16 * scale
     # Every factor at once (creating them one by one costs more than the
-    # perturbed run): one per operand and two per result, per node, and
+    # perturbed run): two per node, one per operand of a binary node, and
     # one per loss sum.
-    count = sum(len(node.args) + 2 for node in graph.nodes) + len(graph.outputs) - 1
+    count = sum(2 + (len(node.args) if len(node.args) > 1 else 0) for node in graph.nodes) + len(graph.outputs) - 1
     d = torch.rand(count, n * trials, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
     size = torch.tensor([0.0] * n + [scale] * (n * trials) + [16 * scale] * (n * trials), dtype=torch.float64)
     factor = iter(1 + torch.cat((torch.zeros(count, n, dtype=torch.float64), d, d), 1) * size).__next__
 
     def backward_only(x):
-        # x, whose gradient is multiplied by a factor: independent of the
-        # forward's factors, as a rounding in backward is of the roundings
-        # in forward.  (Were it the derivative of a perturbed forward, the
-        # cancellations that hold exactly - v / v's two gradient
-        # contributions - would still cancel exactly.)
+        # x, its gradient multiplied by a factor that forward does not see.
         y = x * factor()
         y.data.copy_(x.data)
         return y
 
     def apply(op, operands, const):
-        # The result is perturbed in place, unseen by autograd, so that its
-        # own backward formula (tanh's 1 - y**2) reads the perturbed value,
-        # as it reads a rounded one; and so do the ops that use it.
-        out = op.apply_torch([backward_only(x) for x in operands], const)
+        if len(operands) > 1:
+            # Each gradient contribution of a binary op rounds on its own:
+            # those that cancel exactly (v / v's two) then no longer do, as
+            # in float64.  (Were the factors forward's too, the perturbed
+            # graph would be another exact function, and cancel exactly.)
+            operands = [backward_only(x) for x in operands]
+        out = op.apply_torch(operands, const)
+        # The result's rounding, in place, unseen by autograd: its own
+        # backward formula (tanh's 1 - y**2) reads the rounded value, as in
+        # float64.  Then a product: the gradient sum that reaches the node
+        # rounds, and (harmlessly) the value the next ops read, once more.
         out.data.mul_(factor())
-        return backward_only(out)
+        return out * factor()
 
     try:
         leaves = [torch.tensor(column * runs, dtype=torch.float64, requires_grad=True)
