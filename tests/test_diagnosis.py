@@ -209,23 +209,33 @@ def test_compare_groups_the_regressions_by_the_current_run_s_findings(tmp_path, 
 
 
 ROUNDS_DIFFERENTLY = "tests/engines/rounds_differently.py:Value"
+PATH_SUM = "tests/engines/path_sum.py:Value"
 STYLED_OPS = ("add", "sub", "mul", "div", "rdiv", "neg", "tanh", "mul_const", "add_const", "rsub", "exp")
 
 
-@pytest.mark.parametrize("seed, n", [(0, 4000), pytest.param(1, 10_000, marks=pytest.mark.slow)])
-def test_a_correct_engine_that_rounds_differently_gets_no_wrong_finding(seed, n):
+@pytest.mark.parametrize("engine, seed, n, max_nodes", [
     # a / b as a * b**-1, a - b as a + (-1 * b), children in a set (any
     # order of summation): within a few ulps per op of torch, so every
     # rounding-level disagreement (0.9999999999999999 - 1 against 0) must be
-    # ill_conditioned.  What fails is its edges - x**-1 at 0, exp past 709,
-    # a product that overflows and a naive derivative that then gives 0 -
-    # and each failing case must be explained by an edge finding.
+    # ill_conditioned.
+    (ROUNDS_DIFFERENTLY, 0, 4000, 60),
+    pytest.param(ROUNDS_DIFFERENTLY, 1, 10_000, 60, marks=pytest.mark.slow),
+    # Gradients summed path by path: where paths cancel (v - v downstream
+    # of w - w) torch's gradient is exactly 0 and this engine's is ulps of
+    # the paths' products.  (Exponential in shared subgraphs: small graphs.)
+    (PATH_SUM, 0, 3000, 25),
+    pytest.param(PATH_SUM, 1, 10_000, 40, marks=pytest.mark.slow),
+])
+def test_a_correct_engine_that_rounds_differently_gets_no_wrong_finding(engine, seed, n, max_nodes):
+    # What fails is its edges - x**-1 at 0, exp past 709, a product that
+    # overflows and a naive derivative that then gives 0 - and each failing
+    # case must be explained by an edge finding.
     from parity.cases import build_cases
     from parity.diagnosis import diagnose
     from parity.plan import RunSpec
 
-    engine_backend = load_engine(ROUNDS_DIFFERENTLY)
-    cases = build_cases("expr", seed, n, {"ops": STYLED_OPS, "edge_rate": 0.0, "max_nodes": 60})
+    engine_backend = load_engine(engine)
+    cases = build_cases("expr", seed, n, {"ops": STYLED_OPS, "edge_rate": 0.0, "max_nodes": max_nodes})
     rows = list(run_cases(cases, engine_backend, *JUDGE))
     assert sum(row["verdict"] == "ill_conditioned" for row in rows) > 0  # it does round differently
     # Every fail is at an edge: some value of the graph overflows in torch's
@@ -234,7 +244,7 @@ def test_a_correct_engine_that_rounds_differently_gets_no_wrong_finding(seed, n)
         if row["verdict"] == "fail":
             assert not all(map(math.isfinite, JUDGE[0].trace(case)[0])), (row["case_id"], row["detail"])
     bad = [row for row in rows if row["verdict"] in ("fail", "error")]
-    diagnosis = diagnose(bad, (engine_backend, *JUDGE), RunSpec(engine=ROUNDS_DIFFERENTLY))
+    diagnosis = diagnose(bad, (engine_backend, *JUDGE), RunSpec(engine=engine))
     assert diagnosis.unexplained == 0 and not [f.line() for f in diagnosis.findings if f.kind == "wrong"]
 
 

@@ -26,6 +26,16 @@ spread means an ill-conditioned quantity (cancellation, a steep function),
 where two correct float64 evaluations may legitimately disagree.  It also
 covers the oracle's own blind spot: 256 bits do not hold 1 + 1e300 - 1e300.
 
+A correct engine may also apply the chain rule in another order than
+torch's reverse mode: path by path (each path's product of local
+derivatives, summed at the leaf), or distributing products over sums.  Its
+rounding then scales with the sum over paths of |product of the local
+derivatives| - the gradient's *magnitude*, computed alongside the exact run
+as the adjoint of absolute values - not with the gradient itself: where
+paths cancel (``v - v`` downstream of ``w - w``), the gradient is exactly 0
+and a path-by-path sum leaves ulps of the paths.  So a leaf gradient's
+spread is at least u times its magnitude.
+
 Backward follows torch's engine where that changes results: gradients sum
 in torch's order, partials overflow like float64 numbers, and a partial of
 None (the op table's mark for torch selecting zero, as relu's backward
@@ -44,6 +54,7 @@ from ..ops import OPS
 
 mpf = mpmath.mpf
 UNIT_ROUNDOFF = mpf(2) ** -53
+UNIT_ROUNDOFF_FLOAT = 2.0 ** -53
 FLOAT64_BITS = 53
 # float64 rounds to inf from halfway between the largest float and 2**1024,
 # and to 0 at and below half the smallest subnormal.  (2**1024 - 2**970
@@ -92,13 +103,13 @@ class OracleBackend:
         self._last_exact = (None, None)  # (what it was computed from, _forward_backward result)
 
     def _exact(self, case):
-        """_forward_backward(case, float64_range): compare.judge asks for a
+        """_forward_backward(case, float64_range, magnitudes=True): compare.judge asks for a
         run and then a spread of the same case, and both start with it.  The
         last one is kept (and only read), keyed on everything it depends on."""
         # Leaves by repr: -0.0 == 0.0, but the oracle tells them apart.
         key = (case.graph, tuple(map(repr, case.leaves)), case.passes, case.zero_grad_between, mpmath.mp.prec)
         if self._last_exact[0] != key:
-            self._last_exact = (key, _forward_backward(case, float64_range))
+            self._last_exact = (key, _forward_backward(case, float64_range, magnitudes=True))
         return self._last_exact[1]
 
     @property
@@ -110,7 +121,7 @@ class OracleBackend:
         start = time.perf_counter()
         try:
             with mpmath.workprec(self.precision_bits):
-                values, grads = self._exact(case)
+                values, grads, _ = self._exact(case)
             exact = [to_float(x) for x in values + grads]
             result = Result(values=exact[:len(values)], grads=exact[len(values):])
         except Exception as exc:  # a backend reports, it does not raise
@@ -122,7 +133,8 @@ class OracleBackend:
         """(value_err, grad_err): per value of Result.values and per leaf
         gradient, the largest |perturbed - exact| over ``trials`` runs with
         every intermediate moved at random by up to float64's unit roundoff
-        and rounded to float64's precision.  0 where the perturbed runs all
+        and rounded to float64's precision; a gradient's at least u times
+        its magnitude (the module doc).  0 where the perturbed runs all
         equal the exact one (nan and infinities included), inf where they
         leave its class."""
         rng = random.Random(seed)
@@ -146,14 +158,17 @@ class OracleBackend:
             return float64_range(mpmath.mp.make_mpf(mpf_mul(parts, factor, FLOAT64_BITS, rounding)))
 
         with mpmath.workprec(self.precision_bits):
-            values, grads = self._exact(case)
+            values, grads, magnitudes = self._exact(case)
             exact = values + grads
             err = [0.0] * len(exact)
             for _ in range(trials):
-                perturbed_values, perturbed_grads = _forward_backward(case, perturb)
+                perturbed_values, perturbed_grads, _ = _forward_backward(case, perturb)
                 for i, (got, want) in enumerate(zip(perturbed_values + perturbed_grads, exact)):
                     err[i] = max(err[i], _deviation(got, want))
-        return err[:len(values)], err[len(values):]
+        # Not where the exact gradient is infinite or nan: its class decides.
+        grad_err = [max(e, UNIT_ROUNDOFF_FLOAT * m) if mpmath.isfinite(g) else e
+                    for e, m, g in zip(err[len(values):], magnitudes, grads)]
+        return err[:len(values)], grad_err
 
 
 def _exact_factor(d, prec):
@@ -177,9 +192,11 @@ def _deviation(got, want):
     return to_float(abs(got - want))
 
 
-def _forward_backward(case, rounded):
-    """(values, grads) as mpf: the outputs, then the loss; d loss / d leaf
-    after all passes.  ``rounded`` is applied to every computed number."""
+def _forward_backward(case, rounded, magnitudes=False):
+    """(values, grads, leaf magnitudes) as mpf: the outputs, then the loss;
+    d loss / d leaf after all passes; with ``magnitudes``, per leaf the sum
+    over paths to it of |the product of the local derivatives| (a float),
+    else None.  ``rounded`` is applied to every computed number."""
     graph = case.graph
     values = [mpf(x) for x in case.leaves]
     negative_zero = [x == 0 and math.copysign(1.0, x) < 0 for x in case.leaves]
@@ -205,8 +222,10 @@ def _forward_backward(case, rounded):
     # inf is nan in torch too), and a value's gradient sums its consumers'
     # contributions in torch's order, the latest consumer first.
     adjoint = [None] * graph.n_values
+    magnitude = [0.0] * graph.n_values
     for o in graph.outputs:
         adjoint[o] = mpf(1) if adjoint[o] is None else rounded(adjoint[o] + 1)
+        magnitude[o] += 1.0
     for i in reversed(range(graph.n_nodes)):
         node = graph.nodes[i]
         out = graph.n_leaves + i
@@ -225,10 +244,19 @@ def _forward_backward(case, rounded):
             # where(exponent == 0, 0, ...)), which not even nan gets through.
             contribution = mpf(0) if partial is None else rounded(upstream * partial)
             adjoint[a] = contribution if adjoint[a] is None else rounded(adjoint[a] + contribution)
+            if magnitudes and partial is not None:
+                magnitude[a] += magnitude[out] * abs(float(partial))
     accumulated = 1 if case.zero_grad_between else case.passes
     grads = [mpf(0) if g is None else float64_range(g * accumulated) for g in adjoint[:graph.n_leaves]]
     outputs = [values[o] for o in graph.outputs]
-    return outputs + [loss], grads
+    leaf_magnitudes = [_known_magnitude(m * accumulated) for m in magnitude[:graph.n_leaves]] if magnitudes else None
+    return outputs + [loss], grads, leaf_magnitudes
+
+
+def _known_magnitude(magnitude):
+    # A nan magnitude (0 * inf on a path) says nothing; an infinite one,
+    # that rounding can move the gradient anywhere.
+    return 0.0 if magnitude != magnitude else magnitude
 
 
 def _signed_float(x, negative_zero):
