@@ -23,7 +23,9 @@ it.  Then each bad case of the run is attributed to the first finding that
 explains it (a depth failure to ``limit``, a case containing a wrong op to
 that op, a repeated pass to ``multi_pass``, a case containing an op wrong at
 its edges to that), and whatever no finding explains is shrunk to a
-minimal failing graph (shrink.py) and becomes a finding of its own.
+minimal failing graph (shrink.py) and becomes a finding of its own, which
+explains the rest of them that contain its ops (a few such findings at
+most).
 """
 from dataclasses import asdict, dataclass, replace
 import re
@@ -202,7 +204,7 @@ def attribute(findings, bad_rows, passes_of):
 
 
 def _explaining(row, by_kind, passes_of):
-    ops = set(filter(None, str(row["ops"]).split(";")))
+    ops = _ops(row)
     depth_error = row["verdict"] == "error" and any(e in row["detail"] for e in _DEPTH_ERRORS)
     if depth_error and int(row["depth"]) >= _DEEP and by_kind["limit"]:
         return by_kind["limit"][0]
@@ -247,19 +249,45 @@ def diagnose(rows, backends, spec):
     probe_spec = replace(spec, edge_rate=None, max_nodes=None, ops=None)
     findings = probe_findings(list(run_task(probes, probe_spec, backends)), probes)
     unexplained = attribute(findings, rows, lambda case_id: _passes(case_id, spec))
-    if unexplained:
-        findings.append(_unexplained(unexplained, backends, spec))
+    findings += _shrunk_findings(unexplained, backends, spec)
     return Diagnosis(order(findings), len(rows), len(unexplained))
 
 
-def _unexplained(rows, backends, spec):
-    """What no probe explains, as one finding: the smallest such case of
-    the run, shrunk (shrink.py) to a graph that still fails."""
+MAX_SHRUNK_FINDINGS = 3  # each costs a shrink (up to shrink.BUDGET_SECONDS)
+
+
+def _shrunk_findings(rows, backends, spec):
+    """What no probe explains, as findings of minimal graphs: the smallest
+    such case shrunk, and the rows whose ops include its minimal graph's
+    counted to it (they may fail for the same reason); then the smallest
+    of the rest, up to MAX_SHRUNK_FINDINGS.  Rows beyond those are counted
+    to the last."""
+    findings = []
+    while rows:
+        first, rows = rows[0], rows[1:]  # attribute() sorted them smallest first
+        finding = _unexplained(first, backends, spec)
+        needs = set(finding.op.split("+")) - {"(no op)"}
+        if len(findings) == MAX_SHRUNK_FINDINGS - 1:
+            same, rows = rows, []
+        else:
+            same = [row for row in rows if needs <= _ops(row)]
+            rows = [row for row in rows if not needs <= _ops(row)]
+        finding.cases = 1 + len(same)
+        findings.append(finding)
+    return findings
+
+
+def _ops(row):
+    return set(filter(None, str(row["ops"]).split(";")))
+
+
+def _unexplained(row, backends, spec):
+    """A bad row no probe explains, as a finding: its case shrunk
+    (shrink.py) to a graph that still fails."""
     from .cases import case_from_id
     from .runner import run_cases
     from .shrink import shrink
 
-    row = rows[0]  # attribute() went through them smallest first
     case = case_from_id(row["case_id"], spec.config())
 
     def verdict(candidate):
@@ -278,7 +306,7 @@ def _unexplained(rows, backends, spec):
     ops = "+".join(small.graph.ops()) or "(no op)"
     return Finding(op=ops, part=f"fails together ({small.graph.n_nodes} of the case's {case.graph.n_nodes} nodes) "
                    f"where each op passes its probes", kind="wrong", example=case.case_id,
-                   detail=verdict(small)["detail"], minimal_case=minimal, name=case.name, cases=len(rows),
+                   detail=verdict(small)["detail"], minimal_case=minimal, name=case.name,
                    run_example=row["case_id"], replay=replay)
 
 

@@ -1,7 +1,7 @@
 """Shrinking a failing case to a small graph that still fails: delta
 debugging on the graph.
 
-Two reductions, tried until neither applies or the time budget is spent:
+Two reductions, tried until neither applies or the budget is spent:
 - make one value the graph's only output (each node in turn, the earliest
   first), dropping what it does not reach;
 - replace a node by a new leaf holding its value (torch's float64 value, so
@@ -10,28 +10,33 @@ Two reductions, tried until neither applies or the time budget is spent:
 A candidate is kept when it still fails (``still_bad``).  Nodes nearest the
 outputs are tried first: a cut there removes the most.  The order is fixed
 and the values come from torch, so the same case shrinks to the same graph.
+The budget is a number of candidates tried (deterministic), with a time
+limit beside it for an engine too slow for that many: only a machine that
+reaches the time limit first can shrink the same case less far.
 """
 import dataclasses
 import time
 
 from .graph import Graph, Node
 
+BUDGET_CANDIDATES = 2000
 BUDGET_SECONDS = 5.0
 
 
-def shrink(case, still_bad, node_values, budget=BUDGET_SECONDS):
-    """The smallest failing case reached from ``case`` within ``budget``
-    seconds.  ``node_values``: the float64 value of every value of the
-    case's graph (leaves, then nodes); ``still_bad(case)``: whether a
-    candidate still fails."""
-    deadline = time.monotonic() + budget
+def shrink(case, still_bad, node_values, candidates=BUDGET_CANDIDATES, seconds=BUDGET_SECONDS):
+    """The smallest failing case reached from ``case`` within ``candidates``
+    candidates tried and ``seconds``.  ``node_values``: the float64 value of
+    every value of the case's graph (leaves, then nodes);
+    ``still_bad(case)``: whether a candidate still fails."""
+    deadline = time.monotonic() + seconds
     best, values = case, list(node_values)
     improved = True
-    while improved and time.monotonic() < deadline:
+    while improved:
         improved = False
         for candidate, candidate_values in _candidates(best, values):
-            if time.monotonic() >= deadline:
-                break
+            if candidates <= 0 or time.monotonic() >= deadline:
+                return best
+            candidates -= 1
             if still_bad(candidate):
                 best, values, improved = candidate, candidate_values, True
                 break

@@ -262,6 +262,20 @@ def test_a_bug_no_single_op_shows_is_shrunk_to_its_two_ops_and_replays(tmp_path,
     assert "first wrong gradient" in capsys.readouterr().out
 
 
+def test_two_bugs_no_single_op_shows_are_two_shrunk_findings_that_share_the_cases(tmp_path, capsys):
+    out = tmp_path / "two_pairs.csv"
+    engine = "tests/engines/hostile/two_pair_bugs.py:Value"
+    cli.main(["run", "--engine", engine, "--ops", "add,mul,neg,sub,tanh", "--families", "expr", "--cases", "300",
+              "--max-nodes", "4", "--out", str(out), "--quiet"])
+    capsys.readouterr()
+    sidecar = json.loads(sidecar_path(out).read_text())
+    wrong = {f["op"]: f for f in sidecar["diagnosis"] if f["kind"] == "wrong"}
+    assert set(wrong) == {"add+sub", "mul+tanh"}
+    # Each explains the bad cases that contain its ops, and together all of them.
+    assert sum(f["cases"] for f in wrong.values()) == sidecar["verdicts"]["fail"]
+    assert all(len(f["minimal_case"]["graph"]["nodes"]) == 2 for f in wrong.values())
+
+
 def test_shrinking_is_deterministic_and_keeps_only_what_the_failure_needs():
     from parity.backends.torch import TorchBackend
     from parity.cases import build_cases
