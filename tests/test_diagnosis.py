@@ -292,3 +292,18 @@ def test_shrinking_is_deterministic_and_keeps_only_what_the_failure_needs():
     small = shrink(case, tanh_feeds_mul, values)
     assert [node.op for node in small.graph.nodes] == ["tanh", "mul"]
     assert shrink(case, tanh_feeds_mul, values).to_json() == small.to_json()
+
+
+def test_one_wrong_op_lights_up_its_own_row_of_the_per_op_table_only(tmp_path, capsys):
+    # Counted over every case containing an op, a wrong tanh gave a correct
+    # add a p99 error of 9e+307; counted over the cases of one op alone, only
+    # tanh's row shows it.
+    from parity.report import Summary, read_report
+
+    out = tmp_path / "wrong_tanh.csv"
+    cli.main(["run", "--engine", "tests/engines/hostile/wrong_tanh.py:Value", "--ops", "add,mul,neg,sub,tanh",
+              "--families", "edges,accumulation,expr", "--cases", "60", "--out", str(out), "--quiet"])
+    assert "per op (cases of that op alone)" in capsys.readouterr().out
+    table = Summary().add(read_report(out)).op_error_table()
+    assert table.loc["tanh", "max"] > 1e-3
+    assert (table.drop(index="tanh")["max"].fillna(0) == 0).all(), table
