@@ -10,9 +10,10 @@ a file engine is loaded by its path (sandbox/engine_runner.py), whatever
 the path says.
 """
 import os
+from pathlib import Path
 import sys
 
-HARNESS_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds parity/ and engine/
+HARNESS_ROOT = Path(__file__).resolve().parent.parent  # holds parity/ and engine/
 
 
 def harness_first():

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 import mmap
 import os
-from pathlib import Path
 import shutil
 import signal
 import socket
@@ -28,6 +27,7 @@ import sys
 import tempfile
 from typing import Optional
 
+from .import_path import HARNESS_ROOT
 from .sandbox import wire
 from .sandbox.engine_runner import EngineSpecError
 from .sandbox.text import clean
@@ -53,7 +53,6 @@ KEPT_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "O
                     "OPENBLAS_L2_SIZE", "SYSTEMROOT")
 BOOTSTRAP = ("import sys; sys.path[:0] = sys.argv[3:]; "
              "from parity.sandbox.worker import main; main(int(sys.argv[1]), int(sys.argv[2]))")
-HARNESS_ROOT = str(Path(__file__).resolve().parent.parent)  # holds parity/ and engine/
 
 
 @dataclass(frozen=True)
@@ -341,7 +340,7 @@ def _worker_path():
     engine, then what this process finds modules on (the engine's package,
     PYTHONPATH), the working directory last if this process has it (so that
     its files shadow nothing, not even the standard library)."""
-    path = [HARNESS_ROOT]
+    path = [str(HARNESS_ROOT)]
     for entry in sys.path:
         if entry and os.path.abspath(entry) not in path:
             path.append(os.path.abspath(entry))

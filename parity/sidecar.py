@@ -22,12 +22,12 @@ from pathlib import Path
 import sys
 
 from . import __version__
+from .import_path import HARNESS_ROOT
 from .plan import RunSpec
 from .report import ReportError
 
 MAX_DEPTH = 64  # JSON nesting: a run's sidecar needs a handful of levels
 MAX_BYTES = 64 << 20
-HARNESS_ROOT = Path(__file__).resolve().parent.parent  # holds parity/ and engine/
 # The modules that decide which cases a run has: their source is part of the plan's hash.
 PLAN_SOURCES = ("case.py", "cases.py", "functions.py", "generate.py", "graph.py", "ops.py", "plan.py")
 

@@ -353,49 +353,9 @@ def test_json_nested_100000_deep_is_a_clean_refusal(tmp_path, capsys):
 
 
 # -- no formula in a cell -------------------------------------------------------------------------
-FORMULA_ENGINE = '''
-Formula = type('=HYPERLINK("http://example.com","click")', (Exception,), {})
-
-
-class Value:
-    def __init__(self, data, prev=(), local=()):
-        self.data, self.grad, self._prev, self._local = float(data), 0.0, prev, local
-
-    def __add__(self, other):
-        if other is self:  # a + a, the accumulation family's first case (no probe adds a value to itself)
-            raise Formula("+1 and -2 and @sum")
-        other = other if isinstance(other, Value) else Value(other)
-        return Value(self.data + other.data, (self, other), (1.0, 1.0))
-
-    def __mul__(self, other):
-        other = other if isinstance(other, Value) else Value(other)
-        return Value(self.data * other.data, (self, other), (other.data, self.data))
-
-    __radd__, __rmul__ = __add__, __mul__
-
-    def backward(self):
-        order, seen = [], set()
-
-        def visit(value):
-            if id(value) not in seen:
-                seen.add(id(value))
-                for child in value._prev:
-                    visit(child)
-                order.append(value)
-
-        visit(self)
-        self.grad = 1.0
-        for value in reversed(order):
-            for child, local in zip(value._prev, value._local):
-                child.grad += local * value.grad
-'''
-
-
 def test_no_cell_of_a_report_is_a_formula(tmp_path):
-    engine = tmp_path / "formula.py"
-    engine.write_text(FORMULA_ENGINE)
     out = tmp_path / "run.csv"
-    run(RunSpec(engine=f"{engine}:Value", families=("accumulation",), cases=6), out)
+    run(RunSpec(engine="tests/engines/hostile/formula_exception.py:Value", families=("accumulation",), cases=6), out)
     rows = list(csv.DictReader(out.open(newline="")))
     details = [row["detail"] for row in rows if row["verdict"] == "error"]
     assert details and all(d.startswith("'=HYPERLINK(") for d in details)
