@@ -199,7 +199,10 @@ def test_an_unfinished_run_is_not_overwritten_without_resume(tmp_path):
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_an_interrupted_run_keeps_its_rows_and_resumes(tmp_path, workers):
     out = tmp_path / "run.csv"
-    argv = [sys.executable, "-m", "parity.cli", "run", "--families", "expr", "--cases", "600",
+    # Enough cases that the run is still going when the signal comes (600
+    # were over, now and then, before it came: exit 0, not 130).
+    n = 3000
+    argv = [sys.executable, "-m", "parity.cli", "run", "--families", "expr", "--cases", str(n),
             "--workers", workers, "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # Its own process group, which gets the SIGINT, as from Ctrl-C in a terminal.
@@ -214,14 +217,14 @@ def test_an_interrupted_run_keeps_its_rows_and_resumes(tmp_path, workers):
     assert process.returncode == 130, stderr
     assert "--resume" in stderr and not out.exists()
     kept = read_report(partial_path(out))
-    assert 19 <= len(kept) < 600
+    assert 19 <= len(kept) < n
 
     resumed = subprocess.run(argv + ["--resume"], cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode in (0, 1), resumed.stderr
     rows = read_report(out)
-    assert list(rows["case_id"]) == [f"expr-0-{i}" for i in range(600)]
-    assert f"ran {600 - len(kept)} cases" in resumed.stdout
+    assert list(rows["case_id"]) == [f"expr-0-{i}" for i in range(n)]
+    assert f"ran {n - len(kept)} cases" in resumed.stdout
 
 
 def test_atomic_writes_replace_the_file_and_leave_nothing_else(tmp_path):
