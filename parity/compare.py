@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import math
 import struct
 import sys
+from typing import Callable
 
 PASS, FAIL, TORCH_OFF, ILL_CONDITIONED, ERROR, UNSUPPORTED = (
     "pass", "fail", "torch_off", "ill_conditioned", "error", "unsupported")
@@ -143,10 +144,17 @@ def quantity_names(case, n_values, n_grads):
     return names + [f"grad of leaf v{i}" for i in range(n_grads)]
 
 
-def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(), rounding_spread=None):
-    """The Verdict on engine_result against torch_result for case.
-    ``rounding_spread``, if given, returns the case's estimated spread per
-    quantity (nan: unknown), as TorchBackend.rounding_spread does."""
+@dataclass(frozen=True)
+class TorchExtras:
+    """What judge may ask torch beyond the case's float64 result, each
+    computed only when asked (most cases never need them)."""
+    rounding_spread: Callable = None  # () -> the estimated spread per quantity, nan: unknown
+    float32: Callable = None          # () -> the case's Result in float32
+
+
+def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(), extras=TorchExtras()):
+    """The Verdict on engine_result against torch_result for case."""
+    rounding_spread = extras.rounding_spread
     for who, result in (("engine", engine_result), ("torch", torch_result)):
         if result.unsupported:
             return Verdict(UNSUPPORTED, f"{who} lacks {result.unsupported}")
@@ -191,6 +199,7 @@ def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(
             verdict.verdict = FAIL
             verdict.detail = (f"{names[first]}: engine {engine[first]!r}, torch {torch[first]!r}; "
                               f"beyond any rounding (estimated spread {spread[first]:.3g}){more}")
+            verdict.detail = _narrow_detail(verdict.detail, names, engine, torch, mismatches, extras, tol)
             return verdict
 
     verdict.oracle_consulted = True
@@ -209,6 +218,8 @@ def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(
             break
     worst, verdict.verdict, note = max(judged, key=lambda j: _SEVERITY[j[1]])  # the first of the worst
     verdict.detail = f"{names[worst]}: engine {engine[worst]!r}, torch {torch[worst]!r}{note}{more}"
+    if verdict.verdict == FAIL:
+        verdict.detail = _narrow_detail(verdict.detail, names, engine, torch, mismatches, extras, tol)
     return verdict
 
 
@@ -281,3 +292,64 @@ def _consult(oracle, case, n, tol, trials):
     allowance = [tol.atol + tol.rtol * abs(x) + tol.allowance_factor * s if math.isfinite(x) else s
                  for x, s in zip(exact, spread)]
     return exact, allowance, "the oracle cannot know this quantity"
+
+
+# -- engines of a narrower precision ------------------------------------------------
+# An engine computing in float32 (numpy scalars, a port of a float32 library)
+# fails everywhere at float64's precision.  Its results say so: no number
+# has more significant bits than float32's 24.  A failing case of such an
+# engine is judged again at that precision - against torch in float32,
+# which rounds its leaves and every op as the engine does, within the
+# allowance scaled by the ratio of the unit roundoffs - and its detail says
+# how it fares there, for the diagnosis's `precision` finding.
+NARROW = "computes in float32 (at most 24-bit significands)"
+WITHIN_NARROW, BEYOND_NARROW = "within that precision", "beyond that precision too"
+FLOAT32_BITS = 24
+
+
+def significant_bits(values):
+    """The most significant bits any finite nonzero value needs (its
+    binary significand, trailing zeros dropped); 0 if there is none."""
+    bits = 0
+    for x in values:
+        if x and _isfinite(x):
+            numerator = abs(x.as_integer_ratio()[0])
+            bits = max(bits, (numerator >> ((numerator & -numerator).bit_length() - 1)).bit_length())
+    return bits
+
+
+def is_narrow(engine, torch):
+    """Whether the engine's numbers are float32's (or narrower) where
+    torch's float64 ones need more bits."""
+    return 0 < significant_bits(engine) <= FLOAT32_BITS < significant_bits(torch)
+
+
+def _narrow_detail(detail, names, engine, torch, mismatches, extras, tol):
+    """A failing case's detail, for a narrow engine: as it is, then "within
+    that precision"; or "beyond that precision too", naming the first
+    quantity beyond it (a wrong gradient, not the value float32 rounds)."""
+    if extras.float32 is None or extras.rounding_spread is None or not is_narrow(engine, torch):
+        return detail
+    reference = extras.float32()
+    if not reference.ok:
+        return detail
+    spread = extras.rounding_spread()
+    reference = reference.values + reference.grads
+    scale = 2.0 ** (53 - FLOAT32_BITS)
+    beyond = [i for i in mismatches if not _within_narrow(engine[i], reference[i], spread[i], scale, tol)]
+    if not beyond:
+        return f"{detail}; the engine {NARROW}: {WITHIN_NARROW}"
+    i = beyond[0]
+    return (f"{names[i]}: engine {engine[i]!r}, torch {torch[i]!r}, torch in float32 {reference[i]!r}; "
+            f"the engine {NARROW}: {BEYOND_NARROW}")
+
+
+def _within_narrow(engine, reference, spread, scale, tol):
+    if not (_isfinite(engine) and _isfinite(reference)):
+        return engine == reference or same_class(engine, reference)
+    if engine == reference:
+        return True
+    if not _isfinite(spread):
+        return False
+    allowance = tol.atol + tol.rtol * abs(reference) + tol.allowance_factor * spread
+    return abs(engine - reference) <= allowance * scale

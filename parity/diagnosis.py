@@ -9,6 +9,9 @@ smallest case that shows it, with its numbers and its replay command.
 Kinds, in the order they are reported:
 - ``wrong``: wrong values or gradients on ordinary, finite, in-domain
   inputs - what a learner must fix;
+- ``precision``: the engine computes in a narrower type than float64
+  (float32: numpy scalars, a float32 library), and its cases agree with
+  torch only to that type's precision (compare.py judges them again there);
 - ``multi_pass``: single backward passes are right, repeated ``backward()``
   on one graph accumulates unlike torch's ``retain_graph=True``;
 - ``limit``: only deep graphs fail (a recursive topological sort's
@@ -30,11 +33,12 @@ most).
 from dataclasses import asdict, dataclass, replace
 import re
 
+from .compare import NARROW, WITHIN_NARROW
 from .ops import OPS
 from .probes import DEEP_OP, probe_cases
 from .report import BAD_VERDICTS, failing, iter_report
 
-KINDS = ("wrong", "multi_pass", "limit", "edge")
+KINDS = ("wrong", "precision", "multi_pass", "limit", "edge")
 # The kinds a lecture engine (micrograd's, built in class) is expected to
 # have: `--expect lecture` reports them without failing the run.
 LECTURE_KINDS = frozenset({"multi_pass", "limit", "edge"})
@@ -105,9 +109,11 @@ def probe_findings(rows, cases):
     own probes count only where no op found wrong takes part; the deep
     chains only if their op is right.  Edge findings are for ops not found
     wrong."""
-    bad = {}
+    bad, narrow = {}, []
     for case, row in zip(cases, rows):
-        if row["verdict"] in BAD_VERDICTS:
+        if row["verdict"] in BAD_VERDICTS and WITHIN_NARROW in row["detail"]:
+            narrow.append((case, row))  # right to the engine's precision: no evidence against the op
+        elif row["verdict"] in BAD_VERDICTS:
             bad.setdefault((case.spec["op"], case.spec["probe"]), []).append((case, row))
     ops = list(dict.fromkeys(case.spec["op"] for case in cases if case.spec["op"] != "backward"))
     findings = {}
@@ -142,6 +148,10 @@ def probe_findings(rows, cases):
     if deep:
         depth = min(c.spec["depth"] for c, _ in deep)
         result.append(_finding("backward", f"deep graphs (a chain of {depth:,} ops)", "limit", deep))
+    if narrow:
+        result.append(_finding("arithmetic", f"{NARROW}, not float64: "
+                               f"{len(narrow)} probe(s) agree with torch only to that precision",
+                               "precision", narrow))
     for op in ops:
         edge = bad.get((op, "edge"))
         if edge and op not in findings:
@@ -208,6 +218,8 @@ def _explaining(row, by_kind, passes_of):
     depth_error = row["verdict"] == "error" and any(e in row["detail"] for e in _DEPTH_ERRORS)
     if depth_error and int(row["depth"]) >= _DEEP and by_kind["limit"]:
         return by_kind["limit"][0]
+    if by_kind["precision"] and WITHIN_NARROW in row["detail"]:
+        return by_kind["precision"][0]
     for finding in by_kind["wrong"]:
         if finding.op in ops:
             return finding

@@ -9,7 +9,7 @@ from collections import Counter
 import functools
 import shlex
 
-from .compare import VERDICTS, Tolerances, judge
+from .compare import VERDICTS, Tolerances, TorchExtras, judge
 from .trajectory import TrajectoryOracle, is_trajectory, run_trajectory
 from .trajectory import rounding_spread as trajectory_spread
 
@@ -31,6 +31,7 @@ def run_case(case, engine, torch_backend, oracle=None, tolerances=None):
 
 def _judged(group, engine, torch_backend, oracle, tolerances):
     """[(engine Result, torch Result, Verdict)] for a group of _groups."""
+    float32 = None
     if is_trajectory(group[0]):
         results = [(run_trajectory(engine, group[0]), run_trajectory(torch_backend, group[0]))]
         referee = TrajectoryOracle(oracle) if oracle else None
@@ -41,10 +42,13 @@ def _judged(group, engine, torch_backend, oracle, tolerances):
         results = zip(engine_results(), torch_results)
         referee = oracle
         estimate = lambda: torch_backend.rounding_spread(group)  # noqa: E731
-    # The group's estimated spreads (compare.judge's screen), computed the
-    # first time a case asks: most groups never do.
+        if hasattr(torch_backend, "rounding_spread"):
+            float32 = functools.cache(lambda: torch_backend.run_batch(group, dtype="float32"))
+    # What judge may ask torch beyond the float64 results, for the whole
+    # group, computed the first time a case asks: most groups never do.
     spreads = functools.cache(estimate) if hasattr(torch_backend, "rounding_spread") else None
-    return [(e, t, judge(case, e, t, referee, tolerances, spreads and (lambda i=i: spreads()[i])))
+    return [(e, t, judge(case, e, t, referee, tolerances, TorchExtras(
+                spreads and (lambda i=i: spreads()[i]), float32 and (lambda i=i: float32()[i]))))
             for i, (case, (e, t)) in enumerate(zip(group, results))]
 
 

@@ -2,13 +2,14 @@
 verdict path (synthetic results, a fake oracle), and the real thing: our
 engine against torch on random graphs, and deliberately broken results."""
 import math
+import struct
 import sys
 
 import pytest
 
 from parity.case import Case, Result
 from parity.cases import build_cases
-from parity.compare import Tolerances, close, errors, judge, near, same_class, ulp_distance
+from parity.compare import Tolerances, TorchExtras, close, errors, judge, near, same_class, ulp_distance
 from parity.graph import Graph, Node
 
 INF, NAN = math.inf, math.nan
@@ -313,7 +314,7 @@ def test_a_fail_far_beyond_the_estimated_spread_needs_no_oracle(engine_grad, tor
     oracle = FakeOracle(exact=result(grads=[GOOD.grads[0], torch_grad]))
     engine = result(grads=[GOOD.grads[0], engine_grad])
     torch = result(grads=[GOOD.grads[0], torch_grad])
-    verdict = judge(CASE, engine, torch, oracle, rounding_spread=lambda: [0.0] * 4 + [spread])
+    verdict = judge(CASE, engine, torch, oracle, extras=TorchExtras(rounding_spread=lambda: [0.0] * 4 + [spread]))
     assert verdict.verdict == "fail" or not screened
     assert (oracle.runs == 0) == screened and verdict.oracle_consulted == (not screened)
     assert ("beyond any rounding" in verdict.detail) == screened
@@ -322,4 +323,21 @@ def test_a_fail_far_beyond_the_estimated_spread_needs_no_oracle(engine_grad, tor
 def test_the_screen_is_asked_only_when_something_mismatches():
     def never():
         raise AssertionError("estimated a spread for a case that matches torch")
-    assert judge(CASE, GOOD, GOOD, FakeOracle(), rounding_spread=never).verdict == "pass"
+    assert judge(CASE, GOOD, GOOD, FakeOracle(), extras=TorchExtras(never, never)).verdict == "pass"
+
+
+# -- engines of a narrower precision ---------------------------------------------------
+def test_significant_bits_count_the_significand_without_trailing_zeros():
+    from parity.compare import significant_bits
+    assert significant_bits([1.0, 0.5, -2.0, 0.0, INF, NAN]) == 1
+    assert significant_bits([1 / 3]) == 53 and significant_bits([3.0, 0.75]) == 2
+    assert significant_bits([float(struct.unpack("f", struct.pack("f", 1.1))[0])]) == 24
+    assert significant_bits([]) == 0
+
+
+def test_an_engine_is_narrow_when_its_numbers_fit_float32_and_torch_s_do_not():
+    from parity.compare import is_narrow
+    as_float32 = [struct.unpack("f", struct.pack("f", x))[0] for x in (1.1, 2.3)]
+    assert is_narrow(as_float32, [1.1, 2.3])
+    assert not is_narrow([1.1, 2.3], [1.1, 2.3])      # a float64 engine
+    assert not is_narrow([1.0, 2.0], [1.0, 2.0])      # nothing to tell: torch's numbers are short too

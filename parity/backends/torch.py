@@ -73,11 +73,13 @@ class TorchBackend:
     def run(self, case):
         return self.run_batch([case])[0]
 
-    def run_batch(self, cases):
-        """One Result per case, in order; cases sharing a graph run as one batch."""
+    def run_batch(self, cases, dtype="float64"):
+        """One Result per case, in order; cases sharing a graph run as one
+        batch.  In float64, the specification; in float32, the reference for
+        an engine that computes in float32 (compare.py's narrow engines)."""
         results = [None] * len(cases)
         for indices in _batches(cases):
-            for i, result in zip(indices, _run_together([cases[i] for i in indices])):
+            for i, result in zip(indices, _run_together([cases[i] for i in indices], dtype)):
                 results[i] = result
         return results
 
@@ -142,11 +144,11 @@ def _batches(cases):
     return batches
 
 
-def _run_together(cases):
+def _run_together(cases, dtype="float64"):
     """Run cases with one graph, passes and zero-grad mode as one batch."""
     start = time.perf_counter()
     try:
-        values, grads = _evaluate(cases)
+        values, grads = _evaluate(cases, getattr(_torch(), dtype))
         results = [Result(values=v, grads=g) for v, g in zip(values, grads)]
     except Exception as exc:  # a backend reports, it does not raise
         results = [Result(error=f"{type(exc).__name__}: {exc}") for _ in cases]
@@ -156,7 +158,7 @@ def _run_together(cases):
     return results
 
 
-def _evaluate(cases):
+def _evaluate(cases, dtype):
     torch = _torch()
     first = cases[0]
     graph = first.graph
@@ -165,14 +167,14 @@ def _evaluate(cases):
         raise ValueError(f"unknown op(s): {', '.join(unknown)}")
     if any(len(case.leaves) != graph.n_leaves for case in cases):
         raise ValueError(f"the graph has {graph.n_leaves} leaves; a case gives another number")
-    leaves = [torch.tensor(column, dtype=torch.float64, requires_grad=True)
+    leaves = [torch.tensor(column, dtype=dtype, requires_grad=True)
               for column in zip(*(case.leaves for case in cases))]
     # One element takes the scalar loop anyway: no strided view needed.
     values, loss = graph.evaluate(leaves, _apply if len(cases) > 1 else Op.apply_torch, operator.add)
     _backward_passes(first, leaves, loss.sum())
     with torch.no_grad():
         outputs = torch.stack([values[o] for o in graph.outputs] + [loss], 1)
-        zeros = torch.zeros(len(cases), dtype=torch.float64)
+        zeros = torch.zeros(len(cases), dtype=dtype)
         grads = torch.stack([zeros if leaf.grad is None else leaf.grad for leaf in leaves], 1)
     return outputs.tolist(), grads.tolist()
 
