@@ -34,6 +34,10 @@ fail; when the oracle cannot answer (an mpmath error, no torch to sign its
 zeros, a quantity a custom oracle reports as unknown), only a disagreement
 beyond ``no_oracle_rtol`` fails and the rest is ill_conditioned: torch, the
 spec, is then presumed right.
+
+A failing case of an engine that computes in float32 is judged once more,
+against torch in float32, and its detail says whether it is right to that
+precision (the last section).
 """
 from dataclasses import dataclass
 import math
