@@ -10,7 +10,7 @@ depend only on the run's arguments (RunSpec), never on the number of
 workers, on sharding or on isolation: two runs differ in the timing columns
 only.
 """
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 import importlib.metadata
 import itertools
 import json
@@ -40,20 +40,41 @@ class RunOutcome:
     seconds: float    # this invocation's wall time
     engine_broken: Optional[str] = None  # why the engine could run no case at all, if it could not
     diagnosis: object = None  # diagnosis.Diagnosis of the fail/error cases, if any
+    adapter: Optional[dict] = None  # how the engine was driven (sandbox/adapter.py), None for ours
+    probe_lines: tuple = ()  # the op probes' findings, in a line or two
+    engine_log: Optional[str] = None  # what the engine's workers printed, if they printed anything
+
+    @property
+    def judged(self):
+        """Cases given a verdict other than unsupported."""
+        return sum(n for verdict, n in self.summary.verdict_counts().items() if verdict != "unsupported")
+
+
+def engine_log_path(out):
+    """Where a run keeps what its engine's workers print (OUT.engine.log)."""
+    return Path(out).with_suffix(".engine.log")
 
 
 def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False, isolation="auto", limits=Limits(),
-        resume_anyway=False):
+        resume_anyway=False, engine=None):
     """Run this shard of the campaign into ``out``; see the module docstring
     and report_files.py for the files.  ``out`` is checked, and locked for
-    the whole run (run_lock.py), before any work."""
+    the whole run (run_lock.py), before any work.  ``engine``: the run's
+    engine backend, if the caller loaded it already (``--ops supported``
+    probes it): the engine is imported once, not once per step; it is
+    closed here."""
     out = Path(out)
-    check_output(out)
-    with output_lock(out):
-        return _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_anyway)
+    holder = [engine]  # the engine to close, whoever loaded it
+    try:
+        check_output(out)
+        with output_lock(out):
+            return _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_anyway, holder)
+    finally:
+        if holder[0] is not None:
+            holder[0].close()
 
 
-def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_anyway):
+def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_anyway, holder):
     from .backends.engine import BrokenEngine
     from .compare import Tolerances
 
@@ -62,7 +83,15 @@ def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_
         raise CampaignError(f"{partial} holds an unfinished run: pass --resume to continue it, or delete it")
     who = identity(spec)
     done = resumable_rows(spec, shard, out, who, resume_anyway) if resume else set()
-    engine = load_engine(spec, isolation, limits)  # a bad engine spec fails here, before any work
+    log = engine_log_path(out)
+    if not resume and log.exists():
+        log.unlink()  # a fresh run's log starts empty
+    limits = replace(limits, log=str(log.resolve()))
+    engine = holder[0]
+    if engine is None:
+        engine = holder[0] = load_engine(spec, isolation, limits)  # a bad engine spec fails here, before any work
+    elif getattr(engine, "sandbox", None) is not None:
+        engine.sandbox.limits = replace(engine.sandbox.limits, log=limits.log)
     broken = engine.cause if isinstance(engine, BrokenEngine) else None
     # A shard's share depends on the structures drawn; the whole is known
     # without drawing a million cases.
@@ -70,7 +99,9 @@ def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_
                else sum(len(group) for group in plan(spec, shard)))
     sidecar = {"args": spec.to_json(), "shard": list(shard), "complete": False, "planned": planned,
                "started": now(), "identity": who, "metadata": run_metadata(engine, workers, limits),
-               "tolerances": asdict(Tolerances())}
+               "tolerances": asdict(Tolerances()), "adapter": engine.adapter,
+               "probes": {status: {op: why for op, (s, why) in sorted(engine.probe_findings.items()) if s == status}
+                          for status in ("absent", "broken")}}
     write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
 
     # The plan again, lazily: building cases is cheap, holding them all is not.
@@ -86,17 +117,28 @@ def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_
         if workers <= 1 or len(first_tasks) <= 1 or broken:  # a broken engine's rows need no judges
             batches = rows_in_process(tasks, spec, load_backends(spec, engine))
         else:
-            engine.close()  # each judge has an engine of its own
+            # Each judge has an engine of its own; this one waits, idle, for
+            # the diagnosis (the engine is imported once per worker).
             batches = rows_from_judges(tasks, spec, workers, writer.write_all, isolation, limits)
         for rows in batches:
             writer.write_all(rows)
             ran += len(rows)
             if bar is not None:
                 bar.update(len(rows))
+    except BaseException:
+        if batches is not None:
+            batches.close()
+            batches = None
+        if writer is not None:
+            writer.close()
+            writer = None
+        if not resume and ran == 0:
+            # Nothing to resume: an empty partial must not block the next run.
+            partial.unlink(missing_ok=True)
+        raise
     finally:
         if batches is not None:
             batches.close()  # before the writer: an interrupted pool hands it what finished
-        engine.close()
         if writer is not None:
             writer.close()
         if bar is not None:
@@ -106,24 +148,25 @@ def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_
     # The partial goes last: until the sidecar says complete, a resume
     # finds every row there.
     summary, rows = write_ordered([partial], spec, out)
-    diagnosis = _diagnose(spec, out, isolation, limits) if summary.failed and not broken else None
+    diagnosis = _diagnose(spec, out, engine) if summary.failed and not broken else None
+    engine.close()  # its worker's log goes to the run's engine log
     sidecar.update(complete=True, finished=now(), cases=summary.cases, rows=rows,
                    verdicts=summary.verdict_counts(), diagnosis=diagnosis and diagnosis.to_json())
+    if log.exists():
+        sidecar["metadata"]["engine_log"] = str(log)
     write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
     partial.unlink()
-    return RunOutcome(summary, ran, seconds, broken, diagnosis)
+    return RunOutcome(summary, ran, seconds, broken, diagnosis, engine.adapter,
+                      tuple(engine.probe_summary()), str(log) if log.exists() else None)
 
 
-def _diagnose(spec, report, isolation, limits):
-    """The findings of a report's fail/error cases (diagnosis.py), with an
-    engine and judge of their own."""
+def _diagnose(spec, report, engine):
+    """The findings of a report's fail/error cases (diagnosis.py), with the
+    run's engine and a judge of their own."""
     from .diagnosis import bad_rows, diagnose
 
-    backends = load_backends(spec, isolation=isolation, limits=limits)
-    try:
-        return diagnose(bad_rows(report), backends, spec)
-    finally:
-        backends[0].close()
+    backends = load_backends(spec, engine)
+    return diagnose(bad_rows(report), backends, spec)
 
 
 def run_metadata(engine_backend, workers, limits):

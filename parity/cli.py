@@ -28,6 +28,7 @@ from .report import (BAD_VERDICTS, GROWTH_FACTOR, GROWTH_FLOOR, ReportError, Sum
 from .sidecar import rows_of
 
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
+NOTHING_JUDGED = USAGE  # a run that judged no case: it checked nothing
 REPORTS = Path("reports")
 
 EXIT_STATUS = """\
@@ -35,7 +36,9 @@ exit status:
   0    no case failed (compare: no regression)
   1    a case's verdict is fail or error (compare: a regression; replay: the case fails);
        with --expect lecture, only a finding of kind wrong
-  2    bad usage or unreadable input (missing file, wrong schema, bad engine spec),
+  2    bad usage or unreadable input (missing file, wrong schema, bad engine spec, an
+       engine that cannot be driven: no backward, no value class, two candidates),
+       a run that judged no case (every case needs an op the engine lacks),
        or a judge that fails its own check
   130  interrupted (Ctrl-C or SIGTERM); the rows finished so far are kept"""
 
@@ -80,14 +83,24 @@ def _error(message):
 def run_command(args):
     args.resume = args.resume or args.resume_anyway
     out = Path(args.out) if args.out else _default_out(args.resume)
-    check_output(out)  # before any work (--ops supported probes the engine)
-    spec = _spec_of_report(args) if args.same_as else _spec(args)
+    check_output(out)  # before any work (loading the engine imports it)
     shard = _usage(Shard.parse, args.shard) if args.shard else Shard(1, 1)
     progress = sys.stderr.isatty() and not args.quiet
+    engine = None
     try:
         with _sigterm_interrupts():
+            if args.same_as:
+                spec = _spec_of_report(args)
+                engine = _load_engine(spec, args)
+            else:
+                spec = _spec(args, ops=None if args.ops == "supported" else _ops(args))
+                engine = _load_engine(spec, args)  # imported once: probed here, run, diagnosed
+                if args.ops == "supported":
+                    spec = _usage(lambda: _spec(args, ops=_supported_ops(engine)))
+            for line in engine_lines(spec.engine, engine):
+                print(line, flush=True)
             outcome = run(spec, out, shard, args.workers, args.resume, progress, args.isolation, _limits(args),
-                          args.resume_anyway)
+                          args.resume_anyway, engine=engine)
     except KeyboardInterrupt:
         if not partial_path(out).exists():
             raise  # before any row: nothing to resume
@@ -102,9 +115,70 @@ def run_command(args):
     if outcome.diagnosis:
         print(outcome.diagnosis.text())
         print()
-    print(outcome.summary.text(outcome.seconds, outcome.ran))
+    text = outcome.summary.text(outcome.seconds, outcome.ran)
+    if not outcome.judged:
+        text = text.removesuffix("no case failed").rstrip()  # nothing was checked: say so, not that
+    print(text)
     print(f"report: {out} (run metadata: {sidecar_path(out)})")
+    if outcome.engine_log:
+        print(f"the engine printed: {outcome.engine_log}")
+    if not outcome.judged:
+        findings = "; ".join(outcome.probe_lines) or "no op of these cases was probed"
+        print(f"parity: no case was judged: every case of the run needs an op the engine lacks (the probes: "
+              f"{findings}); choose ops it has with --ops supported, or map our op names to the engine's calls "
+              f"with --adapter FILE (README: Engines of other shapes)", file=sys.stderr)
+        return NOTHING_JUDGED
     return _status(outcome.summary.failed, outcome.diagnosis, args.expect)
+
+
+def engine_lines(given, engine):
+    """What was found of an engine not spelled as ours: its class,
+    attributes, backward, leaves, the ops called otherwise, the probes'
+    findings (README: Engines of other shapes)."""
+    adapter = engine.adapter
+    if not adapter:
+        return []
+    found = adapter.get("found") or {}
+    where = f"class {adapter.get('class')}" + (" (detected: the only candidate)" if "detected" in
+                                                  str(adapter.get("class_found")) else "")
+    lines = [f"engine: {given}: {where}; leaves {adapter.get('constructor')}; number .{adapter.get('data')} "
+             f"({found.get('data', 'named')}), gradient .{adapter.get('grad')} ({found.get('grad', 'named')}); "
+             f"backward: {adapter.get('backward')}"]
+    if adapter.get("adapter_file"):
+        lines[0] += f"; adapter file {adapter['adapter_file'].get('path')}"
+    ops = adapter.get("ops") or {}
+    if ops:
+        by_how = {}
+        for op, how in ops.items():
+            by_how.setdefault(how, []).append(op)
+        lines.append("engine: ops called otherwise: " + "; ".join(
+            f"{', '.join(names)} by {how}" for how, names in by_how.items()))
+    lines += [f"engine: ops {line}" for line in engine.probe_summary()]
+    return lines
+
+
+def _load_engine(spec, args):
+    from .judges import load_engine
+    return load_engine(spec, args.isolation, _limits(args))
+
+
+def _supported_ops(engine):
+    """--ops supported: the built-in ops the engine has (found by probing
+    it), written out so the run can be repeated; a usage error (exit 2,
+    the probes' findings) if it has none."""
+    from .backends.engine import BrokenEngine
+    from .ops import OP_NAMES
+
+    if isinstance(engine, BrokenEngine):
+        engine.close()
+        raise UsageError(f"--ops supported: cannot probe the engine: {engine.cause}")
+    ops = tuple(name for name in OP_NAMES if engine.supports(name))
+    if not ops:
+        engine.close()
+        raise UsageError(f"--ops supported: the engine has no op of the op table ("
+                         f"{'; '.join(engine.probe_summary(OP_NAMES))}); map our op names to its calls with "
+                         f"--adapter FILE (README: Engines of other shapes)")
+    return ops
 
 
 def _status(failed, diagnosis, expect):
@@ -126,44 +200,44 @@ def _sigterm_interrupts():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _spec(args):
+def _spec(args, ops=None):
     families = tuple(f.strip() for f in args.families.split(",") if f.strip()) if args.families else FAMILIES
 
     def make():
         spec = RunSpec(engine=args.engine, families=families, cases=args.cases, seed=args.seed,
-                       edge_rate=args.edge_rate, max_nodes=args.max_nodes, ops=_ops(args),
-                       data_attr=args.data_attr,
-                       grad_attr=args.grad_attr, timeout=args.timeout)
+                       edge_rate=args.edge_rate, max_nodes=args.max_nodes, ops=ops,
+                       data_attr=args.data_attr, grad_attr=args.grad_attr, timeout=args.timeout,
+                       backward=args.backward, adapter=args.adapter, pythonpath=_pythonpath(args.engine))
         spec.config()  # the generators' own checks of the knobs
         return spec
     return _usage(make)
 
 
+def _pythonpath(engine):
+    """PYTHONPATH, where a module engine may have been found on it (the
+    replay commands then carry it)."""
+    from .sandbox.engine_runner import is_file_spec
+    where = engine.rpartition(":")[0] or engine
+    if engine in ("engine", "micrograd") or is_file_spec(where):
+        return None
+    return os.environ.get("PYTHONPATH") or None
+
+
 # The options that make up a RunSpec (the rest say where and how to run).
 SPEC_OPTIONS = {"engine": "--engine", "data_attr": "--data-attr", "grad_attr": "--grad-attr",
+                "backward": "--backward", "adapter": "--adapter",
                 "timeout": "--timeout", "families": "--families", "cases": "--cases", "seed": "--seed",
                 "edge_rate": "--edge-rate", "max_nodes": "--max-nodes", "ops": "--ops"}
 
 
 def _ops(args):
-    """--ops: a list of op names, or "supported": the built-in ops the engine
-    has (found by probing it), written out so the run can be repeated."""
+    """--ops given as a list of op names (see _supported_ops for "supported")."""
     if args.ops is None:
         return None
-    if args.ops != "supported":
-        return tuple(name.strip() for name in args.ops.split(",") if name.strip())
-    from .backends.engine import load_engine
-    from .isolation import EngineBroken
-    from .ops import OP_NAMES
-    try:
-        engine = load_engine(args.engine, args.data_attr, args.grad_attr, args.timeout, args.isolation,
-                             _limits(args))
-    except EngineBroken as exc:
-        raise UsageError(f"--ops supported: cannot probe the engine: {exc}") from None
-    try:
-        return tuple(name for name in OP_NAMES if engine.supports(name))
-    finally:
-        engine.close()
+    ops = tuple(name.strip() for name in args.ops.split(",") if name.strip())
+    if not ops:
+        raise UsageError(f"--ops {args.ops!r} names no op (a comma-separated list, or 'supported')")
+    return ops
 
 
 def _limits(args):
@@ -308,7 +382,7 @@ def replay_command(args):
     from .compare import judge
     from .trajectory import TrajectoryOracle, is_trajectory, run_trajectory
 
-    spec = _spec(args)
+    spec = _spec(args, _ops(args) if args.ops != "supported" else None)
     case = _usage(_case_from_json, args.json) if args.json else _usage(_case_from_id, args.case_id, spec)
     from .backends.engine import BrokenEngine
     from .judges import load_engine
@@ -513,9 +587,18 @@ def _parser():
 
 def _engine_options(parser):
     parser.add_argument("--engine", default="engine", metavar="SPEC",
-                        help="engine, micrograd, pkg.module:Class or path/to/file.py:Class (default: engine)")
-    parser.add_argument("--data-attr", default="data", metavar="NAME", help="the values' number attribute")
-    parser.add_argument("--grad-attr", default="grad", metavar="NAME", help="the values' gradient attribute")
+                        help="engine, micrograd, pkg.module[:Class] or path/to/file.py[:Class]: without :Class, the one "
+                             "class that looks like an engine's values (default: engine)")
+    parser.add_argument("--data-attr", metavar="NAME", help="the values' number attribute (default: detected: "
+                        "data, value, val, v, item, ...)")
+    parser.add_argument("--grad-attr", metavar="NAME", help="the values' gradient attribute (default: detected: "
+                        "grad, gradient, derivative, g, ...)")
+    parser.add_argument("--backward", metavar="NAME", help="the backward entry point: a method of the class, or a "
+                        "function of the engine's module taking the root (default: detected: backward, backprop, "
+                        "backwards, backpropagate, ...)")
+    parser.add_argument("--adapter", metavar="FILE.py", help="an adapter file mapping our op names to the "
+                        "engine's calls (and its class, attributes, leaves, backward): README, Engines of "
+                        "other shapes")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="per case, for the engine: wall clock, enforced from outside its worker (default: 10)")
     _isolation_options(parser)

@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Optional
 
 from .import_path import HARNESS_ROOT
@@ -65,6 +66,7 @@ class Limits:
     output: int = 1 << 20                  # characters of its printing kept in its log
     network: bool = False                  # False: a network namespace of its own, where possible
     user: Optional[str] = None             # run it as this user (the harness must be root)
+    log: Optional[str] = None              # the run's engine log: each worker's log is appended there as it ends
 
     def to_json(self):
         return asdict(self)
@@ -93,11 +95,18 @@ class _Request:
 class Sandbox:
     """One engine's worker process, restarted whenever it dies."""
 
-    def __init__(self, engine_spec, data_attr="data", grad_attr="grad", timeout=10.0, limits=Limits()):
+    def __init__(self, engine_spec, data_attr=None, grad_attr=None, timeout=10.0, limits=Limits(), backward=None,
+                 adapter=None):
         self.process = self.connection = self.workdir = self.progress = None
         if limits.user is not None and (not hasattr(os, "geteuid") or os.geteuid() != 0):
             raise EngineSpecError(f"--sandbox-user {limits.user}: only root can run the engine as another user")
+        if adapter is not None and not os.path.isfile(adapter):
+            raise EngineSpecError(f"--adapter {adapter}: no such file")
+        # The worker runs in a directory of its own: paths go absolute, and
+        # the working directory goes along, where a module spec is looked
+        # for first (as `python -m` does).
         self.hello = {"engine": _absolute(engine_spec), "data_attr": data_attr, "grad_attr": grad_attr,
+                      "backward": backward, "adapter": adapter and os.path.abspath(adapter), "cwd": os.getcwd(),
                       "timeout": timeout, "limits": limits.to_json(), "harness": os.getpid()}
         self.timeout, self.limits = timeout, limits
         self.broken = None  # the cause, once a restart has failed: every later item gets it
@@ -283,6 +292,24 @@ class Sandbox:
                 self.process.kill()
             self.process.wait()
 
+    def _keep_log(self):
+        """Append what the worker printed (its import included) to the run's
+        engine log, if the run keeps one and the worker printed anything."""
+        if not self.limits.log or self.workdir is None:
+            return
+        try:
+            with open(os.path.join(self.workdir, "output.log"), "rb") as log:
+                text = log.read(self.limits.output * 4 + 4096)
+            if text.strip():
+                header = f"== an engine worker ({time.strftime('%H:%M:%S')}) printed:\n".encode()
+                fd = os.open(self.limits.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    os.write(fd, header + text + (b"" if text.endswith(b"\n") else b"\n"))
+                finally:
+                    os.close(fd)
+        except OSError:
+            pass  # the log is a courtesy: a full disk does not stop the run here
+
     def close(self):
         """End the worker (EOF first, then SIGKILL) and remove its directory."""
         if self.connection is not None:
@@ -301,6 +328,7 @@ class Sandbox:
                 pass
             self.process = None
         if self.workdir is not None:
+            self._keep_log()
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
 
@@ -327,10 +355,12 @@ def _signal_cause(number, timeout, limits):
 def _absolute(spec):
     """A file spec with its path made absolute: the worker runs elsewhere."""
     where, sep, name = spec.rpartition(":")
-    if sep and (where.endswith(".py") or "/" in where or "\\" in where):
+    if not sep:
+        where, name = spec, None
+    if where.endswith(".py") or "/" in where or "\\" in where:
         if not os.path.isfile(where):
             raise EngineSpecError(f"engine file not found: {where}")
-        return f"{os.path.abspath(where)}:{name}"
+        return os.path.abspath(where) + (f":{name}" if name is not None else "")
     return spec
 
 

@@ -31,7 +31,7 @@ def load_engine(spec, isolation="auto", limits=Limits()):
     from .backends.engine import BrokenEngine, load_engine
 
     try:
-        return load_engine(spec.engine, spec.data_attr, spec.grad_attr, spec.timeout, isolation, limits)
+        return load_engine(spec.engine, isolation=isolation, limits=limits, **spec.engine_options())
     except EngineBroken as exc:
         return BrokenEngine(spec.engine, str(exc))
 

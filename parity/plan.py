@@ -30,9 +30,13 @@ class RunSpec:
     edge_rate: Optional[float] = None  # None: the generators' defaults
     max_nodes: Optional[int] = None
     ops: Optional[tuple] = None        # the expr family's op mix; None: every built-in op
-    data_attr: str = "data"
-    grad_attr: str = "grad"
+    # How to drive the engine (sandbox/adapter.py); None: detected.
+    data_attr: Optional[str] = None
+    grad_attr: Optional[str] = None
     timeout: float = 10.0
+    backward: Optional[str] = None     # the backward method or module function
+    adapter: Optional[str] = None      # an adapter file
+    pythonpath: Optional[str] = None   # PYTHONPATH a module engine was found on (the replay commands carry it)
 
     def __post_init__(self):
         unknown = [f for f in self.families if f not in FAMILIES]
@@ -40,6 +44,8 @@ class RunSpec:
             raise ValueError(f"unknown families {unknown or '(none given)'}; known: {', '.join(FAMILIES)}")
         if self.cases is not None and self.cases < 1:
             raise ValueError(f"--cases must be at least 1, not {self.cases}")
+        if self.ops is not None and not self.ops:
+            raise ValueError("--ops names no op")
 
     def n_cases(self, family):
         if self.cases is not None:
@@ -60,17 +66,21 @@ class RunSpec:
         return knobs
 
     def replay_command(self, case_id):
-        """The shell command that replays one case of this run."""
+        """The shell command that replays one case of this run: every option
+        that decides how the engine is found and driven, and its cases."""
         options = ["--engine", self.engine]
-        for option, value, default in (("--data-attr", self.data_attr, "data"),
-                                       ("--grad-attr", self.grad_attr, "grad"),
+        for option, value, default in (("--data-attr", self.data_attr, None),
+                                       ("--grad-attr", self.grad_attr, None),
+                                       ("--backward", self.backward, None),
+                                       ("--adapter", self.adapter, None),
                                        ("--timeout", self.timeout, 10.0),
                                        ("--edge-rate", self.edge_rate, None),
                                        ("--max-nodes", self.max_nodes, None),
                                        ("--ops", self.ops and ",".join(self.ops), None)):
             if value != default:
                 options += [option, str(value)]
-        return shlex.join(["parity", "replay", case_id, *options])
+        command = shlex.join(["parity", "replay", case_id, *options])
+        return f"PYTHONPATH={shlex.quote(self.pythonpath)} {command}" if self.pythonpath else command
 
     def to_json(self):
         return {**asdict(self), "families": list(self.families), "ops": self.ops and list(self.ops)}
@@ -78,7 +88,12 @@ class RunSpec:
     @classmethod
     def from_json(cls, data):
         ops = data.get("ops")
-        return cls(**{**data, "families": tuple(data["families"]), "ops": ops and tuple(ops)})
+        return cls(**{**data, "families": tuple(data["families"]), "ops": None if ops is None else tuple(ops)})
+
+    def engine_options(self):
+        """load_engine's options for this run's engine."""
+        return dict(data_attr=self.data_attr, grad_attr=self.grad_attr, timeout=self.timeout,
+                    backward=self.backward, adapter=self.adapter)
 
 
 class Shard(NamedTuple):

@@ -142,7 +142,7 @@ def check_output(out):
         raise CampaignError(f"--out {out}: cannot make its directory {directory}: {exc.strerror}") from None
     if not os.access(directory, os.W_OK | os.X_OK):
         raise CampaignError(f"--out {out}: cannot write in its directory {directory} (read-only or not yours)")
-    for path in (out, partial_path(out), sidecar_path(out), Path(f"{out}.lock")):
+    for path in (out, partial_path(out), sidecar_path(out), Path(f"{out}.lock"), out.with_suffix(".engine.log")):
         _check_regular(path)
 
 

@@ -150,8 +150,9 @@ def _args(value):
     problem = _object_of({
         "engine": (True, _STR), "families": (True, _list_of(_STR)), "cases": (False, _optional(_INT)),
         "seed": (False, _INT), "edge_rate": (False, _optional(_NUMBER)), "max_nodes": (False, _optional(_INT)),
-        "ops": (False, _optional(_list_of(_STR))), "data_attr": (False, _STR), "grad_attr": (False, _STR),
-        "timeout": (False, _NUMBER)})(value)
+        "ops": (False, _optional(_list_of(_STR))), "data_attr": (False, _optional(_STR)),
+        "grad_attr": (False, _optional(_STR)), "timeout": (False, _NUMBER), "backward": (False, _optional(_STR)),
+        "adapter": (False, _optional(_STR)), "pythonpath": (False, _optional(_STR))})(value)
     if problem:
         return problem
     try:
@@ -192,6 +193,15 @@ SCHEMA = {  # name: (required, checker); keys not named here are allowed (a late
     "identity": (False, _object_of({"engine_source": (True, _HEX), "adapter": (True, _object_of({}, others=_ANY)),
                                     "harness": (True, _STR), "plan": (True, _HEX)})),
     "rows": (False, _object_of({"count": (True, _at_least(0)), "case_ids": (True, _HEX)})),
+    # How the engine was driven (sandbox/adapter.py's report): null for ours.
+    "adapter": (False, _optional(_object_of({
+        "class": (True, _STR), "class_found": (False, _STR), "data": (True, _STR), "grad": (True, _STR),
+        "backward": (True, _STR), "constructor": (False, _STR), "found": (False, _object_of({}, others=_STR)),
+        "ops": (False, _object_of({}, others=_STR)),
+        "adapter_file": (False, _object_of({"path": (True, _STR), "sha256": (True, _HEX)}))}))),
+    # The op probes' findings: {op: why} of the ops the engine lacks, and of those it has but broken.
+    "probes": (False, _object_of({"absent": (True, _object_of({}, others=_STR)),
+                                  "broken": (True, _object_of({}, others=_STR))})),
 }
 
 
@@ -213,9 +223,20 @@ def json_depth(value, limit=MAX_DEPTH):
 def identity(spec):
     """What a resume or a merge must find unchanged (see the module docstring);
     the same for every shard of a run."""
-    return {"engine_source": engine_source_hash(spec.engine),
-            "adapter": {"data_attr": spec.data_attr, "grad_attr": spec.grad_attr},
+    adapter = {"data_attr": spec.data_attr, "grad_attr": spec.grad_attr}
+    if spec.backward or spec.adapter:
+        adapter.update(backward=spec.backward, adapter=spec.adapter, adapter_source=_file_hash(spec.adapter))
+    return {"engine_source": engine_source_hash(spec.engine), "adapter": adapter,
             "harness": __version__, "plan": _plan_hash(spec)}
+
+
+def _file_hash(path):
+    if not path:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
 
 
 def engine_source_hash(engine):
@@ -225,11 +246,18 @@ def engine_source_hash(engine):
     beside it (it may import them); a module engine, the files of its
     top-level package.  What cannot be found hashes as the spec itself."""
     where, sep, _ = engine.rpartition(":")
+    if not sep:
+        where = engine
+        sep = where.endswith(".py") or "/" in where or "\\" in where
     if engine == "engine":
         files = sorted((HARNESS_ROOT / "engine").rglob("*.py"))
     elif sep and (where.endswith(".py") or "/" in where or "\\" in where):
         file = Path(where).resolve()
-        files = sorted({file, *file.parent.glob("*.py")})
+        root = file.parent
+        while (root / "__init__.py").is_file() and root.parent != root:  # a file in a package: the package's
+            root = root.parent
+        files = (sorted({file, *file.parent.glob("*.py")}) if root == file.parent
+                 else sorted({file, *(root / file.relative_to(root).parts[0]).rglob("*.py")}))
     else:
         top = (engine if engine == "micrograd" else where).partition(".")[0]
         files = _module_files(top)
@@ -244,7 +272,7 @@ def engine_source_hash(engine):
 
 
 def _module_files(top):
-    path = [entry or os.getcwd() for entry in sys.path]
+    path = [os.getcwd()] + [entry or os.getcwd() for entry in sys.path]  # the working directory first, as the engine's import
     try:
         found = importlib.machinery.PathFinder.find_spec(top, path)
     except (ImportError, ValueError):

@@ -168,10 +168,13 @@ def test_spec_errors_are_value_errors():
 
 @pytest.mark.parametrize("isolation", ["process", "none"])
 def test_wrong_attribute_names_are_spec_errors(isolation):
+    # Named wrongly, the attributes are refused naming the flag (without
+    # them, value and gradient are detected: tests/test_adapters.py).
     with pytest.raises(EngineSpecError, match="no attribute 'data'; name the right one with --data-attr"):
-        load_engine(f"{ENGINES / 'value_gradient.py'}:Value", isolation=isolation)
+        load_engine(f"{ENGINES / 'value_gradient.py'}:Value", data_attr="data", isolation=isolation)
     with pytest.raises(EngineSpecError, match="no attribute 'grad'; name the right one with --grad-attr"):
-        load_engine(f"{ENGINES / 'value_gradient.py'}:Value", data_attr="value", isolation=isolation)
+        load_engine(f"{ENGINES / 'value_gradient.py'}:Value", data_attr="value", grad_attr="grad",
+                    isolation=isolation)
 
 
 # -- running -------------------------------------------------------------------------

@@ -7,17 +7,19 @@ plain data and hands back numbers and error strings, which become Results
 here.  Nothing the engine does becomes an exception of the harness.
 
 Which ops an engine supports is found by trying each op of the op table once
-on small in-domain values, backward included: an exception, a missing
-method or a result that is not one of the engine's values means unsupported.
-A probe that kills or hangs the worker does not: that op's cases run and
-show it.  Ops registered after loading (the function family's) are probed
-on first use.
+on small in-domain values, backward included (engine_runner.probe): an op
+is unsupported only where the engine has no way to express it (no such
+method, an operator undefined for the operand types); one that is there
+but raises, or returns what is not a number, is supported and broken: its
+cases run and show it (``probe_findings`` says why).  A probe that kills
+or hangs the worker is broken too.  Ops registered after loading (the
+function family's) are probed on first use.
 """
 from ..case import Result
 from ..isolation import Death, EngineBroken, Limits, Sandbox
 from ..ops import ANY, NONZERO, OPS, POSITIVE
 from ..sandbox import engine_runner
-from ..sandbox.engine_runner import EngineSpecError, SPEC_FORMS  # noqa: F401  (the CLI's and users' names)
+from ..sandbox.engine_runner import ABSENT, BROKEN, PROBE_STATUSES, EngineSpecError, SPEC_FORMS  # noqa: F401
 from ..sandbox.text import clean
 from ..sandbox.wire import encode_cases
 
@@ -27,30 +29,38 @@ ISOLATION_MODES = ("auto", "process", "none")
 _PROBE_OPERANDS = {ANY: (0.75, -1.25), POSITIVE: (1.5, 2.5), NONZERO: (1.25, -0.5)}
 
 
-def load_engine(spec="engine", data_attr="data", grad_attr="grad", timeout=10.0, isolation="auto",
-                limits=Limits()):
+def load_engine(spec="engine", data_attr=None, grad_attr=None, timeout=10.0, isolation="auto",
+                limits=Limits(), backward=None, adapter=None):
     """An EngineBackend for ``spec``: "engine" (ours), "micrograd" (PyPI
-    micrograd 0.1.0), "pkg.module:Class" or "path/to/file.py:Class".
+    micrograd 0.1.0), "pkg.module[:Class]" or "path/to/file.py[:Class]"
+    (the class found where the spec names none).  ``data_attr``,
+    ``grad_attr``, ``backward`` (a method or module function name) and
+    ``adapter`` (an adapter file) say what detection should not guess
+    (sandbox/adapter.py); ``backend.adapter`` is what was decided.
 
     ``isolation``: "process" runs it in a sandboxed worker (isolation.py),
     "none" in this process; "auto", ours in this process (it ships with the
     harness) and any other in a worker."""
     if isolation not in ISOLATION_MODES:
         raise EngineSpecError(f"isolation {isolation!r}: expected one of {', '.join(ISOLATION_MODES)}")
+    options = dict(data_attr=data_attr, grad_attr=grad_attr, backward=backward, adapter=adapter)
     if isolation == "none" or (isolation == "auto" and spec == "engine"):
-        return InProcessEngine(spec, data_attr, grad_attr, timeout)
-    return SandboxedEngine(spec, data_attr, grad_attr, timeout, limits)
+        return InProcessEngine(spec, timeout=timeout, **options)
+    return SandboxedEngine(spec, timeout=timeout, limits=limits, **options)
 
 
 class EngineBackend:
     """What both kinds share: probing, unsupported cases, Results."""
     isolation = None  # "process" or "none"
 
+    adapter = None  # what the adapter decided (JSON; sandbox/adapter.py), None for ours
+
     def __init__(self, name, version, is_ours):
         self.name = name
         self.version = version
         self.is_ours = is_ours
         self._probed = {}
+        self.probe_findings = {}  # {op: (ABSENT or BROKEN, why)}: the ops not plainly there
         self._missing_for = (None, "")   # (graph, its missing ops): the last graph run
         self._probe([name for name in OPS])  # every op known now
 
@@ -117,8 +127,24 @@ class EngineBackend:
             op = OPS[name]
             operands = [_PROBE_OPERANDS.get(d, _PROBE_OPERANDS[ANY])[i % 2] for i, d in enumerate(op.domains)]
             probes.append([name, operands, op.constants[0] if op.has_const else None])
-        for name, found in zip(names, self._probe_replies(probes)):
-            self._probed[name] = found
+        for name, (status, detail) in zip(names, self._probe_replies(probes)):
+            self._probed[name] = status != ABSENT
+            if status in (ABSENT, BROKEN):
+                self.probe_findings[name] = (status, detail)
+
+    def probe_summary(self, names=None):
+        """The probes' findings in a line or two: which ops are absent, which
+        are there and broken (and why)."""
+        names = [n for n in (names if names is not None else OPS) if n in self.probe_findings]
+        absent = [n for n in names if self.probe_findings[n][0] == ABSENT]
+        broken = [n for n in names if self.probe_findings[n][0] == BROKEN]
+        lines = []
+        if absent:
+            lines.append(f"absent ({len(absent)}): {', '.join(absent[:16])}" + (", ..." if len(absent) > 16 else ""))
+        if broken:
+            lines.append(f"there but broken ({len(broken)}): " + "; ".join(
+                f"{n}: {self.probe_findings[n][1]}" for n in broken[:6]) + ("; ..." if len(broken) > 6 else ""))
+        return lines
 
 
 class InProcessEngine(EngineBackend):
@@ -128,13 +154,15 @@ class InProcessEngine(EngineBackend):
     and the oracle's numbers."""
     isolation = "none"
 
-    def __init__(self, spec, data_attr="data", grad_attr="grad", timeout=10.0):
-        self.runner = engine_runner.load(spec, data_attr, grad_attr, timeout, _EngineCalls())
+    def __init__(self, spec, data_attr=None, grad_attr=None, timeout=10.0, backward=None, adapter=None):
+        self.runner = engine_runner.load(spec, data_attr, grad_attr, timeout, _EngineCalls(), backward=backward,
+                                         adapter=adapter)
         self.value_class = self.runner.value_class
+        self.adapter = None if spec == "engine" and self.runner.is_ours else self.runner.report
         super().__init__(spec, self.runner.version, self.runner.is_ours)
 
     def _probe_replies(self, probes):
-        return [self.runner.probe(*probe) for probe in probes]
+        return [tuple(self.runner.probe(*probe)) for probe in probes]
 
     def trace(self, case):
         return self.runner.trace(case)
@@ -149,17 +177,20 @@ class SandboxedEngine(EngineBackend):
     the end of that worker), its text is cleaned."""
     isolation = "process"
 
-    def __init__(self, spec, data_attr="data", grad_attr="grad", timeout=10.0, limits=Limits()):
-        self.sandbox = Sandbox(spec, data_attr, grad_attr, timeout, limits)
+    def __init__(self, spec, data_attr=None, grad_attr=None, timeout=10.0, limits=Limits(), backward=None,
+                 adapter=None):
+        self.sandbox = Sandbox(spec, data_attr, grad_attr, timeout, limits, backward=backward, adapter=adapter)
         info = self.sandbox.info
         self.network = info.get("network")
+        self.adapter = _clean_json(info.get("adapter")) if isinstance(info.get("adapter"), dict) else None
         super().__init__(spec, clean(info.get("version")), info.get("is_ours") is True)
 
     def _probe_replies(self, probes):
-        # A probe that kills or hangs the worker: the op is there, and its
-        # cases show what it does.
-        replies = self.sandbox.replies(probes, lambda part: {"probe": part}, lambda probe, reply: type(reply) is bool)
-        return [reply is not False for reply in replies]
+        # A probe that kills or hangs the worker: the op is there (broken),
+        # and its cases show what it does.
+        replies = self.sandbox.replies(probes, lambda part: {"probe": part}, _well_formed_probe)
+        return [(BROKEN, reply.cause) if isinstance(reply, Death) else (reply[0], clean(reply[1]))
+                for reply in replies]
 
     def trace(self, case):
         (reply,) = self.sandbox.replies([case], lambda part: {"trace": encode_cases(part)}, _well_formed_trace)
@@ -175,6 +206,23 @@ class SandboxedEngine(EngineBackend):
 
     def close(self):
         self.sandbox.close()
+
+
+def _well_formed_probe(probe, reply):
+    return type(reply) is list and len(reply) == 2 and reply[0] in PROBE_STATUSES and type(reply[1]) is str
+
+
+def _clean_json(value, depth=0):
+    """The worker's adapter report, its text cleaned and its shape bounded."""
+    if depth > 4:
+        return None
+    if isinstance(value, dict):
+        return {clean(str(k), 80): _clean_json(v, depth + 1) for k, v in list(value.items())[:200]}
+    if isinstance(value, list):
+        return [_clean_json(v, depth + 1) for v in value[:200]]
+    if isinstance(value, str):
+        return clean(value)
+    return value if type(value) in (int, float, bool) or value is None else None
 
 
 def _well_formed(case, reply):
@@ -216,6 +264,9 @@ class _EngineCalls:
     def __getitem__(self, name):
         return OPS[name].engine
 
+    def keys(self):
+        return OPS.keys()
+
 
 class BrokenEngine(EngineBackend):
     """An engine that kills, hangs or exits its worker before it can run a
@@ -227,7 +278,7 @@ class BrokenEngine(EngineBackend):
         super().__init__(spec, "unknown", False)
 
     def _probe_replies(self, probes):
-        return [True] * len(probes)  # no op is missing: every case is the error
+        return [("present", "")] * len(probes)  # no op is missing: every case is the error
 
     def _results(self, cases):
         return [Result(error=self.cause) for _ in cases]

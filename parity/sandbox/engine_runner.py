@@ -19,19 +19,28 @@ import importlib
 import importlib.metadata
 import importlib.util
 import numbers
+import os
 from pathlib import Path
 import signal
 import sys
 import threading
 import time
+import traceback
 
 import engine
 
+from . import adapter as adapters
+from .adapter import EngineSpecError  # noqa: F401  (defined there: the adapter raises it too)
 from .engine_ops import ENGINE_OPS
 from .text import describe
 
 INSTALL_MICROGRAD = "pip install -e '.[bench]'"
-SPEC_FORMS = "'engine', 'micrograd', 'pkg.module:Class' or 'path/to/file.py:Class'"
+SPEC_FORMS = ("'engine', 'micrograd', 'pkg.module', 'pkg.module:Class', 'path/to/file.py' or "
+              "'path/to/file.py:Class'")
+# A probe's findings: the op is there and works, the engine has no way to
+# express it, or it is there and raises or returns what is not a number.
+PRESENT, ABSENT, BROKEN = "present", "absent", "broken"
+PROBE_STATUSES = (PRESENT, ABSENT, BROKEN)
 _MLP_SPEC_KEYS = {"nin", "nouts", "activation", "inputs", "targets"}
 # run_batch compiles a graph shared by at least this many consecutive cases,
 # unless it is bigger than this (compile time and memory grow with it).
@@ -39,58 +48,100 @@ COMPILE_AT = 32
 COMPILE_MAX_NODES = 5000
 
 
-class EngineSpecError(ValueError):
-    """The engine spec names nothing loadable (the CLI exits with status 2)."""
-
-
 class _Timeout(BaseException):
     # BaseException, so that an engine's own ``except Exception`` cannot swallow it.
     pass
 
 
-class _ComplexResult(Exception):
+class _EngineFault(Exception):
+    """What the engine returned is not a number: its message is the error."""
+
+
+class _ComplexResult(_EngineFault):
     pass
 
 
-def load(spec, data_attr="data", grad_attr="grad", timeout=10.0, engine_ops=ENGINE_OPS):
-    """An EngineRunner for ``spec`` (see SPEC_FORMS); EngineSpecError if it
-    names nothing loadable or its values lack the attributes."""
-    value_class, version = resolve(spec)
-    return EngineRunner(value_class, version, data_attr, grad_attr, timeout, engine_ops)
+def load(spec, data_attr=None, grad_attr=None, timeout=10.0, engine_ops=ENGINE_OPS, backward=None, adapter=None,
+         cwd=None):
+    """An EngineRunner for ``spec`` (see SPEC_FORMS), driven as detected
+    (adapter.py) or as the options say (``data_attr``, ``grad_attr``,
+    ``backward``, ``adapter``: an adapter file); EngineSpecError if it names
+    nothing loadable or nothing that can be driven.  ``cwd``: where a module
+    spec is looked for first (default: the working directory)."""
+    module, class_name, version, where = resolve_module(spec, cwd)
+    if module is None:  # ours, spelled as the op table spells it
+        if not (data_attr or grad_attr or backward or adapter):
+            return EngineRunner(engine.Value, version, timeout=timeout, engine_ops=engine_ops)
+        module, class_name, where = sys.modules["engine"], "Value", "engine"
+    found = adapters.detect(module, where, class_name, data_attr, grad_attr, backward, adapter, engine_ops)
+    return EngineRunner(found.value_class, version, timeout=timeout, engine_ops=found.ops, adapter=found)
 
 
 class EngineRunner:
     def __init__(self, value_class, version, data_attr="data", grad_attr="grad", timeout=10.0,
-                 engine_ops=ENGINE_OPS):
+                 engine_ops=ENGINE_OPS, adapter=None):
+        self.adapter = adapter or adapters.default(value_class, engine_ops, data_attr, grad_attr)
         self.value_class = value_class
         self.version = version
-        self.data_attr = data_attr
-        self.grad_attr = grad_attr
+        self.data_attr = self.adapter.data_attr
+        self.grad_attr = self.adapter.grad_attr
+        self.make = self.adapter.make
+        self.read_data, self.read_grad = self.adapter.read_data, self.adapter.read_grad
+        self.backward = self.adapter.backward
         self.timeout = timeout
         self.engine_ops = engine_ops  # {op name: engine call}
         self.is_ours = issubclass(value_class, engine.Value)  # engine.nn and engine.Function work on ours only
         self._forward_for = (None, None)  # (graph, its compiled forward): the last one compiled
-        self._check_attributes()
+        if adapter is None:
+            self._check_attributes()
+
+    @property
+    def report(self):
+        """What the adapter decided (JSON), for the run's sidecar."""
+        return self.adapter.report
 
     # -- probing ---------------------------------------------------------------
     def probe(self, op_name, operands, const=None):
-        """Does the engine have this op: one application on ``operands``,
-        backward included, without an exception, giving one of its values
-        with number data and gradients?"""
+        """[status, detail]: is the op there (one application on
+        ``operands``, backward included)?  ABSENT only where the engine has no
+        way to express it: the method is missing, an operator is not
+        defined for these operand types (TypeError or NotImplemented from
+        Python's operator dispatch, a refusal in the operator's own code),
+        NotImplementedError.  An op that is there but raises on these
+        in-domain operands, returns what is not one of the engine's values,
+        or a value whose number or gradient is not a number (a Value
+        nested in .data), is BROKEN: present, and its cases show it."""
         try:
             with _time_limit(self.timeout):
-                values = [self.value_class(x) for x in operands]
-                apply = self.engine_ops[op_name]
-                out = apply(*values, const) if const is not None else apply(*values)
+                try:
+                    apply = self.engine_ops[op_name]
+                except KeyError:  # a row registered in the judge's process only (a test's Function)
+                    return [ABSENT, f"no engine call for {op_name} in this process"]
+                values = [self.make(x) for x in operands]
+                if getattr(apply, "absent", False):
+                    return [ABSENT, f"the adapter file says the engine has no {op_name}"]
+                try:
+                    out = apply(*values, const) if const is not None else apply(*values)
+                except Exception as exc:
+                    return [_refusal(exc, apply), describe(exc)]
+                if out is NotImplemented:
+                    return [ABSENT, "the engine returns NotImplemented"]
                 if not isinstance(out, self.value_class):
-                    return False
-                out.backward()
-                for v in [out] + values:
-                    _as_float(getattr(v, self.data_attr), "probe")
-                    self._grad(v, "probe")
-        except (Exception, _Timeout):
-            return False
-        return True
+                    return [BROKEN, f"returns {_kind(out)}, not a {self.value_class.__name__}"]
+                try:
+                    self.backward(out)
+                except Exception as exc:
+                    return [BROKEN, f"backward() after it raised {describe(exc)}"]
+                for what, v in (("its result", out), *((f"operand {i}", v) for i, v in enumerate(values))):
+                    _as_float(self.read_data(v), f"the value of {what}")
+                    self._grad(v, f"the gradient of {what}")
+        except _Timeout:
+            return [BROKEN, f"timeout after {self.timeout:g} s"]
+        except _EngineFault as exc:
+            return [BROKEN, str(exc)]
+        except Exception as exc:
+            return [BROKEN, describe(exc)]
+        return [PRESENT, ""]
 
     # -- running ---------------------------------------------------------------
     def run_batch(self, cases):
@@ -149,15 +200,15 @@ class EngineRunner:
             return None, error
 
     def _trace(self, case):
-        leaves = [self.value_class(x) for x in case.leaves]
+        leaves = [self.make(x) for x in case.leaves]
         values, loss = self._evaluate(case.graph, leaves)
         self._backward_and_read(case, loss, leaves, [], [])
-        data = [_as_float(getattr(v, self.data_attr), f"value of v{i}") for i, v in enumerate(values)]
-        return data, [_as_float_or_none(getattr(v, self.grad_attr, None)) for v in values]
+        data = [_as_float(self.read_data(v), f"value of v{i}") for i, v in enumerate(values)]
+        return data, [_as_float_or_none(self.read_grad(v)) for v in values]
 
     def _run_graph(self, case, forward=None):
         graph = case.graph
-        leaves = [self.value_class(x) for x in case.leaves]
+        leaves = [self.make(x) for x in case.leaves]
         if forward is not None and len(leaves) == graph.n_leaves:
             outputs, loss = forward(*leaves)
         else:
@@ -193,20 +244,20 @@ class EngineRunner:
 
     def _backward_and_read(self, case, loss, leaves, outputs, labels):
         """``labels[i]`` names ``outputs[i]`` in error messages (only read then)."""
-        data_attr, grad_attr = self.data_attr, self.grad_attr
+        grad_attr, read_data, read_grad, backward = self.grad_attr, self.read_data, self.read_grad, self.backward
         values = []
         for i, v in enumerate(outputs):
-            x = getattr(v, data_attr)
+            x = read_data(v)
             # type() first: an exact float (our engine's) needs no conversion.
             values.append(x if type(x) is float else _as_float(x, f"value of {labels[i]}"))
         for p in range(case.passes):
             if p and case.zero_grad_between:
                 for leaf in leaves:
                     setattr(leaf, grad_attr, 0.0)
-            loss.backward()
+            backward(loss)
         grads = []
         for i, leaf in enumerate(leaves):
-            g = getattr(leaf, grad_attr)
+            g = read_grad(leaf)
             grads.append(g if type(g) is float else self._grad(leaf, f"grad of leaf v{i}"))
         return values, grads
 
@@ -240,17 +291,16 @@ class EngineRunner:
         return self._backward_and_read(case, loss, params, [loss, loss], [f"v{case.graph.outputs[0]}", "loss"])
 
     def _grad(self, value, what):
-        grad = getattr(value, self.grad_attr)
+        grad = self.read_grad(value)
         # torch-like engines leave an unreached leaf's grad None: zero.
         return 0.0 if grad is None else _as_float(grad, what)
 
     # -- loading checks ----------------------------------------------------------
     def _check_attributes(self):
-        # On a fresh value: an engine that creates its grad attribute only in
-        # backward() is not supported.
+        # On a fresh value (an EngineRunner made without detection).
         cls = self.value_class.__name__
         try:
-            value = self.value_class(1.0)
+            value = self.make(1.0)
         except Exception as e:
             raise EngineSpecError(f"{cls}(1.0) raised {describe(e)}") from e
         for attr, option in ((self.data_attr, "--data-attr"), (self.grad_attr, "--grad-attr")):
@@ -302,7 +352,53 @@ def _compile_graph(graph, engine_ops):
 def _as_float(x, what):
     if isinstance(x, numbers.Complex) and not isinstance(x, numbers.Real):
         raise _ComplexResult(f"complex result: {what} is {x!r}")
-    return float(x)
+    if not isinstance(x, numbers.Real) and hasattr(x, "__dict__") and not hasattr(x, "__float__"):
+        raise _EngineFault(f"{what} is a {_kind(x)}, not a number (a value nested in the number attribute: "
+                           f"an op that wraps its result twice?)")
+    try:
+        return float(x)
+    except (TypeError, ValueError) as exc:
+        raise _EngineFault(f"{what} is {_kind(x)}, not a number ({describe(exc)})") from None
+
+
+def _is_plain_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _kind(x):
+    name = type(x).__name__
+    return "None" if x is None else f"a {name}" if name[:1].lower() not in "aeiou" else f"an {name}"
+
+
+def _refusal(exc, apply):
+    """ABSENT when an op's exception says the engine cannot express it:
+    raised by the op's call itself (a missing method, Python's operator
+    dispatch finding no way: TypeError, a wrong signature), a
+    NotImplementedError, or raised at once by an operator's own code: a
+    TypeError or AssertionError (micrograd's ``assert isinstance(other,
+    (int, float))``), an AttributeError of a number operand (``other.data``
+    of a float: the operator takes Values only).  BROKEN when it comes from
+    inside the engine (a NameError from a missing import, anything raised
+    on the way)."""
+    if isinstance(exc, NotImplementedError):
+        return ABSENT
+    tb = exc.__traceback__.tb_next  # the first is probe()'s own frame
+    frames = traceback.extract_tb(tb)
+    codes = []
+    while tb is not None:
+        codes.append(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    call_codes = {getattr(apply, "__code__", None)}
+    # the adapter's wrappers around a module function: the function is the op's call
+    engine_frames = [c for c in codes if c not in call_codes and not c.co_filename.endswith("adapter.py")]
+    if not engine_frames and isinstance(exc, (AttributeError, TypeError)):
+        return ABSENT
+    operator_op = not adapters.method_names(apply)
+    refusal = isinstance(exc, (TypeError, AssertionError)) or (
+        isinstance(exc, AttributeError) and _is_plain_number(getattr(exc, "obj", None)))  # other.data of a float
+    if operator_op and len(engine_frames) == 1 and refusal and frames and frames[-1].name.startswith("__"):
+        return ABSENT
+    return BROKEN
 
 
 def _as_float_or_none(x):
@@ -342,27 +438,68 @@ def _time_limit(seconds):
             signal.setitimer(signal.ITIMER_REAL, remaining, outer_interval)
 
 
-# -- resolving a spec to a class ---------------------------------------------------
-def resolve(spec):
-    """(value class, version) for an engine spec."""
-    if spec == "engine":
-        return engine.Value, engine.__version__
-    if spec == "micrograd":
-        return _load_micrograd()
+# -- resolving a spec to a module ---------------------------------------------------
+# (spec, working directory, file stamp) -> resolve_module's answer: an engine
+# is imported once per process (its import may print, write files or train
+# a network), however many runners are made for it.
+_LOADED = {}
+
+
+def is_file_spec(where):
+    return where.endswith(".py") or "/" in where or "\\" in where
+
+
+def split_spec(spec):
+    """(where, class name or None) of an engine spec (see SPEC_FORMS)."""
+    if spec in ("engine", "micrograd"):
+        return spec, None
     where, sep, class_name = spec.rpartition(":")
-    if not sep or not where or not class_name:
+    if not sep:
+        where, class_name = spec, None
+    if not where or (sep and not class_name) or not (
+            is_file_spec(where) or all(part.isidentifier() for part in where.split("."))):
         raise EngineSpecError(f"engine spec {spec!r}: expected {SPEC_FORMS}")
-    if where.endswith(".py") or "/" in where or "\\" in where:
-        module, version = _load_file(where)
-    else:
-        module, version = _import_module(where)
-    value_class = getattr(module, class_name, None)
-    if value_class is None:
-        raise EngineSpecError(f"engine spec {spec!r}: {where} has no attribute {class_name!r}")
-    if not isinstance(value_class, type):
-        raise EngineSpecError(
-            f"engine spec {spec!r}: {where}:{class_name} is a {type(value_class).__name__}, not a class")
-    return value_class, version
+    if class_name is None and not is_file_spec(where) and "." not in where:
+        # a bare word: a module found without a class is fine, but 'nonsense' is most likely a typo
+        found = importlib.util.find_spec(where) if where not in sys.modules else True
+        if not found:
+            raise EngineSpecError(f"engine spec {spec!r}: expected {SPEC_FORMS}")
+    return where, class_name
+
+
+def resolve_module(spec, cwd=None):
+    """(module, class name or None (to detect), version, where): the
+    engine's module, imported once per process.  The module is None for
+    ours (it is spelled as the op table spells it)."""
+    if spec == "engine":
+        return None, "Value", engine.__version__, "engine"
+    if spec == "micrograd":
+        module, version = _load_micrograd()
+        return module, "Value", version, "micrograd"
+    where, class_name = split_spec(spec)
+    cwd = cwd or os.getcwd()
+    stamp = None
+    if is_file_spec(where):
+        try:
+            info = os.stat(os.path.join(cwd, where))
+            stamp = (info.st_mtime_ns, info.st_size)
+        except OSError:
+            pass
+    key = (where, cwd, stamp)
+    if key not in _LOADED:
+        module, version = _load_file(where, cwd) if is_file_spec(where) else _import_module(where, cwd)
+        _LOADED[key] = module, version
+    module, version = _LOADED[key]
+    return module, class_name, version, where
+
+
+def resolve(spec, cwd=None):
+    """(value class, version) for an engine spec (the class detected where
+    the spec names none)."""
+    module, class_name, version, where = resolve_module(spec, cwd)
+    if module is None:
+        return engine.Value, version
+    return adapters.detect(module, where, class_name, base_ops=ENGINE_OPS).value_class, version
 
 
 def _load_micrograd():
@@ -381,46 +518,197 @@ def _load_micrograd():
         raise EngineSpecError(
             f"'micrograd' resolves to {module.__file__}, not the installed package at {installed}; "
             f"load that file as 'path/to/file.py:Value'")
-    return module.Value, dist.version
+    return module, dist.version
 
 
-def _import_module(name):
-    try:
-        module = importlib.import_module(name)
-    except Exception as e:
-        raise EngineSpecError(f"cannot import module {name!r}: {describe(e)}") from e
+def _import_module(name, cwd):
+    """Import a module spec as ``python -m`` would: the working directory
+    first (for this import only; last afterwards, for the engine's own
+    later imports).  A name that resolves elsewhere while a folder or file
+    of that name is in the working directory (or on PYTHONPATH) is refused:
+    the engine would not be the one the user means."""
+    top = name.partition(".")[0]
+    dirs = [cwd] + [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    with _first_on_path(cwd):
+        try:
+            module = importlib.import_module(name)
+        except Exception as e:
+            _check_not_shadowed([top], dirs, name)
+            raise EngineSpecError(f"cannot import module {name!r}: {describe(e)}") from e
+    _check_not_shadowed([top], dirs, name)
     return module, _module_version(module)
 
 
-def _load_file(path):
-    """Execute a file as a module under a name of its own: a loose
-    micrograd.py must never be confused with (or replace) the micrograd
-    package.  Its directory is on sys.path only while it executes, for
-    sibling imports."""
-    file = Path(path).resolve()
+def _load_file(path, cwd):
+    """Import an engine file.  A file inside a package (its folder has an
+    __init__.py) is imported as part of that package, so that its relative
+    imports work; a loose file executes as a module under a name of its
+    own (a loose micrograd.py must never be confused with, or replace, the
+    micrograd package), its folder first on sys.path while it executes
+    (for sibling imports).  A name it imports that resolves to an installed
+    package (or the harness's) while a folder or file of that name lies
+    beside it or in the working directory is refused, naming both."""
+    file = Path(cwd, path).resolve()
     if not file.is_file():
         raise EngineSpecError(f"engine file not found: {path}")
     try:
         source = file.read_bytes()
     except OSError as e:
         raise EngineSpecError(f"cannot read engine file {path}: {e.strerror}") from None
+    version = hashlib.sha256(source).hexdigest()[:12]
+    before = set(sys.modules)
+    package = _package_of(file)
+    dirs = [cwd, file.parent, file.parent.parent] if package is None else [cwd, package[0]]
+    try:
+        module = _import_in_package(file, *package) if package else _exec_loose(file)
+    except BaseException as e:
+        if not isinstance(e, Exception):
+            raise
+        _check_not_shadowed(_imported_names(before), dirs, path)
+        raise EngineSpecError(f"cannot import engine file {path}: {describe(e)}") from e
+    _check_not_shadowed(_imported_names(before, module), dirs, path)
+    return module, version
+
+
+def _exec_loose(file):
     name = "_gradparity_engine_" + hashlib.sha256(str(file).encode()).hexdigest()[:16]
     module_spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module  # classes look their module up here (pickle, dataclasses)
-    directory = str(file.parent)
+    with _first_on_path(str(file.parent), keep_last=False):
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return module
+
+
+def _package_of(file):
+    """(the folder holding the top package, the file's dotted name), or
+    None for a file whose folder is no package."""
+    parts = [] if file.name == "__init__.py" else [file.stem]
+    folder = file.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if not parts or parts[0] == file.stem and len(parts) == 1:
+        return None
+    if not all(part.isidentifier() for part in parts):
+        return None
+    return folder, ".".join(parts)
+
+
+def _import_in_package(file, root, dotted):
+    """Import ``dotted`` from ``root``: under its own name, unless that name
+    is taken (the harness's ``engine``, a standard module, a package already
+    imported from elsewhere): then the top package under a name of its own,
+    which relative imports follow."""
+    top, _, rest = dotted.partition(".")
+    taken = sys.modules.get(top)
+    if top in sys.stdlib_module_names or (taken is not None and not _is_at(taken, root / top)):
+        alias = "_gradparity_package_" + hashlib.sha256(str(root / top).encode()).hexdigest()[:16]
+        if alias not in sys.modules:
+            init = root / top / "__init__.py"
+            module_spec = importlib.util.spec_from_file_location(alias, init,
+                                                                 submodule_search_locations=[str(root / top)])
+            package = importlib.util.module_from_spec(module_spec)
+            sys.modules[alias] = package
+            try:
+                with _first_on_path(str(root), keep_last=False):
+                    module_spec.loader.exec_module(package)
+            except BaseException:
+                del sys.modules[alias]
+                raise
+        dotted = alias + ("." + rest if rest else "")
+    with _first_on_path(str(root), keep_last=False):
+        return importlib.import_module(dotted)
+
+
+@contextmanager
+def _first_on_path(directory, keep_last=True):
+    """``directory`` first on sys.path for the block; then (keep_last) at
+    its end, where it shadows nothing, for the engine's later imports."""
     sys.path.insert(0, directory)
     try:
-        module_spec.loader.exec_module(module)
-    except BaseException as e:
-        del sys.modules[name]
-        if not isinstance(e, Exception):
-            raise
-        raise EngineSpecError(f"cannot import engine file {path}: {describe(e)}") from e
+        yield
     finally:
-        if directory in sys.path:
+        if sys.path and sys.path[0] == directory:
+            del sys.path[0]
+        elif directory in sys.path:
             sys.path.remove(directory)
-    return module, hashlib.sha256(source).hexdigest()[:12]
+        if keep_last and directory not in sys.path:
+            sys.path.append(directory)
+
+
+def _imported_names(before, module=None):
+    """Top-level names the engine's import brought in, or refers to (a
+    module already imported, such as the harness's ``engine``)."""
+    names = {name.partition(".")[0] for name in set(sys.modules) - before}
+    for value in (vars(module).values() if module is not None else ()):
+        owner = getattr(value, "__name__", None) if isinstance(value, type(sys)) else getattr(value, "__module__", None)
+        if isinstance(owner, str):
+            names.add(owner.partition(".")[0])
+    return sorted(n for n in names if n and not n.startswith("_gradparity_") and n not in sys.stdlib_module_names
+                  and n not in ("builtins", "__main__"))
+
+
+def _is_at(module, place):
+    """Is ``module`` the package folder or the .py file ``place``?"""
+    place = Path(place).resolve()
+    locations = list(getattr(module, "__path__", None) or [])
+    if getattr(module, "__file__", None):
+        locations.append(module.__file__)
+    for location in locations:
+        location = Path(location).resolve()
+        if location == place or (location.name == "__init__.py" and location.parent == place):
+            return True
+    return False
+
+
+def _check_not_shadowed(names, dirs, given):
+    """EngineSpecError if one of these top-level module names resolved to
+    something other than a folder or file of that name in ``dirs``."""
+    seen = set()
+    for name in names:
+        module = sys.modules.get(name)
+        if module is None or not (getattr(module, "__file__", None) or getattr(module, "__path__", None)):
+            continue
+        for directory in dirs:
+            for local in (Path(directory, name), Path(directory, name + ".py")):
+                if not local.exists() or local.resolve() in seen or _is_at(module, local):
+                    continue
+                if local.is_dir() and not (local / "__init__.py").exists() and not any(
+                        p.suffix == ".py" for p in local.iterdir()):
+                    continue  # a folder of no Python code (data, a build) is no rival
+                seen.add(local.resolve())
+                raise EngineSpecError(_shadow_message(name, module, local, given))
+
+
+def _shadow_message(name, module, local, given):
+    location = getattr(module, "__file__", None) or list(module.__path__)[0]
+    location = Path(location).parent if Path(location).name == "__init__.py" else Path(location)
+    what = _distribution_of(name, location)
+    if local.is_dir():
+        fix = (f"add an empty {local}/__init__.py (without it, {local}/ is only a namespace folder and the "
+               f"installed package wins), or load a file by its path: --engine {local}/FILE.py"
+               if not (local / "__init__.py").exists() else f"load a file by its path: --engine {local}/FILE.py")
+    else:
+        fix = f"load it by its path: --engine {local}"
+    return (f"{given}: '{name}' resolves to {what} ({location}), while {local}"
+            f"{'/' if local.is_dir() else ''} is beside it (in the working directory or the engine's folder): "
+            f"the engine would not be the one you mean; {fix}")
+
+
+def _distribution_of(name, location):
+    if Path(engine.__file__).resolve().parent == location.resolve():
+        return "gradparity's own engine package"
+    try:
+        for dist_name in importlib.metadata.packages_distributions().get(name, []):
+            return f"the installed distribution {dist_name} {importlib.metadata.version(dist_name)}"
+    except Exception:
+        pass
+    return "another module"
 
 
 def _module_version(module):

@@ -10,9 +10,10 @@ cannot raise again (address space, file size, CPU time, no core files), cuts
 itself off the network where the system allows, and bounds what Python code
 may print.  Then it answers, one JSON message (wire.py) per item:
 
-  harness: {"engine": SPEC, "data_attr", "grad_attr", "timeout", "limits", "harness": its pid}
-  worker:  {"loaded": {"version", "is_ours", "network"}} or {"spec_error": TEXT}
-  harness: {"probe": [[op, operands, const], ...]}  worker: true or false, per probe
+  harness: {"engine": SPEC, "data_attr", "grad_attr", "backward", "adapter", "cwd", "timeout", "limits",
+            "harness": its pid}
+  worker:  {"loaded": {"version", "is_ours", "network", "adapter": what it detected}} or {"spec_error": TEXT}
+  harness: {"probe": [[op, operands, const], ...]}  worker: [status, detail], per probe
   harness: {"graphs": [...], "cases": [...]}         worker: [values, grads, error, seconds], per case
   harness: {"trace": {"graphs": ..., "cases": ...}}  worker: [node values, node grads, error], per case
 
@@ -52,18 +53,21 @@ def main(fd, progress_fd):
     network = _confine(limits, hello.get("harness"))
     from .engine_runner import EngineSpecError, load  # after the limits: it imports our engine, then theirs
 
+    # The engine is imported once, here: probes, cases and traces all use it.
+    # What it prints meanwhile goes to the worker's log like the rest.
     try:
-        runner = load(hello["engine"], hello["data_attr"], hello["grad_attr"], hello["timeout"])
+        runner = load(hello["engine"], hello.get("data_attr"), hello.get("grad_attr"), hello["timeout"],
+                      backward=hello.get("backward"), adapter=hello.get("adapter"), cwd=hello.get("cwd"))
     except EngineSpecError as exc:
         connection.send_bytes(wire.dumps({"spec_error": str(exc)}))
         return
     connection.send_bytes(wire.dumps({"loaded": {"version": str(runner.version), "is_ours": runner.is_ours,
-                                                 "network": network}}))
+                                                 "network": network, "adapter": _json_safe(runner.report)}}))
     cpu_limit = _cpu_limit_per_case(hello["timeout"])
     while True:
         try:
             request = wire.loads(connection.recv_bytes())
-        except EOFError:  # the harness is done (or gone)
+        except (EOFError, OSError):  # the harness is done (or gone)
             return
         if "probe" in request:
             replies = (runner.probe(*probe) for probe in request["probe"])
@@ -72,6 +76,15 @@ def main(fd, progress_fd):
         else:
             replies = (list(result) for result in runner.iter_results(wire.decode_cases(request), cpu_limit))
         _send_in_chunks(connection, replies, progress)
+
+
+def _json_safe(value):
+    """The adapter's report as plain JSON (its text is the engine's names)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
 
 
 def _send_in_chunks(connection, replies, progress):
