@@ -86,6 +86,30 @@ def one_minus_square(y):
     return s + (t - e)
 
 
+def fma(a, b, c):
+    """a * b + c rounded once, as C's fma() - and as torch's kernels compute
+    ``a * b + c`` where its compiler fused them (silu's backward, gelu's tanh
+    form).  Exactly, in integers: a float's ratio has a power-of-two
+    denominator, and int / int rounds once (subnormals included).  Python
+    3.13's math.fma would raise where C returns inf or nan."""
+    try:
+        (na, da), (nb, db) = a.as_integer_ratio(), b.as_integer_ratio()
+    except (OverflowError, ValueError):  # an infinite or nan factor: IEEE's product is exact
+        return a * b + c
+    if not math.isfinite(c):  # a finite product (it may exceed float64) does not change c
+        return c
+    nc, dc = c.as_integer_ratio()
+    numerator = na * nb * dc + nc * da * db
+    if numerator == 0:
+        # An exact zero: signed as IEEE's a * b + c when the product is a
+        # zero, else +0.0 (a nonzero product cancelled, rounding to nearest).
+        return a * b + c if na * nb == 0 else 0.0
+    try:
+        return numerator / (da * db * dc)
+    except OverflowError:
+        return INF if numerator > 0 else -INF
+
+
 def exp(x):
     try:
         return math.exp(x)
@@ -105,6 +129,53 @@ def log(x):
 def sqrt(x):
     try:
         return math.sqrt(x)
+    except ValueError:
+        return NAN
+
+
+def log1p(x):
+    try:
+        return math.log1p(x)
+    except ValueError:
+        if x == -1.0:
+            return -INF
+        return NAN
+
+
+def expm1(x):
+    try:
+        return math.expm1(x)
+    except OverflowError:
+        return INF
+
+
+def exp2(x):
+    """2 ** x as C's exp2() (torch's kernel).  math.exp2 is C's exp2 from
+    Python 3.11 on; before that, C's pow(2, x), which may differ from it by
+    an ulp (the oracle judges ulps)."""
+    try:
+        return _exp2(x)
+    except OverflowError:
+        return INF
+
+
+def _pow_of_two(x):
+    return math.pow(2.0, x)
+
+
+_exp2 = getattr(math, "exp2", _pow_of_two)
+
+
+def sin(x):
+    try:
+        return math.sin(x)
+    except ValueError:  # sin(±inf) is nan in C
+        return NAN
+
+
+def cos(x):
+    try:
+        return math.cos(x)
     except ValueError:
         return NAN
 

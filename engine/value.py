@@ -18,6 +18,16 @@ from . import floatmath
 from .grad_mode import _GradMode
 
 _div = floatmath.div
+NAN = math.nan
+SOFTPLUS_THRESHOLD = 20.0
+# gelu's constants, as torch's kernel spells them (M_SQRT1_2, M_2_SQRTPI, M_SQRT2)
+_SQRT1_2 = 0.70710678118654752440
+_GELU_BETA = 1.12837916709551257390 * 0.70710678118654752440 * 0.5     # 1 / sqrt(2 pi)
+_GELU_TANH_BETA = 1.41421356237309504880 * 1.12837916709551257390 * 0.5  # sqrt(2 / pi)
+_GELU_KAPPA = 0.044715
+_GELU_3KAPPA = 3.0 * _GELU_KAPPA
+_fma = floatmath.fma
+_LN2 = 0.693147180559945309417  # M_LN2
 _pow = floatmath.pow
 _pow_by_constant = floatmath.pow_by_constant
 # Creation order, as torch's sequence numbers: backward visits nodes from the
@@ -150,6 +160,80 @@ class Value:
 
     def sqrt(self):
         return _node(floatmath.sqrt(self.data), (self,), "sqrt", _sqrt_backward)
+
+    def sin(self):
+        return _node(floatmath.sin(self.data), (self,), "sin", _sin_backward)
+
+    def cos(self):
+        return _node(floatmath.cos(self.data), (self,), "cos", _cos_backward)
+
+    def log1p(self):
+        return _node(floatmath.log1p(self.data), (self,), "log1p", _log1p_backward)
+
+    def expm1(self):
+        return _node(floatmath.expm1(self.data), (self,), "expm1", _expm1_backward)
+
+    def exp2(self):
+        return _node(floatmath.exp2(self.data), (self,), "exp2", _exp2_backward)
+
+    def square(self):
+        # torch.square is pow(x, 2): x * x in the kernel
+        return _node(self.data * self.data, (self,), "square", _square_backward)
+
+    def reciprocal(self):
+        return _node(_div(1.0, self.data), (self,), "reciprocal", _reciprocal_backward)
+
+    def leaky_relu(self, negative_slope=0.01):
+        x = self.data
+        negative_slope = float(negative_slope)
+        # torch: x > 0 ? x : x * slope (nan takes the slope, and stays nan)
+        return _node(x if x > 0.0 else x * negative_slope, (self,), "leaky_relu", _leaky_relu_backward,
+                     negative_slope)
+
+    def elu(self):
+        # torch's kernel with alpha = 1: x <= 0 ? expm1(x) : x (expm1 keeps -0.0)
+        x = self.data
+        return _node(floatmath.expm1(x) if x <= 0.0 else x, (self,), "elu", _elu_backward)
+
+    def softplus(self):
+        # torch's beta = 1, threshold = 20: x itself above the threshold
+        x = self.data
+        return _node(x if x > SOFTPLUS_THRESHOLD else math.log1p(floatmath.exp(x)), (self,), "softplus",
+                     _softplus_backward)
+
+    def silu(self):
+        x = self.data
+        return _node(x / (1.0 + floatmath.exp(-x)), (self,), "silu", _silu_backward)
+
+    def gelu(self, approximate="none"):
+        """torch.nn.functional.gelu: x * Phi(x) with erf, or with
+        ``approximate="tanh"`` the tanh form, each as torch's kernel rounds it."""
+        x = self.data
+        if approximate == "tanh":
+            # torch's compiled kernel fuses x + kappa * x**3 into one fma
+            inner = _GELU_TANH_BETA * _fma(_GELU_KAPPA, x * x * x, x)
+            return _node(0.5 * x * (1.0 + math.tanh(inner)), (self,), "gelu_tanh", _gelu_tanh_backward)
+        if approximate != "none":
+            raise ValueError(f"approximate must be 'none' or 'tanh', not {approximate!r}")
+        return _node(x * 0.5 * (1.0 + math.erf(x * _SQRT1_2)), (self,), "gelu", _gelu_backward)
+
+    def max(self, other):
+        """torch.maximum: nan if either is nan; a tie splits the gradient."""
+        a, b = self.data, other.data
+        return _node(NAN if a != a or b != b else (b if a < b else a), (self, other), "max", _max_backward)
+
+    def min(self, other):
+        """torch.minimum: nan if either is nan; a tie splits the gradient."""
+        a, b = self.data, other.data
+        return _node(NAN if a != a or b != b else (b if b < a else a), (self, other), "min", _min_backward)
+
+    def clamp(self, min, max):
+        """torch.clamp with number bounds: std::min(std::max(x, min), max),
+        so nan stays nan and a zero keeps its sign at a zero bound."""
+        low, high = float(min), float(max)
+        x = self.data
+        y = low if x < low else x
+        return _node(high if high < y else y, (self,), "clamp", _clamp_backward, (low, high))
 
     # -- backpropagation --------------------------------------------------
     def backward(self, gradient=1.0):
@@ -348,6 +432,122 @@ def _relu_backward(node, g):
 
 def _sqrt_backward(node, g):
     node._prev[0]._g += _div(g, 2.0 * node.data)
+
+
+def _sin_backward(node, g):
+    x = node._prev[0]
+    x._g += g * floatmath.cos(x.data)
+
+
+def _cos_backward(node, g):
+    x = node._prev[0]
+    x._g += g * -floatmath.sin(x.data)
+
+
+def _log1p_backward(node, g):
+    x = node._prev[0]
+    x._g += _div(g, x.data + 1.0)
+
+
+def _expm1_backward(node, g):
+    node._prev[0]._g += g * (node.data + 1.0)
+
+
+def _exp2_backward(node, g):
+    # grad * result * M_LN2, left to right
+    node._prev[0]._g += g * node.data * _LN2
+
+
+def _square_backward(node, g):
+    # pow_backward(grad, x, 2): grad * (2 * x ** 1)
+    x = node._prev[0]
+    x._g += g * (2.0 * x.data)
+
+
+def _reciprocal_backward(node, g):
+    r = node.data
+    node._prev[0]._g += -g * (r * r)
+
+
+def _leaky_relu_backward(node, g):
+    # leaky_relu_backward: x > 0 ? grad : grad * slope
+    x = node._prev[0]
+    x._g += g if x.data > 0.0 else g * node._aux
+
+
+def _elu_backward(node, g):
+    # elu_backward(is_result=false): x <= 0 ? grad * exp(x) : grad (alpha = scale = 1)
+    x = node._prev[0]
+    x._g += g * floatmath.exp(x.data) if x.data <= 0.0 else g
+
+
+def _softplus_backward(node, g):
+    # softplus_backward: x > threshold ? grad : grad * z / (z + 1), z = exp(x)
+    x = node._prev[0]
+    if x.data > SOFTPLUS_THRESHOLD:
+        x._g += g
+    else:
+        z = math.exp(x.data)
+        x._g += g * z / (z + 1.0)
+
+
+def _silu_backward(node, g):
+    x = node._prev[0].data
+    s = 1.0 / (1.0 + floatmath.exp(-x))
+    # dy * s * (1 + x * (1 - s)), the last sum fused by torch's compiled kernel
+    node._prev[0]._g += g * s * _fma(x, 1.0 - s, 1.0)
+
+
+def _gelu_backward(node, g):
+    x = node._prev[0].data
+    cdf = 0.5 * (1.0 + math.erf(x * _SQRT1_2))
+    pdf = _GELU_BETA * math.exp(x * x * -0.5)
+    node._prev[0]._g += g * (cdf + x * pdf)
+
+
+def _gelu_tanh_backward(node, g):
+    x = node._prev[0].data
+    # torch's kernel, with the three sums its compiler fuses into fmas
+    x_sq = x * x
+    t = math.tanh(_GELU_TANH_BETA * _fma(_GELU_KAPPA, x_sq * x, x))
+    left = 0.5 * x
+    left_derivative = 0.5 * (1.0 + t)
+    tanh_derivative = floatmath.one_minus_square(t)
+    inner_derivative = _GELU_TANH_BETA * _fma(_GELU_3KAPPA, x_sq, 1.0)
+    node._prev[0]._g += g * (left_derivative + left * tanh_derivative * inner_derivative)
+
+
+def _max_backward(node, g):
+    # where(a == b, grad / 2, grad).masked_fill_(a < b, 0) for a, and (a > b) for b
+    a, b = node._prev
+    if a.data == b.data:
+        a._g += g / 2.0
+        b._g += g / 2.0
+        return
+    if not a.data < b.data:
+        a._g += g
+    if not a.data > b.data:
+        b._g += g
+
+
+def _min_backward(node, g):
+    a, b = node._prev
+    if a.data == b.data:
+        a._g += g / 2.0
+        b._g += g / 2.0
+        return
+    if not a.data > b.data:
+        a._g += g
+    if not a.data < b.data:
+        b._g += g
+
+
+def _clamp_backward(node, g):
+    # clamp_backward: where(min <= x <= max, grad, 0): the bounds pass the gradient
+    low, high = node._aux
+    x = node._prev[0]
+    if low <= x.data <= high:
+        x._g += g
 
 
 def _linear_backward(node, g):

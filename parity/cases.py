@@ -16,8 +16,8 @@ cases in any process.
   repeated backward passes), then random small graphs with heavy reuse.
 - function: the custom Function ops of functions.py, alone, over repeated
   passes, then mixed with primitive ops in random graphs.
-- edges: the reference table of DESIGN.md (the expected value and gradients
-  in ``spec["expected"]``), every op at special points, upstream gradients
+- edges: the reference table of DESIGN.md and the op rows' facts (the
+  expected value and gradients in ``spec["expected"]``), every op at special points, upstream gradients
   inf/nan/0; then random small graphs on edge points.
 
 ``config`` tunes the expr family (other families take no knobs): a dict or
@@ -324,7 +324,8 @@ def _random_small_case(family, seed, random_index, index, config):
 
 
 # -- edges -----------------------------------------------------------------------
-# DESIGN.md's table: (name, graph, leaves, value, grads), as torch 2.13 computes them.
+# DESIGN.md's table, then the op table's facts: (name, graph, leaves, value,
+# grads), as torch 2.13 computes them.
 def _times(op_name, n_operands, upstream, const=None):
     """op(leaves) * upstream: the loss's gradient reaches op as ``upstream``."""
     build = _Builder(n_operands)
@@ -354,7 +355,8 @@ EDGE_TABLE = [
     ("(-2)**3", _pow, [-2.0, 3.0], -8.0, [12.0, NAN]),
     ("0**0 (Value exponent)", _pow, [0.0, 0.0], 1.0, [0.0, 0.0]),
     ("b = a + a", _same_operand_twice("add"), [3.0], 6.0, [2.0]),
-]
+] + [(fact.what, _single_op_graph(name, OPS[name].arity, fact.const), list(fact.operands), fact.value,
+      list(fact.grads)) for name in OP_NAMES for fact in OPS[name].facts]  # the op rows' own facts
 BINARY_EDGES = (0.0, -0.0, 1.0, -1.0, 2.0, -0.5, INF, -INF, NAN)
 UPSTREAM_GRADS = (INF, -INF, NAN, 0.0, -0.0)
 UPSTREAM_POINTS = {1: [(x,) for x in (0.0, -0.0, 1.0, -1.0, INF, NAN)],

@@ -94,7 +94,10 @@ PATHS = {
     "pow_const": CodePath(UNARY, (("**", "_pow_constant_exponent_backward"),)),
     "rpow": CodePath(UNARY, (("rpow", "_pow_constant_base_backward"),)),
     **{name: CodePath(UNARY, ((name, f"_{name}_backward"),))
-       for name in ("neg", "abs", "exp", "log", "tanh", "sigmoid", "relu", "sqrt")},
+       for name in ("neg", "abs", "exp", "log", "tanh", "sigmoid", "relu", "sqrt", "sin", "cos", "leaky_relu",
+                    "softplus", "silu", "gelu", "gelu_tanh", "elu", "log1p", "expm1", "square", "reciprocal",
+                    "clamp", "exp2")},
+    **{name: CodePath(BINARY, ((name, f"_{name}_backward"),)) for name in ("max", "min")},
     # engine.nn's neurons: our engine runs the mlp family through them
     "linear": CodePath(("bias", "weights", "inputs"), (("linear", "_linear_backward"),)),
     # engine.Function: a hidden node takes the inputs' gradients, output
@@ -110,7 +113,9 @@ NODES = {node: name for name, path in PATHS.items() for node in path.nodes}
 ROWS = {
     **{name: (name,) for name in ("add", "sub", "mul", "div", "pow", "add_const", "sub_const", "rsub",
                                   "mul_const", "div_const", "rdiv", "pow_const", "rpow", "neg", "abs",
-                                  "exp", "log", "tanh", "sigmoid", "relu", "sqrt")},
+                                  "exp", "log", "tanh", "sigmoid", "relu", "sqrt", "sin", "cos", "leaky_relu",
+                                  "softplus", "silu", "gelu", "gelu_tanh", "elu", "log1p", "expm1", "square",
+                                  "reciprocal", "max", "min", "clamp", "exp2")},
     "radd": ("add_const",),
     "rmul": ("mul_const",),
     "fn_square": ("Square",),

@@ -1,5 +1,6 @@
 """The torch backend: batched evaluation gives, bit for bit, what evaluating
 each case alone on 0-d tensors gives; passes, grads and errors as specified."""
+import itertools
 import math
 import operator
 import random
@@ -64,14 +65,17 @@ def _operand(rng, domain):
 
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_every_op_batched_equals_scalar(name):
-    """The guard on SCALAR_LOOP_OPS: every op, every constant, 64 draws at
-    once against one at a time, forward and backward with an arbitrary
-    upstream gradient.  A kernel whose SIMD path rounds differently fails here."""
+    """The guard on the op rows' scalar_loop: every op, every constant, at
+    signed zeros, infinities, nan and 64 draws, all at once against one at a
+    time, forward and backward with an arbitrary upstream gradient.  A kernel whose SIMD path rounds differently fails here."""
     op = OPS[name]
     rng = random.Random(name)
-    n = 64
+    # Every combination of zeros of both signs, infinities and nan first
+    # (std::max and max_pd disagree on max(-0.0, 0.0)), then random draws.
+    signed = list(itertools.product((0.0, -0.0, 1.0, math.inf, -math.inf, math.nan), repeat=op.arity))
+    n = len(signed) + 64
     for const in op.constants or (None,):
-        columns = [[_operand(rng, op.domains[k]) for _ in range(n)]
+        columns = [[point[k] for point in signed] + [_operand(rng, op.domains[k]) for _ in range(64)]
                    for k in range(op.arity)]
         upstream = [rng.uniform(-2.0, 2.0) for _ in range(n)]
         batch = [torch.tensor(c, dtype=torch.float64, requires_grad=True) for c in columns]
