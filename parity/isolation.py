@@ -109,6 +109,8 @@ class Sandbox:
                       "backward": backward, "adapter": adapter and os.path.abspath(adapter), "cwd": os.getcwd(),
                       "timeout": timeout, "limits": limits.to_json(), "harness": os.getpid()}
         self.timeout, self.limits = timeout, limits
+        where = engine_spec.rpartition(":")[0] if ":" in engine_spec else engine_spec
+        self.given_path = where if self.hello["engine"] != engine_spec else None
         self.broken = None  # the cause, once a restart has failed: every later item gets it
         self.deaths = 0
         self.info = self._start()
@@ -227,7 +229,10 @@ class Sandbox:
             raise EngineBroken("the engine's worker sent a malformed reply while importing the engine") from None
         if isinstance(reply, dict) and "spec_error" in reply:
             self.close()
-            raise EngineSpecError(clean(reply["spec_error"], 2000))
+            message = clean(reply["spec_error"], 2000)
+            if self.given_path:  # the user's spelling of the engine's path, not the worker's absolute one
+                message = message.replace(os.path.abspath(self.given_path), self.given_path)
+            raise EngineSpecError(message)
         if not (isinstance(reply, dict) and isinstance(reply.get("loaded"), dict)):
             self._kill()
             raise EngineBroken("the engine's worker sent a malformed reply while importing the engine")

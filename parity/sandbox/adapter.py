@@ -113,6 +113,8 @@ def _find_class(module, where, data_attr, grad_attr, backward, extra):
         raise EngineSpecError(
             f"{where}: {len(fits)} classes could be the engine's values ({', '.join(names)}): choose one with "
             f"--engine {where}:{names[0]} (or :{', :'.join(names[1:])})")
+    if len(why_not) == 1:  # one class: what it lacks, and the option that names it
+        raise EngineSpecError(why_not[0].partition(": ")[2])
     detail = "; ".join(why_not) if why_not else "it defines no class"
     raise EngineSpecError(
         f"{where}: no class looks like an engine's values (a number attribute, a gradient attribute, a "

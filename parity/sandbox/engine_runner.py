@@ -228,8 +228,10 @@ class EngineRunner:
             apply = ops[node.op]
             values.append(apply(*operands) if node.const is None else apply(*operands, node.const))
         loss = values[graph.outputs[0]]
-        for o in graph.outputs[1:]:
-            loss = loss + values[o]
+        if len(graph.outputs) > 1:
+            add = ops["add"]  # the engine's add (an adapter file may spell it otherwise)
+            for o in graph.outputs[1:]:
+                loss = add(loss, values[o])
         return values, loss
 
     def _compiled_forward(self, graph):
@@ -343,7 +345,9 @@ def _compile_graph(graph, engine_ops):
         lines.append(f"    v{graph.n_leaves + i} = op{i}({', '.join(operands)})")
     first, *rest = graph.outputs
     lines.append(f"    loss = v{first}")
-    lines.extend(f"    loss = loss + v{o}" for o in rest)  # one statement each: no deep expression
+    if rest:
+        namespace["add"] = engine_ops["add"]
+    lines.extend(f"    loss = add(loss, v{o})" for o in rest)  # one statement each: no deep expression
     lines.append(f"    return [{', '.join(f'v{o}' for o in graph.outputs)}], loss")
     exec(compile("\n".join(lines), f"<parity: graph of {graph.n_nodes} ops>", "exec"), namespace)
     return namespace["forward"]
@@ -353,7 +357,7 @@ def _as_float(x, what):
     if isinstance(x, numbers.Complex) and not isinstance(x, numbers.Real):
         raise _ComplexResult(f"complex result: {what} is {x!r}")
     if not isinstance(x, numbers.Real) and hasattr(x, "__dict__") and not hasattr(x, "__float__"):
-        raise _EngineFault(f"{what} is a {_kind(x)}, not a number (a value nested in the number attribute: "
+        raise _EngineFault(f"{what} is {_kind(x)}, not a number (a value nested in the number attribute: "
                            f"an op that wraps its result twice?)")
     try:
         return float(x)
@@ -682,22 +686,23 @@ def _check_not_shadowed(names, dirs, given):
                         p.suffix == ".py" for p in local.iterdir()):
                     continue  # a folder of no Python code (data, a build) is no rival
                 seen.add(local.resolve())
-                raise EngineSpecError(_shadow_message(name, module, local, given))
+                shown = Path(os.path.relpath(local, dirs[0])) if local.resolve().is_relative_to(
+                    Path(dirs[0]).resolve()) else local
+                raise EngineSpecError(_shadow_message(name, module, shown, given, local))
 
 
-def _shadow_message(name, module, local, given):
+def _shadow_message(name, module, local, given, real):
     location = getattr(module, "__file__", None) or list(module.__path__)[0]
     location = Path(location).parent if Path(location).name == "__init__.py" else Path(location)
     what = _distribution_of(name, location)
-    if local.is_dir():
-        fix = (f"add an empty {local}/__init__.py (without it, {local}/ is only a namespace folder and the "
-               f"installed package wins), or load a file by its path: --engine {local}/FILE.py"
-               if not (local / "__init__.py").exists() else f"load a file by its path: --engine {local}/FILE.py")
+    if real.is_dir():
+        fix = (f"add an empty {local}/__init__.py (without one, the installed package wins over the folder), "
+               f"or load a file by its path: --engine {local}/FILE.py"
+               if not (real / "__init__.py").exists() else f"load a file by its path: --engine {local}/FILE.py")
     else:
         fix = f"load it by its path: --engine {local}"
-    return (f"{given}: '{name}' resolves to {what} ({location}), while {local}"
-            f"{'/' if local.is_dir() else ''} is beside it (in the working directory or the engine's folder): "
-            f"the engine would not be the one you mean; {fix}")
+    return (f"{given}: '{name}' resolves to {what} at {location}, not to {local}{'/' if real.is_dir() else ''} "
+            f"here: the engine would not be the one you mean; {fix}")
 
 
 def _distribution_of(name, location):
