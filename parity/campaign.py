@@ -157,7 +157,7 @@ def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_
     write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
     partial.unlink()
     return RunOutcome(summary, ran, seconds, broken, diagnosis, engine.adapter,
-                      tuple(engine.probe_summary()), str(log) if log.exists() else None)
+                      tuple(engine.probe_summary(spec.ops)), str(log) if log.exists() else None)
 
 
 def _diagnose(spec, report, engine):

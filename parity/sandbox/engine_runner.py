@@ -189,7 +189,7 @@ class EngineRunner:
                 return compute(case), None
         except _Timeout:
             return None, f"timeout after {self.timeout:g} s"
-        except _ComplexResult as e:
+        except _EngineFault as e:  # a complex result, a Value nested in .data: said plainly
             return None, str(e)
         except KeyboardInterrupt:  # Ctrl-C: the run stops (a worker ignores SIGINT; see worker.py)
             raise
