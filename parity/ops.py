@@ -60,6 +60,12 @@ class Op:
     facts: tuple = ()             # Facts: torch's values and gradients at its edges (the edges family's table)
     scalar_loop: bool = False     # torch's SIMD lambda rounds unlike its scalar one, which a 0-d tensor
                                   # runs: batches of draws must run the scalar loop (backends/torch.py)
+    formula_error: Callable = None  # (*operands, out[, const]) -> (value's, (each partial's,)): how far
+                                    # torch's own formula can be off, absolute, in units of float64's
+                                    # unit roundoff u, where a cancellation inside the op (gelu's
+                                    # 1 + erf(x) at x << 0) takes it beyond a rounding of the result;
+                                    # both spread estimates add noise that size.  Plain arithmetic
+                                    # only: it runs on mpf numbers and on tensors.
     symbol: str = ""              # for readable graphs: "+", "exp", ...
     engine: Callable = None       # (*operands[, const]) -> engine Value; None: ENGINE_OPS[name]
 
@@ -88,6 +94,11 @@ class Op:
         if self.has_const:
             return self.partials(*operands, out, const)
         return self.partials(*operands, out)
+
+    def formula_errors(self, operands, out, const=None):
+        if self.has_const:
+            return self.formula_error(*operands, out, const)
+        return self.formula_error(*operands, out)
 
 
 # -- the oracle's real-valued mpmath functions, with C/torch conventions -----
@@ -265,17 +276,36 @@ _GELU_TANH_BETA = mpf(1.41421356237309504880 * 1.12837916709551257390 * 0.5)
 _GELU_KAPPA = mpf(0.044715)
 
 
+def _erfc(z):
+    # mpmath's erfc fails beyond about 1e307; past 1e5 it is below 2**-1e10
+    return mpf(0) if z > 1e5 else mpmath.erfc(z)
+
+
 def m_gelu(x):
     # x / 2 * (1 + erf(x / sqrt 2)), the sum as erfc: exact where it is tiny
     if mpmath.isinf(x):
         return x if x > 0 else M_NAN  # -inf * 0 in float64
-    return x / 2 * mpmath.erfc(-x * _SQRT1_2)
+    return x / 2 * _erfc(-x * _SQRT1_2)
 
 
 def _gelu_partials(x, out):
     if mpmath.isinf(x):
         return (M_NAN,)  # torch's cdf + x * pdf: inf * 0
-    return (mpmath.erfc(-x * _SQRT1_2) / 2 + x * _GELU_BETA * mpmath.exp(-x * x / 2),)
+    return (_erfc(-x * _SQRT1_2) / 2 + x * _GELU_BETA * mpmath.exp(-x * x / 2),)
+
+
+# torch's gelu computes 1 + erf(x / sqrt 2) (or 1 + tanh(...)), which cancels
+# for x << 0: the erf's (tanh's) rounding, about u, is then the sum's whole
+# error, absolute: x / 2 * u or so in the value.  Its backward adds x * pdf
+# to cdf = (1 + erf) / 2, as far off; the tanh form's adds the tanh
+# derivative 1 - t**2, off by 2u from t's rounding, times x / 2 times the
+# inner derivative sqrt(2 / pi) (1 + 3 * 0.044715 * x**2).  In units of u.
+def _gelu_formula_error(x, out):
+    return abs(x), (2,)
+
+
+def _gelu_tanh_formula_error(x, out):
+    return abs(x), (2 + abs(x) * (1 + 0.135 * x * x),)
 
 
 def _gelu_tanh_inner(x):
@@ -289,8 +319,8 @@ def m_gelu_tanh(x):
 
 
 def _gelu_tanh_partials(x, out):
-    if mpmath.isinf(x):
-        return (M_NAN,)
+    if math.isinf(float(x) * float(x)):
+        return (M_NAN,)  # torch's x * x overflows: 0.5 x * (1 - tanh**2) * inf is x * 0 * inf
     t = m_tanh(_gelu_tanh_inner(x))
     return ((1 + t) / 2 + x / 2 * (1 - t * t) * _GELU_TANH_BETA * (1 + 3 * _GELU_KAPPA * x * x),)
 
@@ -427,10 +457,11 @@ OPS = {op.name: op for op in [
        facts=(Fact("silu(-inf): -inf / inf", (-INF,), NAN, (NAN,)),
               Fact("silu(-1000): exp(1000) overflows", (-1000.0,), -0.0, (0.0,))),
        scalar_loop=True, symbol="silu"),
-    Op("gelu", 1, _functional("gelu"), m_gelu, _gelu_partials,
+    Op("gelu", 1, _functional("gelu"), m_gelu, _gelu_partials, formula_error=_gelu_formula_error,
        facts=(Fact("gelu(-inf): -inf * 0", (-INF,), NAN, (NAN,)), Fact("gelu(inf)", (INF,), INF, (NAN,))),
        scalar_loop=True, symbol="gelu"),
     Op("gelu_tanh", 1, _functional("gelu", approximate="tanh"), m_gelu_tanh, _gelu_tanh_partials,
+       formula_error=_gelu_tanh_formula_error,
        facts=(Fact("gelu_tanh(-inf): -inf * 0", (-INF,), NAN, (NAN,)),), scalar_loop=True, symbol="gelu_tanh"),
     Op("elu", 1, _functional("elu"), m_elu, _elu_partials,
        facts=(Fact("elu(-0.0): expm1 keeps the sign", (-0.0,), -0.0, (1.0,)),

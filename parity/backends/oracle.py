@@ -25,6 +25,9 @@ contribution and gradient sum multiplied by (1 + d * 2**-53), d uniform in
 spread means an ill-conditioned quantity (cancellation, a steep function),
 where two correct float64 evaluations may legitimately disagree.  It also
 covers the oracle's own blind spot: 256 bits do not hold 1 + 1e300 - 1e300.
+Where torch's formula for an op cancels inside the op (gelu's 1 + erf(x)),
+its row's ``formula_error`` says how far off that makes it, and the trials
+add noise that size to the op's value and partials.
 
 A correct engine may also apply the chain rule in another order than
 torch's reverse mode: path by path (each path's product of local
@@ -157,12 +160,18 @@ class OracleBackend:
             # happen in the trials as they can in the engine and in torch.
             return float64_range(mpmath.mp.make_mpf(mpf_mul(parts, factor, FLOAT64_BITS, rounding)))
 
+        def noise(size):
+            # d * u * size, d uniform in [-1, 1]: what a formula error can do
+            if not mpmath.isfinite(size):
+                return 0
+            return mpf(rng.uniform(-1.0, 1.0)) * UNIT_ROUNDOFF * size
+
         with mpmath.workprec(self.precision_bits):
             values, grads, magnitudes = self._exact(case)
             exact = values + grads
             err = [0.0] * len(exact)
             for _ in range(trials):
-                perturbed_values, perturbed_grads, _ = _forward_backward(case, perturb)
+                perturbed_values, perturbed_grads, _ = _forward_backward(case, perturb, noise=noise)
                 for i, (got, want) in enumerate(zip(perturbed_values + perturbed_grads, exact)):
                     err[i] = max(err[i], _deviation(got, want))
         # Not where the exact gradient is infinite or nan: its class decides.
@@ -192,11 +201,12 @@ def _deviation(got, want):
     return to_float(abs(got - want))
 
 
-def _forward_backward(case, rounded, magnitudes=False):
+def _forward_backward(case, rounded, magnitudes=False, noise=None):
     """(values, grads, leaf magnitudes) as mpf: the outputs, then the loss;
     d loss / d leaf after all passes; with ``magnitudes``, per leaf the sum
     over paths to it of |the product of the local derivatives| (a float),
-    else None.  ``rounded`` is applied to every computed number."""
+    else None.  ``rounded`` is applied to every computed number; ``noise``,
+    if given, to the op rows' formula errors (size -> a number to add)."""
     graph = case.graph
     values = [mpf(x) for x in case.leaves]
     negative_zero = [x == 0 and math.copysign(1.0, x) < 0 for x in case.leaves]
@@ -205,6 +215,8 @@ def _forward_backward(case, rounded, magnitudes=False):
         op = OPS[node.op]
         operands = [values[a] for a in node.args]
         out = rounded(op.apply_oracle(operands, node.const))
+        if noise is not None and op.formula_error is not None:
+            out += noise(op.formula_errors(operands, out, node.const)[0])
         negative = False
         if out == 0 or any(x == 0 for x in operands):
             torch_out, signed_partials[i] = _float64_signs(
@@ -235,8 +247,12 @@ def _forward_backward(case, rounded, magnitudes=False):
         operands = [values[a] for a in node.args]
         # Partials are float64 numbers in torch too: they overflow before the
         # upstream gradient multiplies them (0 * overflow is nan).
+        op = OPS[node.op]
         partials = [None if p is None else rounded(p)
-                    for p in OPS[node.op].oracle_partials(operands, values[out], node.const)]
+                    for p in op.oracle_partials(operands, values[out], node.const)]
+        if noise is not None and op.formula_error is not None:
+            errors = op.formula_errors(operands, values[out], node.const)[1]
+            partials = [None if p is None else p + noise(e) for p, e in zip(partials, errors)]
         if i in signed_partials:
             partials = [None if p is None else _with_sign_of(p, t) for p, t in zip(partials, signed_partials[i])]
         for a, partial in zip(node.args, partials):

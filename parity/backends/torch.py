@@ -191,7 +191,11 @@ def _rounding_spread_together(cases, trials, scale, seed):
     # Every factor at once (creating them one by one costs more than the
     # perturbed run): two per node, one per operand of a binary node, and
     # one per loss sum.
-    count = sum(2 + (len(node.args) if len(node.args) > 1 else 0) for node in graph.nodes) + len(graph.outputs) - 1
+    # An op whose row has a formula_error takes one more for its value and
+    # one per operand, for noise of that size.
+    count = sum(2 + (len(node.args) if len(node.args) > 1 else 0)
+                + (1 + len(node.args) if OPS[node.op].formula_error else 0) for node in graph.nodes) \
+        + len(graph.outputs) - 1
     d = torch.rand(count, n * trials, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
     size = torch.tensor([0.0] * n + [scale] * (n * trials) + [16 * scale] * (n * trials), dtype=torch.float64)
     factor = iter(1 + torch.cat((torch.zeros(count, n, dtype=torch.float64), d, d), 1) * size).__next__
@@ -215,7 +219,19 @@ def _rounding_spread_together(cases, trials, scale, seed):
         # float64.  Then a product: the gradient sum that reaches the node
         # rounds, and (harmlessly) the value the next ops read, once more.
         out.data.mul_(factor())
+        if op.formula_error is not None:
+            out = with_formula_noise(op, operands, out, const)
         return out * factor()
+
+    def with_formula_noise(op, operands, out, const):
+        # The row's formula_error as noise: on the value in place, on each
+        # partial as x - x (zero forward) times noise that its gradient is.
+        values = [x.detach() for x in operands]
+        value_error, partial_errors = op.formula_errors(values, out.detach(), const)
+        out.data.add_((factor() - 1) * value_error)
+        for x, error in zip(operands, partial_errors):
+            out = out + (x - x.detach()) * ((factor() - 1) * error)
+        return out
 
     try:
         leaves = [torch.tensor(column * runs, dtype=torch.float64, requires_grad=True)
