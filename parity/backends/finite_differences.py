@@ -5,7 +5,8 @@ loss, with h = cbrt(eps) * max(1, |x|) (the step that balances truncation
 error, ~h**2, against rounding error, ~eps/h), and the loss computed by any
 forward backend.  Differences say nothing across a kink (relu, abs at 0, a
 pole of 1/x ...): a leaf whose nudge carries some operand of a kinked op over
-one of its ``op.kink`` points, or whose loss is not finite, gets nan, which
+one of its ``op.kink`` points, that bends some value far from linear over the
+step (sin of a huge argument), or whose loss is not finite, gets nan, which
 means "no opinion".  An independent check of both engine and torch gradients
 on smooth graphs, with no autograd involved.
 """
@@ -79,12 +80,15 @@ def _with_leaf(case, i, x):
 def _crosses_kink(case, leaf, plus, minus):
     """Whether moving ``leaf`` over [minus, plus] moves an operand of a
     kinked op onto or over one of its kinks (judged on the operand at minus,
-    at the case's point and at plus)."""
+    at the case's point and at plus), or bends a value it moves."""
     graph = case.graph
     depends = [i == leaf for i in range(graph.n_leaves)]
     for node in graph.nodes:
         depends.append(any(depends[a] for a in node.args))
     runs = [_values(case, leaf, x) for x in (minus, case.leaves[leaf], plus)]
+    for index in range(graph.n_leaves, graph.n_values):
+        if depends[index] and not _nearly_linear(*(run[index] for run in runs)):
+            return True
     for node in graph.nodes:
         kinks = OPS[node.op].kink
         for a in node.args if kinks else ():
@@ -94,6 +98,17 @@ def _crosses_kink(case, leaf, plus, minus):
             if any(mpmath.isnan(v) for v in seen) or any(min(seen) <= k <= max(seen) for k in kinks):
                 return True
     return False
+
+
+def _nearly_linear(at_minus, at_x, at_plus):
+    """Whether a value is nearly linear over the step: its second difference
+    a thousandth of its first at most, beyond rounding.  Not where the step
+    spans oscillations (sin of 1e145) or a sharp bend, where the central
+    difference's error (the third derivative's term) is no longer small."""
+    if not all(mpmath.isfinite(v) for v in (at_minus, at_x, at_plus)):
+        return True  # the loss's finiteness decides
+    curvature = abs(at_plus - 2 * at_x + at_minus)
+    return curvature <= abs(at_plus - at_minus) / 1000 + 2.0 ** -48 * abs(at_x)
 
 
 def _values(case, leaf, x):
