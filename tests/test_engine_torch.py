@@ -529,3 +529,48 @@ def test_unary_matches_torch_on_ordinary_inputs(op, data, g):
         assert abs(e_grad - t_grad) <= 1e-12 * abs(t_grad) + 4 * 2.0 ** -53 * abs(g), (e_grad, t_grad)
     else:
         assert agree(e_grad, t_grad), (e_grad, t_grad)
+
+
+# --------------------------------------------------------------------------
+# The op table's rows, driven from the table: each row's facts, and each row
+# at its edge points with upstream gradients 1, inf, nan and 0
+# --------------------------------------------------------------------------
+from parity.ops import OP_NAMES, OPS  # noqa: E402
+
+FACTS = [(name, fact) for name in OP_NAMES for fact in OPS[name].facts]
+
+
+def _row_both(op, operands, const, g):
+    """(engine value, engine grads, torch value, torch grads) of one op row."""
+    leaves = [Value(x) for x in operands]
+    out = op.apply_engine(leaves, const)
+    out.backward(g)
+    tleaves = [leaf(x) for x in operands]
+    tout = op.apply_torch(tleaves, const)
+    tout.backward(torch.tensor(g, dtype=F64))
+    return out.data, [v.grad for v in leaves], tout.item(), [grad_of(t) for t in tleaves]
+
+
+@pytest.mark.parametrize("name, fact", FACTS, ids=[fact.what for _, fact in FACTS])
+def test_op_row_facts_are_torch_s_and_the_engine_s(name, fact):
+    e_value, e_grads, t_value, t_grads = _row_both(OPS[name], fact.operands, fact.const, 1.0)
+    assert same_bits(t_value, fact.value), ("torch value", t_value, fact.value)
+    assert same_bits(e_value, fact.value), ("engine value", e_value, fact.value)
+    for expected, t, e in zip(fact.grads, t_grads, e_grads):
+        assert agree(t, expected) and agree(e, expected), (expected, t, e)
+
+
+@pytest.mark.parametrize("name", OP_NAMES)
+def test_every_op_row_matches_torch_at_its_edge_points(name):
+    op = OPS[name]
+    points = [(x,) for x in op.edges] if op.arity == 1 else [(x, y) for x in SPECIAL for y in SPECIAL]
+    failures = []
+    for const in op.constants or (None,):
+        for point in points:
+            for g in UPSTREAM:
+                e_value, e_grads, t_value, t_grads = _row_both(op, point, const, g)
+                zero_signs = e_value != 0.0 or same_bits(e_value, t_value)
+                if not (agree(e_value, t_value) and zero_signs and all(map(agree, e_grads, t_grads))):
+                    failures.append(f"{name}(c={const!r}) at {point} upstream {g!r}: "
+                                    f"engine ({e_value!r}, {e_grads!r}) torch ({t_value!r}, {t_grads!r})")
+    assert not failures, "\n".join(failures[:20])
