@@ -218,12 +218,16 @@ class Value:
         return _node(x * 0.5 * (1.0 + math.erf(x * _SQRT1_2)), (self,), "gelu", _gelu_backward)
 
     def max(self, other):
-        """torch.maximum: nan if either is nan; a tie splits the gradient."""
+        """torch.maximum (a number ``other`` as a constant tensor): nan if
+        either is nan; a tie splits the gradient."""
+        other = other if isinstance(other, Value) else Value(other)
         a, b = self.data, other.data
         return _node(NAN if a != a or b != b else (b if a < b else a), (self, other), "max", _max_backward)
 
     def min(self, other):
-        """torch.minimum: nan if either is nan; a tie splits the gradient."""
+        """torch.minimum (a number ``other`` as a constant tensor): nan if
+        either is nan; a tie splits the gradient."""
+        other = other if isinstance(other, Value) else Value(other)
         a, b = self.data, other.data
         return _node(NAN if a != a or b != b else (b if b < a else a), (self, other), "min", _min_backward)
 

@@ -543,3 +543,18 @@ def test_linear_is_one_node():
     assert len(out._prev) == 11  # bias, weights, inputs
     assert len(topological_order(out)) == 12
     assert out.data == 10.0
+
+
+def test_max_and_min_take_a_number_and_split_a_tie():
+    x = Value(2.0)
+    y = x.max(2.0) + x.min(3)
+    y.backward()
+    assert y.data == 4.0 and x.grad == 1.5  # half of max's gradient at the tie, all of min's
+
+
+def test_clamp_passes_the_gradient_at_its_bounds_and_keeps_a_zero_s_sign():
+    for x, value, grad in ((0.0, 0.0, 1.0), (1.0, 1.0, 1.0), (1.5, 1.0, 0.0), (-0.0, -0.0, 1.0)):
+        v = Value(x)
+        y = v.clamp(0.0, 1.0)
+        y.backward()
+        assert (repr(y.data), v.grad) == (repr(value), grad)
