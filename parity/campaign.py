@@ -56,25 +56,30 @@ def engine_log_path(out):
 
 
 def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False, isolation="auto", limits=Limits(),
-        resume_anyway=False, engine=None):
+        resume_anyway=False, engine=None, prepare=None, started=None):
     """Run this shard of the campaign into ``out``; see the module docstring
     and report_files.py for the files.  ``out`` is checked, and locked for
     the whole run (run_lock.py), before any work.  ``engine``: the run's
-    engine backend, if the caller loaded it already (``--ops supported``
-    probes it): the engine is imported once, not once per step; it is
-    closed here."""
+    engine backend, if the caller loaded it already; ``prepare()``, called
+    once ``out`` is locked, gives ``(spec, engine)`` (``--ops supported``
+    probes the engine to make the spec): either way the engine is imported
+    once, not once per step, and closed here.  ``started(spec, engine)``
+    is called once the run's checks passed, before any case runs."""
     out = Path(out)
     holder = [engine]  # the engine to close, whoever loaded it
     try:
         check_output(out)
         with output_lock(out):
-            return _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_anyway, holder)
+            if prepare is not None:
+                spec, holder[0] = prepare(holder)
+            return _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_anyway, holder,
+                        started)
     finally:
         if holder[0] is not None:
             holder[0].close()
 
 
-def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_anyway, holder):
+def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_anyway, holder, started=None):
     from .backends.engine import BrokenEngine
     from .compare import Tolerances
 
@@ -93,6 +98,8 @@ def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_
     elif getattr(engine, "sandbox", None) is not None:
         engine.sandbox.limits = replace(engine.sandbox.limits, log=limits.log)
     broken = engine.cause if isinstance(engine, BrokenEngine) else None
+    if started is not None:
+        started(spec, engine)
     # A shard's share depends on the structures drawn; the whole is known
     # without drawing a million cases.
     planned = (sum(map(spec.n_cases, spec.families)) if shard == WHOLE

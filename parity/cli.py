@@ -86,21 +86,25 @@ def run_command(args):
     check_output(out)  # before any work (loading the engine imports it)
     shard = _usage(Shard.parse, args.shard) if args.shard else Shard(1, 1)
     progress = sys.stderr.isatty() and not args.quiet
-    engine = None
+    spec = _spec_of_report(args) if args.same_as else _spec(args, ops=None if args.ops == "supported" else _ops(args))
+
+    def prepare(holder):
+        """Once the output is locked: the engine, imported once (probed here
+        for --ops supported, then run and diagnosed), and the spec."""
+        engine = holder[0] = _load_engine(spec, args)
+        made = spec
+        if args.ops == "supported" and not args.same_as:
+            made = _usage(lambda: _spec(args, ops=_supported_ops(engine)))
+        return made, engine
+
+    def started(spec, engine):
+        for line in engine_lines(spec.engine, engine):
+            print(line, file=sys.stderr, flush=True)
+
     try:
         with _sigterm_interrupts():
-            if args.same_as:
-                spec = _spec_of_report(args)
-                engine = _load_engine(spec, args)
-            else:
-                spec = _spec(args, ops=None if args.ops == "supported" else _ops(args))
-                engine = _load_engine(spec, args)  # imported once: probed here, run, diagnosed
-                if args.ops == "supported":
-                    spec = _usage(lambda: _spec(args, ops=_supported_ops(engine)))
-            for line in engine_lines(spec.engine, engine):
-                print(line, flush=True)
             outcome = run(spec, out, shard, args.workers, args.resume, progress, args.isolation, _limits(args),
-                          args.resume_anyway, engine=engine)
+                          args.resume_anyway, prepare=prepare, started=started)
     except KeyboardInterrupt:
         if not partial_path(out).exists():
             raise  # before any row: nothing to resume
@@ -170,11 +174,9 @@ def _supported_ops(engine):
     from .ops import OP_NAMES
 
     if isinstance(engine, BrokenEngine):
-        engine.close()
         raise UsageError(f"--ops supported: cannot probe the engine: {engine.cause}")
     ops = tuple(name for name in OP_NAMES if engine.supports(name))
     if not ops:
-        engine.close()
         raise UsageError(f"--ops supported: the engine has no op of the op table ("
                          f"{'; '.join(engine.probe_summary(OP_NAMES))}); map our op names to its calls with "
                          f"--adapter FILE (README: Engines of other shapes)")

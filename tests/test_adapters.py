@@ -48,7 +48,7 @@ def sidecar(out):
 def test_each_api_form_is_detected_driven_and_judged(tmp_path, engine, ops, found):
     done, out = run(tmp_path, f"tests/engines/{engine}", "--ops", ops)  # no :Class, no attribute flags
     assert done.returncode == 0, done.stdout + done.stderr
-    assert found in done.stdout
+    assert found in done.stderr  # what was found: before the run, beside the progress bar
     assert "no case failed" in done.stdout
     meta = sidecar(out)
     assert meta["verdicts"].get("pass", 0) + meta["verdicts"].get("ill_conditioned", 0) == 24
@@ -73,7 +73,7 @@ def test_the_adapter_s_decisions_are_in_the_sidecar(tmp_path):
 def test_an_op_that_is_there_but_broken_is_supported_and_its_cases_fail(tmp_path, engine, why):
     done, out = run(tmp_path, f"tests/engines/{engine}", "--ops", "add,mul,tanh")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert f"ops there but broken (1): {why}" in done.stdout
+    assert f"ops there but broken (1): {why}" in done.stderr
     meta = sidecar(out)
     assert "tanh" in meta["probes"]["broken"] and "tanh" not in meta["probes"]["absent"]
     assert meta["verdicts"].get("unsupported", 0) == 0
@@ -109,7 +109,7 @@ def test_no_backward_names_what_the_class_has_and_the_flag(tmp_path):
     assert not Path(f"{out}.partial").exists() and not out.exists()
     done, out = run(tmp_path, "tests/engines/no_backward.py", "--backward", "compute_gradients", "--ops", "add,mul")
     assert done.returncode == 0, done.stderr
-    assert "backward: method compute_gradients() (--backward)" in done.stdout
+    assert "backward: method compute_gradients() (--backward)" in done.stderr
     assert sidecar(out)["args"]["backward"] == "compute_gradients"
 
 
@@ -152,7 +152,7 @@ def test_an_adapter_file_maps_our_op_names_and_goes_into_the_replay_commands(tmp
     adapter = "tests/engines/no_ops_adapter.py"
     done, out = run(tmp_path, "tests/engines/no_ops.py", "--adapter", adapter, "--ops", "add")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "ops called otherwise: add by adapter file" in done.stdout
+    assert "ops called otherwise: add by adapter file" in done.stderr
     meta = sidecar(out)
     assert meta["adapter"]["adapter_file"]["path"].endswith("no_ops_adapter.py")
     assert meta["adapter"]["ops"] == {"add": "adapter file"}
@@ -182,7 +182,7 @@ def test_a_module_spec_is_found_in_the_working_directory_first(tmp_path):
                            "r.csv", *SMALL, "--ops", "add,mul"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "class Value (detected: the only candidate)" in done.stdout
+    assert "class Value (detected: the only candidate)" in done.stderr
 
 
 def test_a_folder_shadowed_by_the_installed_package_is_refused_naming_both(tmp_path):

@@ -365,6 +365,9 @@ def _as_float(x, what):
         raise _EngineFault(f"{what} is {_kind(x)}, not a number ({describe(exc)})") from None
 
 
+_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _is_plain_number(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -392,9 +395,10 @@ def _refusal(exc, apply):
     while tb is not None:
         codes.append(tb.tb_frame.f_code)
         tb = tb.tb_next
-    call_codes = {getattr(apply, "__code__", None)}
-    # the adapter's wrappers around a module function: the function is the op's call
-    engine_frames = [c for c in codes if c not in call_codes and not c.co_filename.endswith("adapter.py")]
+    # The harness's own frames (the op table's calls, the adapter's wrappers,
+    # engine_functions' check that a Value is ours) are the op's call.
+    engine_frames = [c for c in codes if c is not getattr(apply, "__code__", None)
+                     and not os.path.abspath(c.co_filename).startswith(_HERE)]
     if not engine_frames and isinstance(exc, (AttributeError, TypeError)):
         return ABSENT
     operator_op = not adapters.method_names(apply)
