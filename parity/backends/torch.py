@@ -242,20 +242,34 @@ def _rounding_spread_together(cases, trials, scale, seed):
             zeros = torch.zeros(n * runs, dtype=torch.float64)
             quantities = torch.stack([values[o] for o in graph.outputs] + [loss]
                                      + [zeros if leaf.grad is None else leaf.grad for leaf in leaves], 1)
+            nodes = torch.stack(values[graph.n_leaves:], 1)
     except Exception:  # no estimate: the oracle decides
         return [[math.nan] * (len(graph.outputs) + 1 + graph.n_leaves) for _ in cases]
-    quantities = quantities.reshape(runs, n, -1)
-    deviation = (quantities[1:] - quantities[0]).abs().reshape(2, trials, n, -1)
-    # Linear trial by trial (each d at its two scales): the largest
-    # deviations of an oscillating quantity (cos of 1e75) can fall 16x apart
-    # by chance.
+    quantities, nodes = quantities.reshape(runs, n, -1), nodes.reshape(runs, n, -1)
+    small, large, linear = _deviations(quantities, trials)
+    finite = torch.isfinite(quantities).all(0) & torch.isfinite(small) & torch.isfinite(large)
+    # A finite node that rounding moves unlike a linear function (sin of
+    # 1e17, a kink crossed) may steer a later max, min or relu to the other
+    # side in the engine than in any of these runs, whose quantities then
+    # look linear and tight: no estimate for the case.
+    _, _, nodes_linear = _deviations(nodes, trials)
+    steady = (nodes_linear | ~torch.isfinite(nodes).all(0)).all(-1, keepdim=True)
+    estimate = torch.maximum(small, large / 16) * (UNIT_ROUNDOFF / scale)
+    return torch.where(finite & linear & steady, estimate, math.nan).tolist()
+
+
+def _deviations(runs, trials):
+    """(largest deviation at the small scale, at the large one, linear) of
+    each quantity of ``runs`` (as is, trials at one scale, then at 16x).
+    Linear trial by trial (each d at its two scales): the largest
+    deviations of an oscillating quantity (cos of 1e75) can fall 16x apart
+    by chance."""
+    deviation = (runs[1:] - runs[0]).abs().reshape(2, trials, *runs.shape[1:])
     small_each, large_each = deviation
     linear = (((small_each == 0) & (large_each == 0))
               | ((small_each > 0) & (large_each >= 8 * small_each) & (large_each <= 32 * small_each))).all(0)
     small, large = deviation.amax(1)
-    finite = torch.isfinite(quantities).all(0) & torch.isfinite(small) & torch.isfinite(large)
-    estimate = torch.maximum(small, large / 16) * (UNIT_ROUNDOFF / scale)
-    return torch.where(finite & linear, estimate, math.nan).tolist()
+    return small, large, linear
 
 
 def _backward_passes(case, leaves, loss):
