@@ -248,12 +248,14 @@ def _rounding_spread_together(cases, trials, scale, seed):
     quantities, nodes = quantities.reshape(runs, n, -1), nodes.reshape(runs, n, -1)
     small, large, linear = _deviations(quantities, trials)
     finite = torch.isfinite(quantities).all(0) & torch.isfinite(small) & torch.isfinite(large)
-    # A finite node that rounding moves unlike a linear function (sin of
-    # 1e17, a kink crossed) may steer a later max, min or relu to the other
-    # side in the engine than in any of these runs, whose quantities then
-    # look linear and tight: no estimate for the case.
-    _, _, nodes_linear = _deviations(nodes, trials)
-    steady = (nodes_linear | ~torch.isfinite(nodes).all(0)).all(-1, keepdim=True)
+    # A finite node that rounding moves by more than 2**-20 of itself at the
+    # large scale (condition 2**20 and up: sin of 1e17, a kink crossed) may
+    # steer a later max, min or relu to the other side in the engine than in
+    # any of these runs, whose quantities then look linear and tight: no
+    # estimate for the case.
+    _, node_large, _ = _deviations(nodes, trials)
+    wild = torch.isfinite(nodes).all(0) & (node_large > 2.0 ** -20 * nodes[0].abs())
+    steady = ~wild.any(-1, keepdim=True)
     estimate = torch.maximum(small, large / 16) * (UNIT_ROUNDOFF / scale)
     return torch.where(finite & linear & steady, estimate, math.nan).tolist()
 
