@@ -28,6 +28,11 @@ ANY = "any"            # any real
 POSITIVE = "positive"  # strictly positive, so log/sqrt/fractional powers stay real
 NONZERO = "nonzero"    # denominators
 
+# SLEEF's sin and cos (torch's vectorised kernels) promise 1 ulp for
+# arguments up to 1e14 (its documentation); beyond, torch and a C library
+# part by more than rounding (sin(1e17), cos(1e75) in a soak).
+TRIG_ACCURATE_BELOW = 1e14
+
 SPECIAL_POINTS = (0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, 1000.0, -1000.0,
                   710.0, -745.5, 1e-300, 1e308, INF, -INF, NAN)
 
@@ -66,6 +71,9 @@ class Op:
                                     # 1 + erf(x) at x << 0) takes it beyond a rounding of the result;
                                     # both spread estimates add noise that size.  Plain arithmetic
                                     # only: it runs on mpf numbers and on tensors.
+    accurate_below: float = INF   # operand magnitude up to which torch's kernel and a C library agree to
+                                  # about an ulp of the result; beyond it (sin, cos of huge arguments:
+                                  # their argument reductions differ) no cheap estimate holds
     symbol: str = ""              # for readable graphs: "+", "exp", ...
     engine: Callable = None       # (*operands[, const]) -> engine Value; None: ENGINE_OPS[name]
 
@@ -438,9 +446,9 @@ OPS = {op.name: op for op in [
     Op("sqrt", 1, lambda a: a.sqrt(), m_sqrt,
        lambda a, out: (m_div(mpf(1), 2 * out),), domains=(POSITIVE,), kink=(0.0,), symbol="sqrt"),
     Op("sin", 1, lambda a: a.sin(), m_sin, lambda a, out: (m_cos(a),),
-       facts=(Fact("sin(inf)", (INF,), NAN, (NAN,)),), symbol="sin"),
+       facts=(Fact("sin(inf)", (INF,), NAN, (NAN,)),), accurate_below=TRIG_ACCURATE_BELOW, symbol="sin"),
     Op("cos", 1, lambda a: a.cos(), m_cos, lambda a, out: (-m_sin(a),),
-       facts=(Fact("cos(-inf)", (-INF,), NAN, (NAN,)),), symbol="cos"),
+       facts=(Fact("cos(-inf)", (-INF,), NAN, (NAN,)),), accurate_below=TRIG_ACCURATE_BELOW, symbol="cos"),
     Op("leaky_relu", 1, lambda a, c: _functional("leaky_relu")(a, c), m_leaky_relu, _leaky_relu_partials,
        constants=_LEAKY_SLOPES, kink=(0.0,),
        facts=(Fact("leaky_relu(x) at 0: the slope's side", (0.0,), 0.0, (0.01,), const=0.01),

@@ -174,3 +174,18 @@ def test_the_estimated_spread_is_unknown_across_a_kink_and_beyond_float64():
     overflowing = make_case(1, [("exp", (0,))], [709.782712893384])  # within 1e-13 of float64's largest
     spreads = TorchBackend().rounding_spread([across, overflowing])
     assert math.isnan(spreads[0][-1]) and math.isnan(spreads[1][0])
+
+
+@pytest.mark.parametrize("case_id", ["expr-0-8579", "expr-0-77863"])
+def test_no_estimated_spread_where_sin_or_cos_read_a_huge_argument(case_id):
+    # cos of 1e75, sin of 1e17 (feeding a min): torch's SLEEF and a C
+    # library part there by more than rounding, and a 100,000-case soak
+    # failed our engine on these two when the screen trusted torch.
+    from parity.cases import case_from_id
+
+    (spread,) = TorchBackend().rounding_spread([case_from_id(case_id)])
+    assert all(map(math.isnan, spread))
+    small = make_case(1, [("sin", (0,)), ("mul", (1, 0))], [1e17])
+    ordinary = make_case(1, [("sin", (0,)), ("mul", (1, 0))], [1e13])
+    huge, fine = TorchBackend().rounding_spread([small, ordinary])
+    assert all(map(math.isnan, huge)) and not any(map(math.isnan, fine))

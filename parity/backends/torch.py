@@ -242,22 +242,29 @@ def _rounding_spread_together(cases, trials, scale, seed):
             zeros = torch.zeros(n * runs, dtype=torch.float64)
             quantities = torch.stack([values[o] for o in graph.outputs] + [loss]
                                      + [zeros if leaf.grad is None else leaf.grad for leaf in leaves], 1)
-            nodes = torch.stack(values[graph.n_leaves:], 1)
+            as_is = torch.stack(values, 1)[:n]  # every value of the graph, unperturbed
     except Exception:  # no estimate: the oracle decides
         return [[math.nan] * (len(graph.outputs) + 1 + graph.n_leaves) for _ in cases]
-    quantities, nodes = quantities.reshape(runs, n, -1), nodes.reshape(runs, n, -1)
+    quantities = quantities.reshape(runs, n, -1)
     small, large, linear = _deviations(quantities, trials)
     finite = torch.isfinite(quantities).all(0) & torch.isfinite(small) & torch.isfinite(large)
-    # A finite node that rounding moves by more than 2**-20 of itself at the
-    # large scale (condition 2**20 and up: sin of 1e17, a kink crossed) may
-    # steer a later max, min or relu to the other side in the engine than in
-    # any of these runs, whose quantities then look linear and tight: no
-    # estimate for the case.
-    _, node_large, _ = _deviations(nodes, trials)
-    wild = torch.isfinite(nodes).all(0) & (node_large > 2.0 ** -20 * nodes[0].abs())
-    steady = ~wild.any(-1, keepdim=True)
+    steady = ~_beyond_accuracy(graph, as_is).unsqueeze(-1)
     estimate = torch.maximum(small, large / 16) * (UNIT_ROUNDOFF / scale)
     return torch.where(finite & linear & steady, estimate, math.nan).tolist()
+
+
+def _beyond_accuracy(graph, values):
+    """Per case, whether an op of the graph reads an operand beyond its
+    row's ``accurate_below`` (sin of 1e17): torch's value itself may then be
+    off by more than rounding, and nothing the perturbed runs show bounds
+    that.  ``values``: every value of the graph, per case, unperturbed."""
+    torch = _torch()
+    beyond = torch.zeros(values.shape[0], dtype=torch.bool)
+    for node in graph.nodes:
+        limit = OPS[node.op].accurate_below
+        for a in node.args if limit != math.inf else ():
+            beyond |= values[:, a].abs() > limit
+    return beyond
 
 
 def _deviations(runs, trials):
