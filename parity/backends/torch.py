@@ -248,22 +248,41 @@ def _rounding_spread_together(cases, trials, scale, seed):
     quantities = quantities.reshape(runs, n, -1)
     small, large, linear = _deviations(quantities, trials)
     finite = torch.isfinite(quantities).all(0) & torch.isfinite(small) & torch.isfinite(large)
-    steady = ~_beyond_accuracy(graph, as_is).unsqueeze(-1)
+    steady = ~_beyond_accuracy(graph, as_is)
     estimate = torch.maximum(small, large / 16) * (UNIT_ROUNDOFF / scale)
     return torch.where(finite & linear & steady, estimate, math.nan).tolist()
 
 
 def _beyond_accuracy(graph, values):
-    """Per case, whether an op of the graph reads an operand beyond its
-    row's ``accurate_below`` (sin of 1e17): torch's value itself may then be
-    off by more than rounding, and nothing the perturbed runs show bounds
-    that.  ``values``: every value of the graph, per case, unperturbed."""
+    """Per case and quantity, whether torch's value of it may be off by
+    more than rounding, which nothing the perturbed runs show bounds: an op
+    of the graph reads an operand beyond its row's ``accurate_below`` (sin
+    of 1e17), and the quantity depends on that op's result - an output
+    downstream of it (and the loss), or the gradient of a leaf that reaches
+    a node downstream of it (whose backward reads it).  ``values``: every
+    value of the graph, per case, unperturbed."""
     torch = _torch()
-    beyond = torch.zeros(values.shape[0], dtype=torch.bool)
-    for node in graph.nodes:
-        limit = OPS[node.op].accurate_below
-        for a in node.args if limit != math.inf else ():
-            beyond |= values[:, a].abs() > limit
+    n_leaves, n_values = graph.n_leaves, graph.n_values
+    limited = [(i, OPS[node.op].accurate_below) for i, node in enumerate(graph.nodes)
+               if OPS[node.op].accurate_below != math.inf]
+    beyond = torch.zeros(values.shape[0], len(graph.outputs) + 1 + n_leaves, dtype=torch.bool)
+    if not limited:
+        return beyond
+    inaccurate = torch.zeros(values.shape[0], n_values, dtype=torch.bool)
+    for i, limit in limited:
+        for a in graph.nodes[i].args:
+            inaccurate[:, n_leaves + i] |= values[:, a].abs() > limit
+    for case in inaccurate.any(1).nonzero().flatten().tolist():
+        downstream = inaccurate[case].tolist()
+        for i, node in enumerate(graph.nodes):  # in topological order
+            downstream[n_leaves + i] = downstream[n_leaves + i] or any(downstream[a] for a in node.args)
+        reaches = [False] * n_values  # reaches a downstream node
+        for i in reversed(range(graph.n_nodes)):
+            if downstream[n_leaves + i] or reaches[n_leaves + i]:
+                for a in graph.nodes[i].args:
+                    reaches[a] = True
+        outputs = [downstream[o] for o in graph.outputs]
+        beyond[case] = torch.tensor(outputs + [any(outputs)] + reaches[:n_leaves])
     return beyond
 
 
