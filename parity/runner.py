@@ -31,22 +31,23 @@ def run_case(case, engine, torch_backend, oracle=None, tolerances=None):
 
 def _judged(group, engine, torch_backend, oracle, tolerances):
     """[(engine Result, torch Result, Verdict)] for a group of _groups."""
-    float32 = None
     if is_trajectory(group[0]):
         results = [(run_trajectory(engine, group[0]), run_trajectory(torch_backend, group[0]))]
         referee = TrajectoryOracle(oracle) if oracle else None
-        estimate = lambda: [trajectory_spread(torch_backend, group[0])]  # noqa: E731
+        estimate, in_float32 = (lambda: [trajectory_spread(torch_backend, group[0])]), None
     else:
         engine_results = submit(engine, group)  # a sandboxed engine works while torch does
         torch_results = run_all(torch_backend, group)
         results = zip(engine_results(), torch_results)
         referee = oracle
         estimate = lambda: torch_backend.rounding_spread(group)  # noqa: E731
-        if hasattr(torch_backend, "rounding_spread"):
-            float32 = functools.cache(lambda: torch_backend.run_batch(group, dtype="float32"))
-    # What judge may ask torch beyond the float64 results, for the whole
-    # group, computed the first time a case asks: most groups never do.
-    spreads = functools.cache(estimate) if hasattr(torch_backend, "rounding_spread") else None
+        in_float32 = lambda: torch_backend.run_batch(group, dtype="float32")  # noqa: E731
+    # What judge may ask torch beyond the float64 results (a stand-in
+    # backend offers none), for the whole group, computed the first time a
+    # case asks: most groups never do.
+    extras = hasattr(torch_backend, "rounding_spread")
+    spreads = functools.cache(estimate) if extras else None
+    float32 = functools.cache(in_float32) if extras and in_float32 else None
     return [(e, t, judge(case, e, t, referee, tolerances, TorchExtras(
                 spreads and (lambda i=i: spreads()[i]), float32 and (lambda i=i: float32()[i]))))
             for i, (case, (e, t)) in enumerate(zip(group, results))]
