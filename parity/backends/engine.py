@@ -19,7 +19,7 @@ from ..case import Result
 from ..isolation import Death, EngineBroken, Limits, Sandbox
 from ..ops import ANY, NONZERO, OPS, POSITIVE
 from ..sandbox import engine_runner
-from ..sandbox.engine_runner import ABSENT, BROKEN, EngineSpecError, SPEC_FORMS  # noqa: F401
+from ..sandbox.engine_runner import ABSENT, BROKEN, PROBE_STATUSES, EngineSpecError, SPEC_FORMS  # noqa: F401
 from ..sandbox.text import clean
 from ..sandbox.wire import encode_cases
 
