@@ -253,15 +253,26 @@ def diagnose(rows, backends, spec):
     """The Diagnosis of a run's bad rows: the probes of the ops they use,
     run through ``backends`` (engine, torch, oracle, tolerances), their
     findings, and the rows attributed."""
+    ops = {op for row in rows for op in str(row["ops"]).split(";") if op in OPS}
+    return explain(probe(ops, backends, spec), rows, backends, spec)
+
+
+def probe(ops, backends, spec, excused=frozenset()):
+    """The findings of the probes of ``ops`` (and CONTROL_OPS) and of the
+    machinery, leaving out the probes whose case ids are ``excused``."""
     from .judges import run_task
 
-    ops = sorted({op for row in rows for op in str(row["ops"]).split(";") if op in OPS} | set(CONTROL_OPS))
-    probes = probe_cases(ops)
+    probes = [case for case in probe_cases(sorted(set(ops) | set(CONTROL_OPS))) if case.case_id not in excused]
     # A probe is the same case whatever the run's knobs: its replay needs none.
     probe_spec = replace(spec, edge_rate=None, max_nodes=None, ops=None)
-    findings = probe_findings(list(run_task(probes, probe_spec, backends)), probes)
+    return probe_findings(list(run_task(probes, probe_spec, backends)), probes)
+
+
+def explain(findings, rows, backends, spec):
+    """The Diagnosis of bad rows given the probes' findings: the rows
+    attributed, what none explains shrunk to findings of its own."""
     unexplained = attribute(findings, rows, lambda case_id: _passes(case_id, spec))
-    findings += _shrunk_findings(unexplained, backends, spec)
+    findings = findings + _shrunk_findings(unexplained, backends, spec)
     return Diagnosis(order(findings), len(rows), len(unexplained))
 
 
