@@ -56,7 +56,7 @@ def engine_log_path(out):
 
 
 def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False, isolation="auto", limits=Limits(),
-        resume_anyway=False, engine=None, prepare=None, started=None):
+        resume_anyway=False, engine=None, prepare=None, started=None, diagnose=None):
     """Run this shard of the campaign into ``out``; see the module docstring
     and report_files.py for the files.  ``out`` is checked, and locked for
     the whole run (run_lock.py), before any work.  ``engine``: the run's
@@ -64,7 +64,9 @@ def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False, isolati
     once ``out`` is locked, gives ``(spec, engine)`` (``--ops supported``
     probes the engine to make the spec): either way the engine is imported
     once, not once per step, and closed here.  ``started(spec, engine)``
-    is called once the run's checks passed, before any case runs."""
+    is called once the run's checks passed, before any case runs.
+    ``diagnose(spec, report, engine)`` gives the Diagnosis of a run with a
+    fail or error case (default: diagnosis.diagnose's, with its own probes)."""
     out = Path(out)
     holder = [engine]  # the engine to close, whoever loaded it
     try:
@@ -73,13 +75,13 @@ def run(spec, out, shard=WHOLE, workers=1, resume=False, progress=False, isolati
             if prepare is not None:
                 spec, holder[0] = prepare(holder)
             return _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_anyway, holder,
-                        started)
+                        started, diagnose or _diagnose)
     finally:
         if holder[0] is not None:
             holder[0].close()
 
 
-def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_anyway, holder, started=None):
+def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_anyway, holder, started, diagnose):
     from .backends.engine import BrokenEngine
     from .compare import Tolerances
 
@@ -155,7 +157,7 @@ def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_
     # The partial goes last: until the sidecar says complete, a resume
     # finds every row there.
     summary, rows = write_ordered([partial], spec, out)
-    diagnosis = _diagnose(spec, out, engine) if summary.failed and not broken else None
+    diagnosis = diagnose(spec, out, engine) if summary.failed and not broken else None
     engine.close()  # its worker's log goes to the run's engine log
     sidecar.update(complete=True, finished=now(), cases=summary.cases, rows=rows,
                    verdicts=summary.verdict_counts(), diagnosis=diagnosis and diagnosis.to_json())

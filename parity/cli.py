@@ -277,6 +277,38 @@ def _resume_argv(argv, out):
     return argv + ([] if "--out" in argv else ["--out", str(out)]) + ([] if "--resume" in argv else ["--resume"])
 
 
+# -- parity grade --------------------------------------------------------------------
+def grade_command(args):
+    from .grading import GradeOptions, grade_class
+    from .rubric import RubricError, load_rubric
+    from .submissions import SubmissionError, find_submissions
+
+    try:
+        rubric = load_rubric(args.rubric)
+        submissions = find_submissions(args.submissions)
+        reference = find_submissions([args.reference])[0] if args.reference else None
+    except (RubricError, SubmissionError) as exc:
+        raise UsageError(str(exc)) from None
+    options = GradeOptions(
+        rubric=rubric, out=Path(args.out), reference=reference, workers=args.workers, timeout=args.timeout,
+        job_timeout=args.submission_timeout, limits=_limits(args), cases=args.cases, seed=args.seed,
+        engine_options=tuple((name, getattr(args, name)) for name in ("data_attr", "grad_attr", "backward", "adapter")
+                             if getattr(args, name)),
+        resume=args.resume)
+    try:
+        with _sigterm_interrupts():
+            grades = grade_class(submissions, options)
+    except KeyboardInterrupt:
+        print(f"parity: interrupted; {args.out} holds the submissions graded so far; continue with:\n"
+              f"  {shlex.join(['parity', *args.argv] + ([] if args.resume else ['--resume']))}", file=sys.stderr)
+        return INTERRUPTED
+    scores = [g.score for g in grades]
+    print(f"graded {len(grades)} submission(s) into {args.out}/: gradebook.csv, gradebook.html, feedback/, "
+          f"results/; scores {min(scores):g} to {max(scores):g} of {rubric.max_score:g}, "
+          f"{sum(1 for g in grades if g.error)} not graded in full")
+    return OK
+
+
 # -- parity diagnose -----------------------------------------------------------------
 def diagnose_command(args):
     from .diagnosis import bad_rows, diagnose
@@ -552,6 +584,32 @@ def _parser():
     run_.add_argument("--quiet", action="store_true", help="no progress bar (there is none off a terminal)")
     _expect_option(run_)
 
+    grade = command("grade", grade_command, "grade a class of engines with a rubric: a gradebook (CSV, HTML), "
+                    "feedback per student, Gradescope results.json")
+    grade.add_argument("submissions", nargs="+", metavar="SUBMISSION",
+                       help="file.py, file.py:Class, a folder holding one engine file, or a glob of them "
+                            "(class/*/micrograd.py)")
+    grade.add_argument("--rubric", default="lecture", metavar="RUBRIC.toml",
+                       help="a rubric file, or a shipped one: lecture (default), torch_parity")
+    grade.add_argument("--reference", metavar="FILE.py[:Class]", help="a reference solution: what it gets wrong "
+                       "against torch is excused for every student")
+    grade.add_argument("--out", default="grades", metavar="DIR", help="the gradebook's folder (default: grades)")
+    grade.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                       help="submissions graded at a time (each in a process of its own)")
+    grade.add_argument("--cases", type=_positive_int, metavar="N", help="cases per family (default: the rubric's)")
+    grade.add_argument("--seed", type=int, metavar="N", help="the cases' seed (default: the rubric's)")
+    grade.add_argument("--submission-timeout", type=float, default=600.0, metavar="SECONDS",
+                       help="a submission's grading is stopped after this; the items it finished count "
+                            "(default: 600)")
+    grade.add_argument("--resume", action="store_true", help="grade only the submissions not graded yet in --out")
+    grade.add_argument("--data-attr", metavar="NAME", help="as parity run's, for every submission")
+    grade.add_argument("--grad-attr", metavar="NAME", help="as parity run's, for every submission")
+    grade.add_argument("--backward", metavar="NAME", help="as parity run's, for every submission")
+    grade.add_argument("--adapter", metavar="FILE.py", help="as parity run's, for every submission")
+    grade.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                       help="a case's wall-clock limit (default: 5)")
+    _isolation_options(grade, choose=False)
+
     diagnose = command("diagnose", diagnose_command, "the findings of a report's fail/error cases: "
                        "which op or part of backward is wrong, and its smallest case")
     diagnose.add_argument("report", metavar="REPORT.csv")
@@ -613,12 +671,15 @@ def _expect_option(parser):
                              "reported, not failed)")
 
 
-def _isolation_options(parser):
+def _isolation_options(parser, choose=True):
+    """The sandbox's options; ``choose``: whether the engine may run
+    without one (parity grade's students' engines may not)."""
     sandbox = parser.add_argument_group("isolation", "the engine runs in a sandboxed worker process "
                                         "(README: Isolation)")
-    sandbox.add_argument("--isolation", choices=("auto", "process", "none"), default="auto",
-                         help="process: a sandboxed worker; none: in the harness's process (trusted engines "
-                              "only); auto (default): none for our engine, process for any other")
+    if choose:
+        sandbox.add_argument("--isolation", choices=("auto", "process", "none"), default="auto",
+                             help="process: a sandboxed worker; none: in the harness's process (trusted engines "
+                                  "only); auto (default): none for our engine, process for any other")
     sandbox.add_argument("--memory-limit", type=_size, default=Limits.memory, metavar="SIZE",
                          help="address space of a worker, e.g. 4G, 512M, or 0 for none (default: 4G)")
     sandbox.add_argument("--cpu-limit", type=float, metavar="SECONDS",

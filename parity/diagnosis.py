@@ -32,6 +32,7 @@ most).
 """
 from dataclasses import asdict, dataclass, replace
 import re
+from typing import NamedTuple
 
 from .compare import NARROW, WITHIN_NARROW
 from .ops import OPS
@@ -117,24 +118,25 @@ def probe_findings(rows, cases):
             bad.setdefault((case.spec["op"], case.spec["probe"]), []).append((case, row))
     ops = list(dict.fromkeys(case.spec["op"] for case in cases if case.spec["op"] != "backward"))
     findings = {}
+    failing = {op for op in ops if bad.get((op, "ordinary"))}
     for op in ops:
         ordinary = bad.get((op, "ordinary"))
-        if ordinary:
+        if ordinary and not built_from(op) & failing:  # else the op it may be built from explains it
             parts = sorted({_part(c, r) for c, r in ordinary}, key=_part_order)
             findings[op] = _finding(op, " and ".join(parts), "wrong", ordinary)
-    # A reuse probe also adds (and doubles): a wrong add (or mul_const)
-    # explains it.
     reused = {}
     for op in ops:
         probes = [(c, r) for c, r in bad.get((op, "reused"), []) if not (set(c.graph.ops()) - {op}) & set(findings)]
-        if probes and op not in findings:
+        if probes and op not in findings and not built_from(op) & set(findings):
             reused[op] = probes
+    blamed = _blamed_for_reuse(reused, cases, rows)
     machinery = []
-    if len(reused) >= SHARED_REUSE_FAILURES:
+    if len(blamed) >= SHARED_REUSE_FAILURES:
         machinery = [probe for probes in reused.values() for probe in probes]
     else:
-        findings.update((op, _finding(op, REUSED, "wrong", probes)) for op, probes in reused.items())
-    wrong = set(findings)
+        findings.update((op, _finding(op, REUSED, "wrong", reused[op])) for op in blamed)
+    # wrong, or failing with a wrong op it may be built from
+    wrong = set(findings) | {op for op in ops if built_from(op) & set(findings)}
     machinery += [(c, r) for c, r in bad.get(("backward", "machinery"), []) if not set(c.graph.ops()) & wrong]
     result = list(findings.values())
     if machinery and "add" not in findings:  # the machinery's probes sum their outputs with add
@@ -154,11 +156,39 @@ def probe_findings(rows, cases):
                                "precision", narrow))
     for op in ops:
         edge = bad.get((op, "edge"))
-        if edge and op not in findings:
+        if edge and op not in wrong:
             points = ", ".join(dict.fromkeys(_point(c) for c, _ in edge[:4]))
             more = f" and {len(edge) - 4} more" if len(edge) > 4 else ""
             result.append(_finding(op, f"at edge points {points}{more}", "edge", edge))
     return result
+
+
+def _blamed_for_reuse(reused, cases, rows):
+    """The ops whose own backward loses a reused operand's contributions,
+    of ``reused`` ({op: its failing reuse probes}).  A reuse probe also
+    adds (and doubles): its failure is the op's own only where each other
+    op in it is innocent (no reuse probe of it fails, or it alone on
+    (a, a) passes).  Of those, an op an engine may build from another one
+    blamed (a - b as a + (-b), -a as a * -1: OPS' built_from) is explained
+    by that one."""
+    alone_passes = {case.spec["op"] for case, row in zip(cases, rows)
+                    if case.spec["probe"] == "reused" and set(case.graph.ops()) == {case.spec["op"]}
+                    and row["verdict"] not in BAD_VERDICTS}
+    innocent = lambda op: op not in reused or op in alone_passes  # noqa: E731
+    own = {op for op, probes in reused.items()
+           if any(all(innocent(other) for other in set(case.graph.ops()) - {op}) for case, _ in probes)}
+    return sorted(op for op in own if not built_from(op) & own)
+
+
+def built_from(op):
+    """The ops an engine may build ``op`` from, and theirs (OPS' built_from)."""
+    found, todo = set(), list(OPS[op].built_from if op in OPS else ())
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += OPS[name].built_from
+    return found
 
 
 # Probed whatever the run's cases use: enough ops that a bug of the machinery
@@ -175,8 +205,8 @@ def _finding(op, part, kind, evidence):
 
 
 def _part(case, row):
-    if row["verdict"] == "error":
-        return f"raises ({row['detail'].split(':')[0]})"
+    if row["verdict"] == "error":  # what it raised, or how its worker ended: up to the first ':', ';' or '('
+        return f"raises ({re.split(r'[:;(]', row['detail'])[0].strip()})"
     match = re.match(r"grad of leaf v(\d+)", row["detail"])
     if match:
         n_operands = case.graph.n_leaves
@@ -220,6 +250,8 @@ def _explaining(row, by_kind, passes_of):
         return by_kind["limit"][0]
     if by_kind["precision"] and WITHIN_NARROW in row["detail"]:
         return by_kind["precision"][0]
+    # an op built from a wrong one (a - b as a + (-b)) fails with it
+    ops = ops.union(*map(built_from, ops))
     for finding in by_kind["wrong"]:
         if finding.op in ops:
             return finding
@@ -254,18 +286,24 @@ def diagnose(rows, backends, spec):
     run through ``backends`` (engine, torch, oracle, tolerances), their
     findings, and the rows attributed."""
     ops = {op for row in rows for op in str(row["ops"]).split(";") if op in OPS}
-    return explain(probe(ops, backends, spec), rows, backends, spec)
+    return explain(probe(ops, backends, spec).findings, rows, backends, spec)
+
+
+class Probed(NamedTuple):
+    findings: list  # probe_findings'
+    bad: list       # the case ids of the probes that failed or errored
 
 
 def probe(ops, backends, spec, excused=frozenset()):
-    """The findings of the probes of ``ops`` (and CONTROL_OPS) and of the
-    machinery, leaving out the probes whose case ids are ``excused``."""
+    """The probes of ``ops`` (and CONTROL_OPS) and of the machinery, run,
+    leaving out those whose case ids are ``excused``."""
     from .judges import run_task
 
     probes = [case for case in probe_cases(sorted(set(ops) | set(CONTROL_OPS))) if case.case_id not in excused]
     # A probe is the same case whatever the run's knobs: its replay needs none.
     probe_spec = replace(spec, edge_rate=None, max_nodes=None, ops=None)
-    return probe_findings(list(run_task(probes, probe_spec, backends)), probes)
+    rows = list(run_task(probes, probe_spec, backends))
+    return Probed(probe_findings(rows, probes), [row["case_id"] for row in rows if row["verdict"] in BAD_VERDICTS])
 
 
 def explain(findings, rows, backends, spec):

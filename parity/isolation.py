@@ -72,6 +72,20 @@ class Limits:
         return asdict(self)
 
 
+# How an error begins (or what it says) when the engine did not answer: it
+# hung (the worker's own time limit, or killed from outside), its worker
+# died or broke the protocol, or it ran out of memory.  An op whose lone
+# probe ends so is not run again (backends/engine.py); `parity grade`
+# scores an item lost so `error`, not wrong.
+_NO_ANSWER = ("timeout after", "killed by", "the engine ended its worker", "the engine broke its worker",
+              "the engine's worker sent a malformed")
+
+
+def is_no_answer(error):
+    """Whether a case's error (or a probe's) says the engine gave no answer."""
+    return error.startswith(_NO_ANSWER) or "(out of memory" in error
+
+
 class EngineBroken(Exception):
     """The engine kills, hangs or exits its worker before it can run a case."""
 

@@ -13,8 +13,9 @@ For each op (built-in and Function rows alike):
   table's ``edges``, the binary edge points, its edge constants), the others
   ordinary: where an engine raises, overflows or takes the wrong branch.
 For the backward machinery (``backward``): the accumulation family's named
-cases (reuse, diamonds, shared subexpressions, repeated ``backward()``) and
-chains of 1,000 and 3,000 ops (``deep``).
+cases (reuse, diamonds, shared subexpressions, repeated ``backward()``),
+chains of 1,000 and 3,000 ops (``deep``), and repeated ``backward()`` on
+``(a + b) + b``.
 
 Each probe is a Case of the family ``probe`` (not one a run draws from), its
 ``spec`` saying what it probes; ``case_from_id("probe-0-N")`` rebuilds it, so
@@ -70,6 +71,14 @@ def _probes():
             value = build(op_name, value, const=const)
         probes.append((f"a chain of {depth:,} ops", build.graph(), [0.25], 1, False,
                        {"op": "backward", "probe": "deep", "depth": depth}))
+    # Repeated passes over adds alone, through an inner node (whose gradient
+    # a pass that resets only the root's keeps): the evidence that stands
+    # when the named cases' other ops are found wrong.
+    build = _Builder(2)
+    build("add", build("add", 0, 1), 1)
+    for passes in (2, 3):
+        probes.append((f"(a + b) + b, {passes} backward calls without zero_grad", build.graph(),
+                       list(ORDINARY[ANY][0]), passes, False, {"op": "backward", "probe": "multi_pass"}))
     return tuple(probes)
 
 

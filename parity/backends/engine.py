@@ -12,11 +12,13 @@ is unsupported only where the engine has no way to express it (no such
 method, an operator undefined for the operand types); one that is there
 but raises, or returns what is not a number, is supported and broken: its
 cases run and show it (``probe_findings`` says why).  A probe that kills
-or hangs the worker is broken too.  Ops registered after loading (the
+or hangs the worker, or runs out of memory, is broken too, and the cases
+using that op are errors without running: each would cost a timeout or a
+restart and show the same.  Ops registered after loading (the
 function family's) are probed on first use.
 """
 from ..case import Result
-from ..isolation import Death, EngineBroken, Limits, Sandbox
+from ..isolation import Death, EngineBroken, Limits, Sandbox, is_no_answer
 from ..ops import ANY, NONZERO, OPS, POSITIVE
 from ..sandbox import engine_runner
 from ..sandbox.engine_runner import ABSENT, BROKEN, PROBE_STATUSES, EngineSpecError, SPEC_FORMS  # noqa: F401
@@ -61,7 +63,11 @@ class EngineBackend:
         self.is_ours = is_ours
         self._probed = {}
         self.probe_findings = {}  # {op: (ABSENT or BROKEN, why)}: the ops not plainly there
-        self._missing_for = (None, "")   # (graph, its missing ops): the last graph run
+        # {op: why}: the ops whose probe hung, killed the worker or ran out
+        # of memory: their cases are errors without running (each would
+        # cost a timeout or a restart, and say nothing new).
+        self.no_answer = {}
+        self._missing_for = (None, "", None)   # (graph, its missing ops, why it is not run): the last graph run
         self._probe([name for name in OPS])  # every op known now
 
     def __repr__(self):
@@ -98,10 +104,10 @@ class EngineBackend:
         for case in cases:
             graph = case.graph
             if graph is not self._missing_for[0]:  # the cases of a structure share a graph
-                self._missing_for = (graph, ",".join(self.missing_ops(graph)))
-            missing = self._missing_for[1]
-            results.append(Result(unsupported=missing) if missing else None)
-            if not missing:
+                self._missing_for = (graph, ",".join(self.missing_ops(graph)), self._not_run(graph))
+            _, missing, not_run = self._missing_for
+            results.append(Result(unsupported=missing) if missing else Result(error=not_run) if not_run else None)
+            if results[-1] is None:
                 runnable.append(case)
         pending = self._start(runnable) if runnable else (lambda: [])
 
@@ -109,6 +115,11 @@ class EngineBackend:
             ran = iter(pending())
             return [result if result is not None else next(ran) for result in results]
         return wait
+
+    def _not_run(self, graph):
+        """Why the cases of ``graph`` are errors without running, or None."""
+        op = next((name for name in graph.ops() if name in self.no_answer), None)
+        return op and f"{self.no_answer[op]} (when {op} was probed alone; its cases are not run)"
 
     def _start(self, cases):
         """A function giving the Results of these (supported) cases."""
@@ -131,6 +142,8 @@ class EngineBackend:
             self._probed[name] = status != ABSENT
             if status in (ABSENT, BROKEN):
                 self.probe_findings[name] = (status, detail)
+            if status == BROKEN and is_no_answer(detail):
+                self.no_answer[name] = detail
 
     def probe_summary(self, names=None):
         """The probes' findings in a line or two: which ops are absent, which
