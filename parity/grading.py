@@ -57,6 +57,7 @@ class GradeOptions:
         """The run every submission gets, for this one's engine."""
         return RunSpec(engine=engine, families=self.rubric.families, cases=self.cases or self.rubric.cases,
                        seed=self.rubric.seed if self.seed is None else self.seed, ops=self.rubric.ops,
+                       edge_rate=self.rubric.edge_rate,
                        timeout=self.timeout, **dict(self.engine_options))
 
 

@@ -13,6 +13,7 @@ edge semantics, repeated backward and deep graphs).
     families = ["expr", "accumulation", "mlp"]
     cases = 300                # per family
     seed = 0
+    edge_rate = 0.0            # share of edge points among the leaves (default: parity run's)
     [[item]]
     name = "tanh"              # the gradebook's column: letters, digits, _ and -
     title = "tanh: value and derivative"
@@ -28,6 +29,7 @@ import hashlib
 from pathlib import Path
 import re
 import sys
+from typing import Optional
 
 from .case import FAMILIES
 from .diagnosis import KINDS
@@ -81,6 +83,7 @@ class Rubric:
     families: tuple
     cases: int
     seed: int
+    edge_rate: Optional[float] = None  # None: the generators' default
     source: str = ""          # the file's text: its digest is the rubric's identity
     path: str = ""
     description: str = ""
@@ -130,15 +133,18 @@ def parse_rubric(data, source="", path="<rubric>"):
     if unknown:
         fail(f"unknown key(s) {sorted(unknown)}; a rubric has name, description, [run] and [[item]]")
     run = data.get("run", {})
-    if set(run) - {"families", "cases", "seed"}:
-        fail(f"[run]: unknown key(s) {sorted(set(run) - {'families', 'cases', 'seed'})}; "
-             f"known: families, cases, seed")
+    run_keys = {"families", "cases", "seed", "edge_rate"}
+    if set(run) - run_keys:
+        fail(f"[run]: unknown key(s) {sorted(set(run) - run_keys)}; known: {', '.join(sorted(run_keys))}")
     families = tuple(run.get("families", ("expr", "accumulation", "mlp")))
     if not families or set(families) - set(FAMILIES):
         fail(f"[run] families {list(families)}: each one of {', '.join(FAMILIES)}")
     cases, seed = run.get("cases", 300), run.get("seed", 0)
     if type(cases) is not int or cases < 1 or type(seed) is not int:
         fail("[run] cases must be a positive integer and seed an integer")
+    edge_rate = run.get("edge_rate")
+    if edge_rate is not None and not (type(edge_rate) in (int, float) and 0 <= edge_rate <= 1):
+        fail(f"[run] edge_rate must be a number from 0 to 1, not {edge_rate!r}")
     items = tuple(_item(raw, number, fail) for number, raw in enumerate(data.get("item", []), 1))
     if not items:
         fail("no [[item]]: a rubric needs at least one")
@@ -148,7 +154,8 @@ def parse_rubric(data, source="", path="<rubric>"):
         fail(f"item name(s) {repeated} used twice: each names a gradebook column")
     ops = tuple(dict.fromkeys(op for item in items for op in item.table_ops))
     return Rubric(name=str(data.get("name", Path(path).stem)), items=items, families=families, cases=cases,
-                  seed=seed, source=source, path=path, description=str(data.get("description", "")),
+                  seed=seed, edge_rate=None if edge_rate is None else float(edge_rate), source=source, path=path,
+                  description=str(data.get("description", "")),
                   ops=ops or tuple(OPS))
 
 
