@@ -71,7 +71,7 @@ def _histogram(grades, rubric, width=480, height=140):
     bar = width / n_bins
     bars = []
     for b in range(n_bins):
-        h = (height - 30) * bins.get(b, 0) / tallest
+        h = (height - 40) * bins.get(b, 0) / tallest
         label = f"{b * step:g}"
         bars.append(f"<rect x='{b * bar + 1:.1f}' y='{height - 20 - h:.1f}' width='{bar - 2:.1f}' height='{h:.1f}' "
                     f"fill='#4a7fc1'><title>{label}: {bins.get(b, 0)} submission(s)</title></rect>"
@@ -84,7 +84,8 @@ def _histogram(grades, rubric, width=480, height=140):
 
 
 def _common_findings(grades, rubric):
-    """Each finding (kind, op, part) with the submissions showing it, most first."""
+    """Each finding (kind, op, part) with the submissions showing it: those
+    that cost points first, most common first."""
     seen = {}
     for grade in grades:
         for finding in grade.findings:
@@ -92,9 +93,14 @@ def _common_findings(grades, rubric):
             seen.setdefault(key, []).append(grade.id)
     if not seen:
         return "<p>No finding: every submission agrees with PyTorch on every probe and case.</p>"
+    def charged(key):
+        return rubric.item_of({"kind": key[0], "op": key[1]})
+
+    # What costs points first (what to teach again), then what is only reported.
     rows = []
-    for (kind, op, part), ids in sorted(seen.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        item = rubric.item_of({"kind": kind, "op": op})
+    for (kind, op, part), ids in sorted(seen.items(), key=lambda kv: (not (charged(kv[0]) and charged(kv[0]).weight),
+                                                                      -len(kv[1]), kv[0])):
+        item = charged((kind, op))
         charged = f"{item.name} ({item.weight:g})" if item else "no item"
         rows.append(f"<tr><td>{len(ids)}</td><td>{escape(kind)}</td><td>{escape(op)}</td><td>{escape(part)}</td>"
                     f"<td>{escape(charged)}</td><td>{escape(', '.join(ids))}</td></tr>")
