@@ -33,7 +33,7 @@ REPORTS = Path("reports")
 
 EXIT_STATUS = """\
 exit status:
-  0    no case failed (compare: no regression)
+  0    no case failed (compare: no regression; grade: the gradebook is written, whatever the grades)
   1    a case's verdict is fail or error (compare: a regression; replay: the case fails);
        with --expect lecture, only a finding of kind wrong
   2    bad usage or unreadable input (missing file, wrong schema, bad engine spec, an

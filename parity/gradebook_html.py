@@ -93,14 +93,14 @@ def _common_findings(grades, rubric):
             seen.setdefault(key, []).append(grade.id)
     if not seen:
         return "<p>No finding: every submission agrees with PyTorch on every probe and case.</p>"
-    def charged(key):
+    def item_of(key):
         return rubric.item_of({"kind": key[0], "op": key[1]})
 
     # What costs points first (what to teach again), then what is only reported.
     rows = []
-    for (kind, op, part), ids in sorted(seen.items(), key=lambda kv: (not (charged(kv[0]) and charged(kv[0]).weight),
+    for (kind, op, part), ids in sorted(seen.items(), key=lambda kv: (not (item_of(kv[0]) and item_of(kv[0]).weight),
                                                                       -len(kv[1]), kv[0])):
-        item = charged((kind, op))
+        item = item_of((kind, op))
         charged = f"{item.name} ({item.weight:g})" if item else "no item"
         rows.append(f"<tr><td>{len(ids)}</td><td>{escape(kind)}</td><td>{escape(op)}</td><td>{escape(part)}</td>"
                     f"<td>{escape(charged)}</td><td>{escape(', '.join(ids))}</td></tr>")

@@ -82,8 +82,9 @@ def grade_class(submissions, options, say=lambda line: print(line, file=sys.stde
             write_gradebook(out, [grades[s.id] for s in submissions if s.id in grades], options.rubric, record)
         say(f"parity grade: {len(submissions)} submission(s), {len(todo)} to grade, "
             f"{options.workers} at a time; rubric {options.rubric.name!r} ({options.rubric.max_score:g} points)")
+        jobs = set()  # the job processes running now: stopped with this grading
         with ThreadPoolExecutor(max_workers=options.workers) as pool:
-            running = {pool.submit(_run_job, s, options, excused): s for s in todo}
+            running = {pool.submit(_run_job, s, options, excused, jobs): s for s in todo}
             try:
                 for future in as_completed(running):
                     submission = running[future]
@@ -92,8 +93,10 @@ def grade_class(submissions, options, say=lambda line: print(line, file=sys.stde
                                     record)
                     say(f"  {submission.id}: {grade.score:g}/{grade.max_score:g}"
                         + (f" ({grade.error})" if grade.error else "") + f" [{len(grades)}/{len(submissions)}]")
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)  # the running jobs end with this process's group
+            except BaseException:  # Ctrl-C, SIGTERM: no new job, and the running ones stopped
+                pool.shutdown(wait=False, cancel_futures=True)
+                for job in list(jobs):
+                    job.kill()
                 raise
         return [grades[s.id] for s in submissions]
 
@@ -131,8 +134,9 @@ def _job_dir(out, id_):
     return Path(out) / "jobs" / id_
 
 
-def _run_job(submission, options, excused):
-    """Run a submission's job; why it stopped early, or ""."""
+def _run_job(submission, options, excused, jobs=None):
+    """Run a submission's job (its process in ``jobs`` while it runs); why
+    it stopped early, or ""."""
     folder = _job_dir(options.out, submission.id)
     shutil.rmtree(folder, ignore_errors=True)  # a resumed job starts again
     folder.mkdir(parents=True)
@@ -140,15 +144,20 @@ def _run_job(submission, options, excused):
     job = {"spec": spec.to_json(), "rubric_ops": list(options.rubric.ops), "excused": sorted(excused),
            "dir": str(folder.resolve()), "limits": options.limits.to_json()}
     write_json(folder / "job.json", job)
-    with open(folder / "job.log", "wb") as log:
+    jobs = set() if jobs is None else jobs
+    with open(folder / "job.log", "wb") as log, \
+            subprocess.Popen([sys.executable, "-m", "parity.grade_job", str(folder / "job.json")],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT) as job:
+        jobs.add(job)
         try:
-            done = subprocess.run([sys.executable, "-m", "parity.grade_job", str(folder / "job.json")],
-                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                  timeout=options.job_timeout)
+            status = job.wait(timeout=options.job_timeout)
         except subprocess.TimeoutExpired:
+            job.kill()  # its engine's worker dies with it (a parent-death signal)
             return f"stopped after --submission-timeout {options.job_timeout:g} s"
-    if done.returncode != 0:
-        return f"its grading job failed (exit status {done.returncode}; see {folder / 'job.log'})"
+        finally:
+            jobs.discard(job)
+    if status != 0:
+        return f"its grading job failed (exit status {status}; see {folder / 'job.log'})"
     return ""
 
 

@@ -172,6 +172,8 @@ def test_the_gradebook_page_shows_what_to_teach_again(class_grades):
     out, _, _ = class_grades
     page = (out / "gradebook.html").read_text()
     assert "Most common findings" in page and "operand used twice" in page
+    # what costs points comes first, however many more show what is only reported
+    assert page.index("operand used twice") < page.index("at edge points")
     assert "<script" not in page  # self-contained, and nothing of a submission's text runs
 
 
@@ -191,6 +193,37 @@ def test_resume_grades_only_the_rest_and_a_used_folder_is_refused(tmp_path):
     assert "3 submission(s), 1 to grade" in resumed.stderr
     assert (out / "jobs" / "alice" / "result.json").stat().st_mtime_ns == kept
     assert set(gradebook(out)) == {"alice", "erin", "judy"}
+
+
+@pytest.mark.torch
+def test_sigterm_leaves_a_valid_gradebook_of_those_done_and_no_job_running(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "grades"
+    names = ("alice", "erin", "bob")
+    argv = [sys.executable, "-m", "parity.cli", "grade", *(str(CLASS / n) for n in names), "--out", str(out), *CASES]
+    grading = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out / "gradebook.csv").exists() and time.monotonic() < deadline and grading.poll() is None:
+        time.sleep(0.1)
+    grading.send_signal(signal.SIGTERM)
+    _, stderr = grading.communicate(timeout=120)
+    assert grading.returncode == 130, stderr
+    assert "--resume" in stderr
+    done = gradebook(out)
+    assert 1 <= len(done) < len(names)  # the ones done, whole
+    assert not [p for p in Path("/proc").glob("[0-9]*") if _cmdline_mentions(p, str(out))]
+    resumed = parity(*argv[3:], "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert set(gradebook(out)) == set(names)
+
+
+def _cmdline_mentions(process, text):
+    try:
+        return text in (process / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:  # ended meanwhile
+        return False
 
 
 @pytest.mark.torch
