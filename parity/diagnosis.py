@@ -131,7 +131,9 @@ def probe_findings(rows, cases):
             reused[op] = probes
     blamed = _blamed_for_reuse(reused, cases, rows)
     machinery = []
-    if len(blamed) >= SHARED_REUSE_FAILURES:
+    # Many ops failing, not all explained by one (as micrograd's mul explains
+    # its neg, sub and div): the common cause is the machinery.
+    if len(reused) >= SHARED_REUSE_FAILURES and len(blamed) > 1:
         machinery = [probe for probes in reused.values() for probe in probes]
     else:
         findings.update((op, _finding(op, REUSED, "wrong", reused[op])) for op in blamed)

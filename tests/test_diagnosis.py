@@ -9,6 +9,7 @@ the text substitutions in a copy of the engine (machinery, formulas, edges).
 """
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +66,22 @@ def test_a_planted_op_bug_gives_a_wrong_finding_on_the_op_rows_that_run_it(bug, 
     assert {f.kind for f in findings} == {"wrong"}
     part = "value" if bug.operand is None else "gradient"
     assert all(f.part.startswith(part) for f in findings), [f.part for f in findings]
+
+
+@pytest.mark.parametrize("engine, ops", [
+    # =, not +=, in mul's backward: neg, sub and div fail their reuse probes
+    # too, built on mul (regression: it was one `backward` finding)
+    ("class/dave/micrograd.py", {"mul"}),
+    # = in the backward loop of every op: the machinery (add's and mul's own)
+    ("overwriting.py:Value", {"backward"}),
+])
+def test_a_reuse_bug_is_blamed_on_the_op_it_comes_from(engine, ops):
+    backend = load_engine(str(Path(__file__).parent / "engines" / engine))
+    try:
+        wrong = {f.op for f in findings_of(backend) if f.kind == "wrong"}
+    finally:
+        backend.close()
+    assert wrong == ops
 
 
 # mutant -> (the ops its findings name, their kind)
