@@ -299,12 +299,15 @@ def test_workers_2_gives_the_rows_of_workers_1_with_isolated_engines(tmp_path):
     assert rows[0] == rows[1] and len(rows[0]) == 180
 
 
-def _worker_pids():
+def _worker_pids(parent=None):
+    """The engine workers running (those of ``parent`` only, if given: other
+    tests and other checkouts on the machine start workers too)."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"parity.sandbox.worker" in (entry / "cmdline").read_bytes():
+                if b"parity.sandbox.worker" in (entry / "cmdline").read_bytes() and (
+                        parent is None or f"\nPPid:\t{parent}\n" in (entry / "status").read_text()):
                     pids.add(int(entry.name))
             except OSError:
                 pass
@@ -326,7 +329,7 @@ def test_stopping_the_harness_stops_its_engine_workers_and_resume_goes_on(tmp_pa
     while time.monotonic() < deadline and (not partial_path(out).exists()
                                            or partial_path(out).read_text().count("\n") < 5):
         time.sleep(0.05)
-    mine = _worker_pids() - before
+    mine = _worker_pids(parent=process.pid) - before
     assert mine, "no engine worker was running"
     os.killpg(process.pid, getattr(signal, how))
     _, stderr = process.communicate(timeout=60)
