@@ -6,13 +6,15 @@ name.  The campaign's rows never depend on how it was split."""
 import json
 import os
 from pathlib import Path
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from parity.cli import _out_path, main
+from parity.cli import _out_path, _parser, main, merge_command, run_command
 from parity.plan import RunSpec, Shard, plan
 from parity.report import TIMING_COLUMNS, read_report
 from parity.schedulers import shard_from_environment
@@ -241,3 +243,22 @@ def test_a_directory_or_glob_without_reports_is_refused(capsys, tmp_path):
         capsys, "merge", f"{tmp_path}/*.csv", "--out", tmp_path / "merged.csv")
     assert "gone/: no such directory" in refused(capsys, "merge", f"{tmp_path}/gone/", "--out", tmp_path / "m.csv")
 
+
+
+# -- the examples ------------------------------------------------------------------------
+@pytest.mark.parametrize("name, sixteen", [
+    ("github-actions-parity.yml", r"shard: \[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16\]"),
+    ("slurm-parity.sbatch", r"#SBATCH --array=1-16 "),
+])
+def test_the_examples_run_16_shards_and_merge_them_with_commands_that_exist(name, sixteen, monkeypatch):
+    text = (ROOT / "examples" / name).read_text()
+    assert re.search(sixteen, text)
+    commands = re.findall(r"parity ((?:run|merge|report) [^'&|#\n]*)", text)
+    assert sorted(command.split()[0] for command in commands) == ["merge", "report", "run"]
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
+    for command in commands:
+        args = _parser().parse_args(shlex.split(os.path.expandvars(command)))  # exits on an unknown option
+        if args.command is run_command:
+            assert args.shard == "auto" and _out_path(args.out, Shard(3, 16)) == Path("shards/shard-03-of-16.csv")
+        if args.command is merge_command:
+            assert args.reports == ["shards/"]
