@@ -45,15 +45,15 @@ def _slurm_array(environ):
         return None
     names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT")
     task, low, count = _integers(environ, names)
-    where = f"the Slurm job array ({_shown(environ, names)})"
-    high = environ.get("SLURM_ARRAY_TASK_MAX")
     # --array=1-16:2 or --array=1,3,5 leaves gaps: task IDs would not map
     # onto 1..COUNT, and two tasks could take one shard.
-    if high and count != _integers(environ, ("SLURM_ARRAY_TASK_MAX",))[0] - low + 1:
-        raise ValueError(f"--shard auto: the Slurm job array has gaps or a step (SLURM_ARRAY_TASK_MIN={low}, "
-                         f"SLURM_ARRAY_TASK_MAX={high}, SLURM_ARRAY_TASK_COUNT={count}): submit consecutive "
-                         f"indices, e.g. --array=1-{count}")
-    return _shard(task - low + 1, count, where)
+    if environ.get("SLURM_ARRAY_TASK_MAX"):
+        high, = _integers(environ, ("SLURM_ARRAY_TASK_MAX",))
+        if count != high - low + 1:
+            raise ValueError(f"--shard auto: the Slurm job array has gaps or a step (SLURM_ARRAY_TASK_MIN={low}, "
+                             f"SLURM_ARRAY_TASK_MAX={high}, SLURM_ARRAY_TASK_COUNT={count}): submit consecutive "
+                             f"indices, e.g. --array=1-{count}")
+    return _shard(task - low + 1, count, f"the Slurm job array ({_shown(environ, names)})")
 
 
 def _gitlab_parallel(environ):
