@@ -22,7 +22,8 @@ from .case import FAMILIES
 from .isolation import Limits
 from .judges import load_backends
 from .plan import RunSpec, Shard
-from .report_files import CampaignError, check_output, copy_atomic, merge, partial_path, read_sidecar, sidecar_path
+from .report_files import (CampaignError, check_output, copy_atomic, merge, partial_path, read_sidecar, shard_reports,
+                           sidecar_path)
 from .report import (BAD_VERDICTS, GROWTH_FACTOR, GROWTH_FLOOR, ReportError, Summary, compare_reports, iter_report,
                      read_report)
 from .sidecar import rows_of
@@ -82,9 +83,9 @@ def _error(message):
 # -- parity run ---------------------------------------------------------------------
 def run_command(args):
     args.resume = args.resume or args.resume_anyway
-    out = Path(args.out) if args.out else _default_out(args.resume)
+    shard = _shard(args.shard)
+    out = _out_path(args.out, shard) if args.out else _default_out(args.resume)
     check_output(out)  # before any work (loading the engine imports it)
-    shard = _usage(Shard.parse, args.shard) if args.shard else Shard(1, 1)
     progress = sys.stderr.isatty() and not args.quiet
     spec = _spec_of_report(args) if args.same_as else _spec(args, ops=None if args.ops == "supported" else _ops(args))
 
@@ -133,6 +134,27 @@ def run_command(args):
               f"with --adapter FILE (README: Engines of other shapes)", file=sys.stderr)
         return NOTHING_JUDGED
     return _status(outcome.summary.failed, outcome.diagnosis, args.expect)
+
+
+def _shard(text):
+    """--shard: K/N, auto (from a scheduler's environment: schedulers.py,
+    and said on stderr, so that a job's log shows which it ran), or the
+    whole run."""
+    if text == "auto":
+        from .schedulers import shard_from_environment
+        shard, where = _usage(shard_from_environment, os.environ)
+        print(f"parity: shard {shard} from {where}", file=sys.stderr, flush=True)
+        return shard
+    return _usage(Shard.parse, text) if text else Shard(1, 1)
+
+
+def _out_path(text, shard):
+    """--out with the shard in its name, so that the jobs of a matrix share
+    one --out: DIR/ is DIR/shard-{shard}.csv, and {shard} is K-of-N, K
+    padded to N's width (a directory lists its shards in order)."""
+    if text.endswith(("/", os.sep)):
+        text += "shard-{shard}.csv"
+    return Path(text.replace("{shard}", f"{shard.k:0{len(str(shard.n))}d}-of-{shard.n}"))
 
 
 def engine_lines(given, engine):
@@ -380,8 +402,9 @@ def _regressions_by_finding(comparison, current, args):
 
 
 def merge_command(args):
-    summary, _ = merge([Path(p) for p in args.reports], Path(args.out))
-    print(f"merged {len(args.reports)} shards, {summary.cases} cases: {args.out}")
+    paths = shard_reports(args.reports, args.out)
+    summary, _ = merge(paths, Path(args.out))
+    print(f"merged {len(paths)} shards, {summary.cases} cases: {args.out}")
     return OK
 
 
@@ -571,9 +594,13 @@ def _parser():
                       "well under a minute)")
     run_.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
     run_.add_argument("--out", metavar="PATH", help="the CSV to write (default: reports/parity-<timestamp>.csv "
-                      "and a copy in reports/latest.csv); the run's metadata goes beside it, .csv -> .json")
+                      "and a copy in reports/latest.csv); the run's metadata goes beside it, .csv -> .json. "
+                      "{shard} in PATH becomes the shard, K-of-N (shards/parity-{shard}.csv); a PATH ending in / "
+                      "is a directory: DIR/shard-K-of-N.csv")
     run_.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="worker processes")
-    run_.add_argument("--shard", metavar="K/N", help="run the K-th of N deterministic slices of the cases")
+    run_.add_argument("--shard", metavar="K/N|auto", help="run the K-th of N deterministic slices of the cases; "
+                      "auto: K and N from the environment of a Slurm job array (SLURM_ARRAY_TASK_ID, _MIN, "
+                      "_COUNT), GitLab's parallel: (CI_NODE_INDEX, CI_NODE_TOTAL) or PARITY_SHARD=K/N (first)")
     run_.add_argument("--same-as", metavar="REPORT.csv", help="the run arguments of an earlier report (from its "
                       "sidecar): the same cases, e.g. `--same-as reports/baseline.csv` for the regression check")
     run_.add_argument("--resume", action="store_true", help="continue an interrupted run into --out "
@@ -627,8 +654,11 @@ def _parser():
                          help="compare reports with missing rows too: empty ones, an unfinished run's, one that "
                               "changed after its run (refused by default, exit status 2)")
 
-    merge_ = command("merge", merge_command, "join the reports of a run's shards")
-    merge_.add_argument("reports", nargs="+", metavar="SHARD.csv")
+    merge_ = command("merge", merge_command, "join the reports of a run's shards (refused unless they are "
+                     "every shard of one run, each once)")
+    merge_.add_argument("reports", nargs="+", metavar="SHARD.csv|DIR|GLOB",
+                        help="shard reports; a directory (its *.csv, and its unfinished runs' reports), or a "
+                             "quoted glob ('shards/*.csv', 'artifacts/**/*.csv')")
     merge_.add_argument("--out", required=True, metavar="PATH")
 
     report = command("report", report_command, "summarise a report; --html draws it")

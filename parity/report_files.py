@@ -16,6 +16,7 @@ that write: the partial loses no finished row and never keeps half of one.
 from contextlib import contextmanager
 import csv
 import datetime
+import glob
 import heapq
 import itertools
 import json
@@ -285,8 +286,9 @@ def resumable_rows(spec, shard, out, identity, anyway=False):
         raise CampaignError(f"nothing to resume: neither {partial} nor {out} exists")
     sidecar = read_sidecar(out)
     if sidecar["args"] != spec.to_json() or sidecar["shard"] != list(shard):
+        theirs = {**sidecar["args"], "shard": sidecar["shard"]}
         raise CampaignError(f"cannot resume {out}: it was run with other arguments "
-                            f"({_difference(sidecar, spec, shard)})")
+                            f"({_difference(theirs, {**spec.to_json(), 'shard': list(shard)})})")
     change = identity_change(sidecar.get("identity"), identity)
     if change and not anyway:
         raise CampaignError(f"cannot resume {out}: {change}: start a new run or pass --resume-anyway "
@@ -306,20 +308,50 @@ def resumable_rows(spec, shard, out, identity, anyway=False):
     return done
 
 
-def _difference(sidecar, spec, shard):
-    theirs = {**sidecar.get("args", {}), "shard": sidecar.get("shard")}
-    ours = {**spec.to_json(), "shard": list(shard)}
-    return "; ".join(f"{key}: {theirs.get(key)!r} there, {ours[key]!r} here"
+def _difference(theirs, ours, there="there", here="here"):
+    """The keys of ``ours`` whose values differ in ``theirs``, in words."""
+    return "; ".join(f"{key}: {theirs.get(key)!r} {there}, {ours[key]!r} {here}"
                      for key in ours if theirs.get(key) != ours[key])
 
 
 # -- merging shards -----------------------------------------------------------------
+def shard_reports(arguments, out):
+    """The reports ``parity merge`` names: each argument a report, a
+    directory or a glob (quoted, so that the shell leaves it to us;
+    ``**`` descends, as into download-artifact's folders).  A directory
+    gives its reports and the reports of its unfinished runs (their
+    .csv.partial), so that the merge names an unfinished shard rather than
+    call it missing.  ``out`` is never among a directory's or a glob's
+    reports: a merge into the directory of its shards can be repeated."""
+    paths = []
+    for argument in map(str, arguments):
+        if os.path.isdir(argument):
+            found, what = _reports_in(Path(argument)), "a directory holding"
+        elif argument.endswith(("/", os.sep)):
+            raise CampaignError(f"{argument}: no such directory")
+        elif not os.path.lexists(argument) and any(c in argument for c in "*?["):
+            found, what = [Path(p) for p in sorted(glob.glob(argument, recursive=True))], "a glob matching"
+        else:
+            paths.append(Path(argument))
+            continue
+        found = [path for path in found if os.path.realpath(path) != os.path.realpath(out)]
+        if not found:
+            raise CampaignError(f"{argument}: {what} no report (*.csv)")
+        paths += found
+    return paths
+
+
+def _reports_in(directory):
+    unfinished = {Path(str(p).removesuffix(".partial")) for p in directory.glob("*.csv.partial")}
+    return sorted(set(directory.glob("*.csv")) | unfinished)
+
+
 def merge(paths, out):
     """Join every shard's report into ``out`` (and its sidecar): the same rows
     as the run without shards.  Refuses reports of other runs or engines,
     unfinished ones, a missing shard, shards that overlap, and a shard whose
-    rows are not the ones its sidecar counted.  Nothing is written unless
-    the merge succeeds."""
+    rows are not the ones its sidecar counted, naming the files.  Nothing is
+    written unless the merge succeeds."""
     from .run_lock import output_lock
 
     if not paths:
@@ -329,42 +361,10 @@ def merge(paths, out):
         raise CampaignError(f"--out {out} is one of the shards: merge into a new file")
     check_output(out)
     sidecars = [read_sidecar(path) for path in paths]
+    _check_one_run(paths, sidecars)
+    _check_every_shard_once(paths, [Shard(*s["shard"]) for s in sidecars])
+    _check_rows(paths, sidecars)
     first = sidecars[0]
-    for path, sidecar in zip(paths, sidecars):
-        if sidecar["args"] != first["args"]:
-            raise CampaignError(f"{path} is from another run than {paths[0]}: "
-                                f"{_difference(sidecar, RunSpec.from_json(first['args']), first['shard'])}")
-        if not sidecar["complete"]:
-            raise CampaignError(f"{path} is an unfinished run: finish it with `parity run ... --resume` first")
-        if "rows" not in sidecar or "identity" not in sidecar:
-            raise CampaignError(f"{sidecar_path(path)} records no row count or engine identity (written by an "
-                                f"older parity): run that shard again")
-        change = identity_change(first["identity"], sidecar["identity"])
-        if change:
-            raise CampaignError(f"{path} is from another run than {paths[0]}: "
-                                f"{change.replace('the partial was written', 'the other shard ran')}")
-    shards = [Shard(*s["shard"]) for s in sidecars]
-    if len({s.n for s in shards}) > 1:
-        raise CampaignError(f"shards of different splits: {', '.join(map(str, shards))}")
-    if len(set(shards)) < len(shards):
-        raise CampaignError(f"the same shard given twice: {', '.join(map(str, shards))}")
-    missing = sorted(set(range(1, shards[0].n + 1)) - {s.k for s in shards})
-    if missing:
-        raise CampaignError(f"missing shard(s) {', '.join(f'{k}/{shards[0].n}' for k in missing)}")
-
-    for path, sidecar in zip(paths, sidecars):
-        try:  # every value checked, a chunk at a time
-            rows = rows_of(case_id for chunk in iter_report(path) for case_id in chunk["case_id"])
-        except ReportError as exc:
-            raise CampaignError(f"cannot merge: {exc}") from None
-        if _header(path) != _header(paths[0]):
-            raise CampaignError(f"{path} has other columns than {paths[0]}")
-        if rows != sidecar["rows"] or rows["count"] != sidecar["cases"]:
-            said = sidecar["rows"]["count"]
-            raise CampaignError(
-                f"{path} has {rows['count']} rows, its sidecar {sidecar_path(path)} counted {said}"
-                + ("" if rows["count"] != said else " with other case ids")
-                + ": the report changed after its run (emptied, cut or edited): run that shard again")
     with output_lock(out):
         try:
             with staged_ordered(paths, RunSpec.from_json(first["args"]), out) as (summary, rows):
@@ -378,3 +378,57 @@ def merge(paths, out):
         except RepeatedCase as exc:
             raise CampaignError(f"shards overlap: {exc}") from None
     return summary, merged
+
+
+def _check_one_run(paths, sidecars):
+    """Every shard finished, with the first one's arguments and engine identity."""
+    first = sidecars[0]
+    for path, sidecar in zip(paths, sidecars):
+        if sidecar["args"] != first["args"]:
+            raise CampaignError(f"{path} is from another run than {paths[0]}: "
+                                f"{_difference(sidecar['args'], first['args'], f'in {path}', f'in {paths[0]}')}")
+        if not sidecar["complete"]:
+            raise CampaignError(f"{path} is an unfinished run: finish it with `parity run ... --resume` first")
+        if "rows" not in sidecar or "identity" not in sidecar:
+            raise CampaignError(f"{sidecar_path(path)} records no row count or engine identity (written by an "
+                                f"older parity): run that shard again")
+        change = identity_change(first["identity"], sidecar["identity"], str(paths[0]), str(path))
+        if change:
+            raise CampaignError(f"{path} is from another run than {paths[0]}: {change}")
+
+
+def _check_every_shard_once(paths, shards):
+    """Shards K/N of one N, each K once, none missing."""
+    for path, shard in zip(paths, shards):
+        if shard.n != shards[0].n:
+            raise CampaignError(f"shards of different splits: {paths[0]} is shard {shards[0]}, {path} is shard {shard}")
+    claimed = {}
+    for path, shard in zip(paths, shards):
+        if shard in claimed:
+            who = (f"{path} is named twice" if os.path.realpath(path) == os.path.realpath(claimed[shard])
+                   else f"{claimed[shard]} and {path} both claim it")
+            raise CampaignError(f"shard {shard} given twice: {who}")
+        claimed[shard] = path
+    n = shards[0].n
+    missing = [f"{k}/{n}" for k in range(1, n + 1) if Shard(k, n) not in claimed]
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" ... ({len(missing)} in all)" if len(missing) > 10 else "")
+        raise CampaignError(f"missing shard{'s' if len(missing) > 1 else ''} {shown}: "
+                            f"{len(paths)} report(s) given, of {n} shards")
+
+
+def _check_rows(paths, sidecars):
+    """Each CSV holds the rows its sidecar counted, in the first one's columns."""
+    for path, sidecar in zip(paths, sidecars):
+        try:  # every value checked, a chunk at a time
+            rows = rows_of(case_id for chunk in iter_report(path) for case_id in chunk["case_id"])
+        except ReportError as exc:
+            raise CampaignError(f"cannot merge: {exc}") from None
+        if _header(path) != _header(paths[0]):
+            raise CampaignError(f"{path} has other columns than {paths[0]}")
+        if rows != sidecar["rows"] or rows["count"] != sidecar["cases"]:
+            said = sidecar["rows"]["count"]
+            raise CampaignError(
+                f"{path} has {rows['count']} rows, its sidecar {sidecar_path(path)} counted {said}"
+                + ("" if rows["count"] != said else " with other case ids")
+                + ": the report changed after its run (emptied, cut or edited): run that shard again")

@@ -291,19 +291,20 @@ def _plan_hash(spec):
     return digest.hexdigest()
 
 
-def identity_change(recorded, current):
-    """What differs between a sidecar's identity and this run's, in words
-    (None if nothing does)."""
+def identity_change(recorded, current, recorded_as="the partial", current_as="this run"):
+    """What differs between a sidecar's identity (``recorded_as`` says whose)
+    and ``current_as``'s, in words (None if nothing does)."""
     if recorded is None:
-        return "the partial was written by an older parity (its sidecar records no engine identity)"
+        return f"{recorded_as} was written by an older parity (its sidecar records no engine identity)"
     if recorded["engine_source"] != current["engine_source"]:
-        return "the engine's source changed since the partial was written"
+        return f"the engine's source changed since {recorded_as} was written"
     if recorded["adapter"] != current["adapter"]:
-        return f"the engine's adapter options changed ({recorded['adapter']} there, {current['adapter']} here)"
+        return (f"the engine's adapter options changed ({recorded['adapter']} in {recorded_as}, "
+                f"{current['adapter']} in {current_as})")
     if recorded["harness"] != current["harness"]:
-        return f"the partial was written by gradparity {recorded['harness']}, this is {current['harness']}"
+        return f"{recorded_as} was written by gradparity {recorded['harness']}, {current_as} by {current['harness']}"
     if recorded["plan"] != current["plan"]:
-        return "the case generators changed since the partial was written"
+        return f"the case generators changed since {recorded_as} was written"
     return None
 
 
