@@ -32,12 +32,18 @@ class ResultFiles:
                    getattr(args, "junit_xml", None))
 
     def check(self):
-        """CampaignError unless each file can be written: before any work."""
+        """CampaignError unless each file can be written: before any work.
+        A file that cannot is dropped: the error goes to the other one."""
         if self.paths["json"] == self.paths["junit"] == STDOUT:
+            self.paths["junit"] = None
             raise CampaignError("--json - and --junit-xml - would share the standard output: write one to a file")
-        for option, path in (("--json", self.paths["json"]), ("--junit-xml", self.paths["junit"])):
-            if path not in (None, STDOUT):
-                check_writable(path, option)
+        for key, option in (("json", "--json"), ("junit", "--junit-xml")):
+            if self.paths[key] not in (None, STDOUT):
+                try:
+                    check_writable(self.paths[key], option)
+                except CampaignError:
+                    self.paths[key] = None
+                    raise
 
     def text_aside(self):
         """While the command runs: its text on the standard error, if a

@@ -272,8 +272,8 @@ def grade_suites(grades, rubric):
 def _item_case(grade, item):
     case = Case(item.item.name, f"grade.{grade.id}")
     words = "; ".join(f"{f['kind']} {f['op']}: {f['part']}" for f in item.findings)
-    text = "\n".join([item.item.title, item.note, *(f"{f['kind']} {f['op']}: {f['part']} - {f['detail']}\n"
-                                                    f"  replay: {f['replay']}" for f in item.findings)]).strip()
+    text = "\n".join(filter(None, [item.item.title, item.note, *(
+        f"{f['kind']} {f['op']}: {f['part']} - {f['detail']}\n  replay: {f['replay']}" for f in item.findings)]))
     if item.status == FAILED and not item.item.weight:
         case.result, case.message = "skipped", f"reported, worth no points: {words}"
     elif item.status in (FAILED, MISSING, ERROR):
