@@ -183,41 +183,50 @@ def _op_case(family, op, tally, explained, allowed):
     if tally.bad:
         return _failed_op_case(case, family, tally, explained, allowed)
     if tally.unsupported == tally.cases:
-        case.result, case.message = "skipped", f"all {tally.cases} case(s) unsupported: the engine lacks an op " \
-                                               f"they use"
+        case.result = "skipped"
+        case.message = f"all {tally.cases} case(s) unsupported: the engine lacks an op they use"
     return case
 
 
 def _failed_op_case(case, family, tally, explained, allowed):
-    """A family x op testcase with fail/error cases: headed by the worst
-    finding that explains some of them (skipped when only findings that
-    --expect allows do)."""
+    """A family x op testcase with fail/error cases, headed by the worst
+    finding that explains some of them; skipped when only findings that
+    --expect allows do."""
     rows = sorted(tally.bad, key=lambda row: (int(row["n_nodes"]), row["case_id"]))
-    groups = {}  # id(finding) -> [finding, its rows]
-    for row in rows:
-        finding = explained.get(row["case_id"])
-        groups.setdefault(id(finding), [finding, []])[1].append(row)
-    ranked = sorted(groups.values(), key=lambda g: (_kind_rank(g[0]) if g[0] else -1, -len(g[1])))
-    failing_groups = [g for g in ranked if g[0] is None or g[0].kind not in allowed]
-    head, head_rows = (failing_groups or ranked)[0]
-    headline = (f"{head.kind} {head.op}: {head.part}; replay: {head.replay}" if head
-                else f"{head_rows[0]['verdict']}: {head_rows[0]['detail']}; replay: {head_rows[0]['replay']}")
-    lines = [f"{len(rows)} of the {tally.cases} {family} case(s) using {case.name} failed or errored; "
-             f"explained by:"]
-    for finding, its_rows in ranked:
-        lines.append(f"  {len(its_rows):>6}  " + (finding.line() if finding else "no finding (unexplained): "
-                                                 f"{its_rows[0]['verdict']}: {its_rows[0]['detail']}"))
-    lines.append(f"the smallest of them: {rows[0]['replay']}    # {rows[0]['verdict']}: {rows[0]['detail']}")
-    case.message, case.text = f"{len(rows)}/{tally.cases} failed - {headline}", "\n".join(lines)
-    if failing_groups:
+    ranked = _by_finding(rows, explained)
+    failing_ = [(finding, its) for finding, its in ranked if finding is None or finding.kind not in allowed]
+    head, head_rows = (failing_ or ranked)[0]
+    case.message = f"{len(rows)}/{tally.cases} failed - {_headline(head, head_rows[0])}"
+    case.text = "\n".join([f"{len(rows)} of the {tally.cases} {family} case(s) using {case.name} failed or "
+                           f"errored; explained by:",
+                           *(f"  {len(its):>6}  " + (finding.line() if finding else f"no finding: {_said(its[0])}")
+                             for finding, its in ranked),
+                           f"the smallest of them: {rows[0]['replay']}    # {_said(rows[0])}"])
+    if failing_:
         case.result, case.type = "failure", head.kind if head else head_rows[0]["verdict"]
     else:
         case.result, case.message = "skipped", f"expected (--expect lecture): {case.message}"
     return case
 
 
-def _kind_rank(finding):
-    return KINDS.index(finding.kind)
+def _by_finding(rows, explained):
+    """[(the finding that explains them or None, rows)], the worst kind
+    first (none: first of all), then the most rows."""
+    groups = {}
+    for row in rows:
+        finding = explained.get(row["case_id"])
+        groups.setdefault(id(finding), (finding, []))[1].append(row)
+    return sorted(groups.values(), key=lambda g: (KINDS.index(g[0].kind) if g[0] else -1, -len(g[1])))
+
+
+def _headline(finding, row):
+    if finding is None:
+        return f"{_said(row)}; replay: {row['replay']}"
+    return f"{finding.kind} {finding.op}: {finding.part}; replay: {finding.replay}"
+
+
+def _said(row):
+    return f"{row['verdict']}: {row['detail']}"
 
 
 def _finding_case(finding, allowed):
