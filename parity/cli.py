@@ -18,6 +18,7 @@ import time
 
 from . import __version__
 from .campaign import run
+from .ci_outputs import ResultFiles
 from .case import FAMILIES
 from .isolation import Limits
 from .judges import load_backends
@@ -52,11 +53,26 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     args.argv = argv
+    args.results = ResultFiles.of(args)  # --json, --junit-xml: written whatever the exit status
+    with args.results.text_aside():
+        status, reason = _dispatch(args)
     try:
-        return args.command(args)
+        args.results.write(status, reason)
+    except CampaignError as exc:
+        _error(exc)
+        return status or USAGE
+    return status
+
+
+def _dispatch(args):
+    """The command's exit status, and why in words where it did not finish."""
+    try:
+        args.results.check()
+        status = args.command(args)
+        return status, "interrupted" if status == INTERRUPTED else f"exit status {status}"
     except KeyboardInterrupt:
         print("parity: interrupted", file=sys.stderr)
-        return INTERRUPTED
+        return INTERRUPTED, "interrupted"
     except (UsageError, ReportError, CampaignError) as exc:
         return _error(exc)
     except OSError as exc:  # a file the checks could not foresee: a full or read-only disk, a vanished directory
@@ -75,9 +91,10 @@ def main(argv=None):
 
 def _error(message):
     """The one line of a bad usage or input on stderr (a message quoting a
-    file's text is kept on one line); exit status 2."""
-    print("parity: error: " + " ".join(str(message).split()), file=sys.stderr)
-    return USAGE
+    file's text is kept on one line); exit status 2, and that line."""
+    line = " ".join(str(message).split())
+    print("parity: error: " + line, file=sys.stderr)
+    return USAGE, f"error: {line}"
 
 
 # -- parity run ---------------------------------------------------------------------
@@ -127,13 +144,15 @@ def run_command(args):
     print(f"report: {out} (run metadata: {sidecar_path(out)})")
     if outcome.engine_log:
         print(f"the engine printed: {outcome.engine_log}")
+    status = _status(outcome.summary.failed, outcome.diagnosis, args.expect)
     if not outcome.judged:
         findings = "; ".join(outcome.probe_lines) or "no op of these cases was probed"
         print(f"parity: no case was judged: every case of the run needs an op the engine lacks (the probes: "
               f"{findings}); choose ops it has with --ops supported, or map our op names to the engine's calls "
               f"with --adapter FILE (README: Engines of other shapes)", file=sys.stderr)
-        return NOTHING_JUDGED
-    return _status(outcome.summary.failed, outcome.diagnosis, args.expect)
+        status = NOTHING_JUDGED
+    args.results.run(outcome, out, status, args.expect)
+    return status
 
 
 def _shard(text):
@@ -317,6 +336,7 @@ def grade_command(args):
         engine_options=tuple((name, getattr(args, name)) for name in ("data_attr", "grad_attr", "backward", "adapter")
                              if getattr(args, name)),
         resume=args.resume)
+    start = time.perf_counter()
     try:
         with _sigterm_interrupts():
             grades = grade_class(submissions, options)
@@ -328,6 +348,7 @@ def grade_command(args):
     print(f"graded {len(grades)} submission(s) into {args.out}/: gradebook.csv, gradebook.html, feedback/, "
           f"results/; scores {min(scores):g} to {max(scores):g} of {rubric.max_score:g}, "
           f"{sum(1 for g in grades if g.error)} not graded in full")
+    args.results.grade(OK, grades, rubric, args.out, time.perf_counter() - start)
     return OK
 
 
@@ -361,10 +382,17 @@ def compare_command(args):
             _check_complete(path, rows)
     comparison = compare_reports(baseline, current, args.factor, args.floor)
     print(f"{args.baseline} ({len(baseline)} cases) -> {args.current} ({len(current)} cases)")
-    for line in _regressions_by_finding(comparison, current, args):
-        print(line)
+    sidecar = _sidecar_or_none(args.current) or {}
+    groups = _regressions_by_finding(comparison, current, sidecar, args)
+    if sidecar.get("diagnosis") and groups:
+        from .diagnosis import explain_regressions
+        for line in explain_regressions(groups):
+            print(line)
     print(comparison.format())
-    return FAILED if comparison.regressed else OK
+    status = FAILED if comparison.regressed else OK
+    args.results.compare(status, args.baseline, args.current, comparison, groups, current,
+                         sidecar.get("diagnosis") or [])
+    return status
 
 
 def _check_complete(path, rows):
@@ -387,18 +415,18 @@ def _check_complete(path, rows):
         raise UsageError(f"{path} {problem}; --allow-incomplete compares it anyway")
 
 
-def _regressions_by_finding(comparison, current, args):
-    """What the current run's diagnosis says of the regressed cases (none
-    without regressions or a diagnosis in its sidecar)."""
-    sidecar = _sidecar_or_none(args.current)
-    if not comparison.regressed or not (sidecar or {}).get("diagnosis"):
-        return []
-    from .diagnosis import explain_regressions
+def _regressions_by_finding(comparison, current, sidecar, args):
+    """The regressed cases grouped by the current run's findings (its
+    ``sidecar``'s diagnosis; without one, a group of their own): the
+    diagnosis' RegressionGroups."""
+    from .diagnosis import RegressionGroup, group_regressions
 
-    regressed = {change.case_id for change in comparison.regressed}
+    regressed = list(dict.fromkeys(change.case_id for change in comparison.regressed))
+    if not regressed or not sidecar.get("diagnosis"):
+        return [RegressionGroup(None, False, regressed)] if regressed else []
     rows = current[current["case_id"].isin(regressed)].to_dict("records")
     baseline = (_sidecar_or_none(args.baseline) or {}).get("diagnosis")
-    return explain_regressions(rows, sidecar["diagnosis"], baseline, RunSpec.from_json(sidecar["args"]))
+    return group_regressions(rows, sidecar["diagnosis"], baseline, RunSpec.from_json(sidecar["args"]))
 
 
 def merge_command(args):
@@ -610,6 +638,7 @@ def _parser():
                       "are then credited to the engine as it is now)")
     run_.add_argument("--quiet", action="store_true", help="no progress bar (there is none off a terminal)")
     _expect_option(run_)
+    _result_options(run_)
 
     grade = command("grade", grade_command, "grade a class of engines with a rubric: a gradebook (CSV, HTML), "
                     "feedback per student, Gradescope results.json")
@@ -636,6 +665,7 @@ def _parser():
     grade.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
                        help="a case's wall-clock limit (default: 5)")
     _isolation_options(grade, choose=False)
+    _result_options(grade)
 
     diagnose = command("diagnose", diagnose_command, "the findings of a report's fail/error cases: "
                        "which op or part of backward is wrong, and its smallest case")
@@ -653,6 +683,7 @@ def _parser():
     compare.add_argument("--allow-incomplete", action="store_true",
                          help="compare reports with missing rows too: empty ones, an unfinished run's, one that "
                               "changed after its run (refused by default, exit status 2)")
+    _result_options(compare)
 
     merge_ = command("merge", merge_command, "join the reports of a run's shards (refused unless they are "
                      "every shard of one run, each once)")
@@ -699,6 +730,15 @@ def _expect_option(parser):
                         help="all (default): exit 1 on any fail or error; lecture: exit 1 only for findings of "
                              "kind wrong (edge, multi_pass and limit findings of a lecture-style engine are "
                              "reported, not failed)")
+
+
+def _result_options(parser):
+    results = parser.add_argument_group("results for CI", "written whatever the exit status (README: Results "
+                                        "for CI); - for the standard output (the text then goes to stderr)")
+    results.add_argument("--json", dest="json_out", metavar="FILE", help="the result as JSON (schema "
+                         "gradparity-result/1): summary, findings, exit status and reason")
+    results.add_argument("--junit-xml", metavar="FILE", help="the result as JUnit XML, for a CI system's test "
+                         "report")
 
 
 def _isolation_options(parser, choose=True):

@@ -232,10 +232,8 @@ def attribute(findings, bad_rows, passes_of):
     does, by KINDS' order of precedence as in the module doc), and return
     the rows none explains.  ``bad_rows``: dicts with case_id, ops, depth,
     n_nodes, detail; ``passes_of(case_id)``: backward passes of a case."""
-    by_kind = {kind: [f for f in findings if f.kind == kind] for kind in KINDS}
     unexplained = []
-    for row in sorted(bad_rows, key=lambda r: (int(r["n_nodes"]), r["case_id"])):
-        finding = _explaining(row, by_kind, passes_of)
+    for row, finding in assign(findings, bad_rows, passes_of):
         if finding is None:
             unexplained.append(row)
             continue
@@ -243,6 +241,20 @@ def attribute(findings, bad_rows, passes_of):
         if not finding.run_example:
             finding.run_example = row["case_id"]
     return unexplained
+
+
+def assign(findings, bad_rows, passes_of):
+    """(row, the finding that explains it, or None) for each bad row, the
+    smallest first, as attribute() counts them."""
+    by_kind = {kind: [f for f in findings if f.kind == kind] for kind in KINDS}
+    return [(row, _explaining(row, by_kind, passes_of))
+            for row in sorted(bad_rows, key=lambda r: (int(r["n_nodes"]), r["case_id"]))]
+
+
+def explained_by(findings, bad_rows, spec):
+    """{case_id: the finding that explains that bad row of a run of
+    ``spec``, or None}."""
+    return {row["case_id"]: finding for row, finding in assign(findings, bad_rows, lambda c: _passes(c, spec))}
 
 
 def _explaining(row, by_kind, passes_of):
@@ -270,7 +282,11 @@ def _explaining(row, by_kind, passes_of):
 
 def order(findings):
     """Findings by kind (KINDS' order), then most cases first, then op."""
-    return sorted(findings, key=lambda f: (KINDS.index(f.kind), -f.cases, f.op))
+    return sorted(findings, key=_rank)
+
+
+def _rank(finding):
+    return KINDS.index(finding.kind), -finding.cases, finding.op
 
 
 # -- a run's diagnosis ----------------------------------------------------------------
@@ -391,17 +407,38 @@ def _passes(case_id, spec):
 
 
 # -- regressions, by finding ----------------------------------------------------------
-def explain_regressions(rows, current, baseline, spec):
-    """Lines saying which of the current run's findings (``current``: its
-    sidecar's diagnosis) explain the regressed rows, each marked "(new)"
-    when the baseline's diagnosis lacks it."""
-    findings = [Finding.from_json({**f, "cases": 0, "run_example": ""}) for f in current]
+class RegressionGroup(NamedTuple):
+    finding: object  # a Finding of the current run (.cases: the regressed rows it explains), None: no finding's
+    new: bool        # the baseline's diagnosis lacks it
+    case_ids: list   # its regressed rows' case ids, the smallest case first
+
+
+def group_regressions(rows, current, baseline, spec):
+    """The regressed rows grouped by the current run's finding that explains
+    them (``current``, ``baseline``: the runs' sidecar diagnoses), the worst
+    finding first; the rows no finding explains last."""
+    findings = [Finding.from_json(f) for f in current]
     known = {(f["op"], f["part"], f["kind"]) for f in baseline or []}
-    unexplained = attribute(findings, rows, lambda case_id: _passes(case_id, spec))
-    lines = [f"{len(rows)} regressed case(s), explained by:"]
-    for f in order([f for f in findings if f.cases]):
-        new = "" if (f.op, f.part, f.kind) in known else " (new)"
-        lines.append(f"  {f.cases:>6}  {f.kind} {f.op}: {f.part}{new}; e.g. {f.run_example}")
-    if unexplained:
-        lines.append(f"  {len(unexplained):>6}  no finding of the current run (e.g. {unexplained[0]['case_id']})")
+    by_finding = {}  # id(finding), id(None) for none -> case ids
+    for row, finding in assign(findings, rows, lambda case_id: _passes(case_id, spec)):
+        by_finding.setdefault(id(finding), []).append(row["case_id"])
+    groups = sorted((RegressionGroup(replace(f, cases=len(ids), run_example=ids[0]),
+                                     (f.op, f.part, f.kind) not in known, ids)
+                     for f in findings if (ids := by_finding.get(id(f)))), key=lambda g: _rank(g.finding))
+    unexplained = by_finding.get(id(None))
+    return groups + ([RegressionGroup(None, False, unexplained)] if unexplained else [])
+
+
+def explain_regressions(groups):
+    """Lines saying which of the current run's findings explain the
+    regressed rows (group_regressions' groups), each marked "(new)" when
+    the baseline's diagnosis lacks it."""
+    lines = [f"{sum(len(g.case_ids) for g in groups)} regressed case(s), explained by:"]
+    for group in groups:
+        f = group.finding
+        if f is None:
+            lines.append(f"  {len(group.case_ids):>6}  no finding of the current run (e.g. {group.case_ids[0]})")
+        else:
+            lines.append(f"  {f.cases:>6}  {f.kind} {f.op}: {f.part}{' (new)' if group.new else ''}; "
+                         f"e.g. {f.run_example}")
     return lines

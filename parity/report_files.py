@@ -136,15 +136,24 @@ def check_output(out):
     out = Path(out)
     if sidecar_path(out) == out:
         raise CampaignError(f"--out {out}: its sidecar would be the report itself; name it .csv")
-    directory = out.parent
+    check_writable(out)
+    for path in (partial_path(out), sidecar_path(out), Path(f"{out}.lock"), out.with_suffix(".engine.log")):
+        _check_regular(path)
+
+
+def check_writable(path, option="--out"):
+    """CampaignError unless ``path`` can be written as a regular file: its
+    directory exists (or can be made) and is writable, and it is no
+    device, FIFO, directory or symlink to one."""
+    path = Path(path)
+    directory = path.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CampaignError(f"--out {out}: cannot make its directory {directory}: {exc.strerror}") from None
+        raise CampaignError(f"{option} {path}: cannot make its directory {directory}: {exc.strerror}") from None
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise CampaignError(f"--out {out}: cannot write in its directory {directory} (read-only or not yours)")
-    for path in (out, partial_path(out), sidecar_path(out), Path(f"{out}.lock"), out.with_suffix(".engine.log")):
-        _check_regular(path)
+        raise CampaignError(f"{option} {path}: cannot write in its directory {directory} (read-only or not yours)")
+    _check_regular(path)
 
 
 def _check_regular(path):
