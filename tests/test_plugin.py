@@ -122,12 +122,13 @@ def test_fixtures_options_and_the_summary(pytester, checkout_first):
             rows = parity_check("expr", n=16)  # --parity-ops
             assert set(";".join(r["ops"] for r in rows).split(";")) <= {"add", "tanh"}
             assert rows[0]["replay"].endswith("--ops add,tanh")
+            assert len(parity_check("expr", n=3, config={"ops": "supported"})) == 3  # every op, for ours
     """)
     result = pytester.runpytest_subprocess("--parity-cases", "7", "--parity-ops", "add,tanh")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*= parity =*"])
     result.stdout.fnmatch_lines(["accumulation: 12 cases: pass 12"])
-    result.stdout.fnmatch_lines(["expr: 28 cases: pass 28"])
+    result.stdout.fnmatch_lines(["expr: 31 cases: pass 31"])
 
 
 # -- what a check fails with ----------------------------------------------------------------
