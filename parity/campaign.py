@@ -26,6 +26,7 @@ from . import __version__
 from .isolation import Limits
 from .judges import load_backends, load_engine, rows_from_judges, rows_in_process
 from .plan import TASK_COST, WHOLE, pack, plan
+from .progress import Progress
 from .report import Summary
 from .report_files import (CampaignError, RowWriter, check_output, now, partial_path, resumable_rows,
                            sidecar_path, write_atomic, write_ordered)
@@ -114,9 +115,9 @@ def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_
     write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
 
     # The plan again, lazily: building cases is cheap, holding them all is not.
-    tasks = pack((todo for todo in ([c for c in group if c.case_id not in done] for group in plan(spec, shard))
+    tasks = pack((todo for todo in ([c for c in group if c.case_id not in done] for group in plan(spec, shard, done))
                   if todo), TASK_COST)
-    bar = _progress_bar(planned - len(done)) if progress else None
+    bar = Progress(spec, planned, len(done), progress)
     start, ran = time.perf_counter(), 0
     writer = batches = None
     try:
@@ -132,8 +133,7 @@ def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_
         for rows in batches:
             writer.write_all(rows)
             ran += len(rows)
-            if bar is not None:
-                bar.update(len(rows))
+            bar.update(rows)
     except BaseException:
         if batches is not None:
             batches.close()
@@ -150,8 +150,7 @@ def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_
             batches.close()  # before the writer: an interrupted pool hands it what finished
         if writer is not None:
             writer.close()
-        if bar is not None:
-            bar.close()
+        bar.close()
     seconds = time.perf_counter() - start
 
     # The partial goes last: until the sidecar says complete, a resume
@@ -206,10 +205,3 @@ def _git_revision():
         return None
     return done.stdout.strip() or None
 
-
-def _progress_bar(total):
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is optional: no bar
-        return None
-    return tqdm(total=total, unit="case", file=sys.stderr, dynamic_ncols=True)

@@ -51,10 +51,11 @@ def build_cases(family, seed, n, config=None):
     return list(iter_cases(family, seed, n, config))
 
 
-def iter_cases(family, seed, n, config=None):
-    """build_cases, one case at a time: long runs hold none they are done with."""
+def iter_cases(family, seed, n, config=None, skip=frozenset()):
+    """build_cases, one case at a time: long runs hold none they are done
+    with; the ids in ``skip`` are not built (a resume's done cases)."""
     builder = _builder(family)
-    return (builder(seed, index, config) for index in range(n))
+    return (builder(seed, index, config) for index in range(n) if f"{family}-{seed}-{index}" not in skip)
 
 
 def case_from_id(case_id, config=None):

@@ -22,7 +22,7 @@ from .ci_outputs import ResultFiles
 from .case import FAMILIES
 from .isolation import Limits
 from .judges import load_backends
-from .plan import RunSpec, Shard
+from .plan import RunSpec, Shard, parse_cases
 from .report_files import (CampaignError, check_output, copy_atomic, merge, partial_path, read_sidecar, shard_reports,
                            sidecar_path)
 from .report import (BAD_VERDICTS, GROWTH_FACTOR, GROWTH_FLOOR, ReportError, Summary, compare_reports, iter_report,
@@ -103,7 +103,7 @@ def run_command(args):
     shard = _shard(args.shard)
     out = _out_path(args.out, shard) if args.out else _default_out(args.resume)
     check_output(out)  # before any work (loading the engine imports it)
-    progress = sys.stderr.isatty() and not args.quiet
+    progress = None if args.quiet else "bar" if sys.stderr.isatty() else "lines"  # see progress.py
     spec = _spec_of_report(args) if args.same_as else _spec(args, ops=None if args.ops == "supported" else _ops(args))
 
     def prepare(holder):
@@ -247,7 +247,12 @@ def _spec(args, ops=None):
     families = tuple(f.strip() for f in args.families.split(",") if f.strip()) if args.families else FAMILIES
 
     def make():
-        spec = RunSpec(engine=args.engine, families=families, cases=args.cases, seed=args.seed,
+        chosen, family_cases = families, None
+        if args.cases is not None:
+            named, family_cases = parse_cases(args.cases, families)
+            chosen = families if args.families else named  # expr=5000,mlp=100 alone: those families
+        spec = RunSpec(engine=args.engine, families=chosen, cases=args.cases_per_family,
+                       family_cases=family_cases, seed=args.seed,
                        edge_rate=args.edge_rate, max_nodes=args.max_nodes, ops=ops,
                        data_attr=args.data_attr, grad_attr=args.grad_attr, timeout=args.timeout,
                        backward=args.backward, adapter=args.adapter, pythonpath=_pythonpath(args.engine))
@@ -269,7 +274,8 @@ def _pythonpath(engine):
 # The options that make up a RunSpec (the rest say where and how to run).
 SPEC_OPTIONS = {"engine": "--engine", "data_attr": "--data-attr", "grad_attr": "--grad-attr",
                 "backward": "--backward", "adapter": "--adapter",
-                "timeout": "--timeout", "families": "--families", "cases": "--cases", "seed": "--seed",
+                "timeout": "--timeout", "families": "--families", "cases": "--cases",
+                "cases_per_family": "--cases-per-family", "seed": "--seed",
                 "edge_rate": "--edge-rate", "max_nodes": "--max-nodes", "ops": "--ops"}
 
 
@@ -332,7 +338,7 @@ def grade_command(args):
         raise UsageError(str(exc)) from None
     options = GradeOptions(
         rubric=rubric, out=Path(args.out), reference=reference, workers=args.workers, timeout=args.timeout,
-        job_timeout=args.submission_timeout, limits=_limits(args), cases=args.cases, seed=args.seed,
+        job_timeout=args.submission_timeout, limits=_limits(args), cases=args.cases_per_family, seed=args.seed,
         engine_options=tuple((name, getattr(args, name)) for name in ("data_attr", "grad_attr", "backward", "adapter")
                              if getattr(args, name)),
         resume=args.resume)
@@ -618,8 +624,11 @@ def _parser():
     _engine_options(run_)
     _case_options(run_)
     run_.add_argument("--families", metavar="LIST", help=f"comma-separated, of {','.join(FAMILIES)} (default: all)")
-    run_.add_argument("--cases", type=int, metavar="N", help="cases per family (default: a mix that runs in "
-                      "well under a minute)")
+    counts = run_.add_mutually_exclusive_group()
+    counts.add_argument("--cases", metavar="N|FAMILY=N,...", help="cases in all, shared among the families in "
+                        "proportion to the default mix (8,489 cases, well under a minute), or each family's own "
+                        "count: expr=5000,mlp=100")
+    counts.add_argument("--cases-per-family", type=int, metavar="N", help="N cases in each family")
     run_.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
     run_.add_argument("--out", metavar="PATH", help="the CSV to write (default: reports/parity-<timestamp>.csv "
                       "and a copy in reports/latest.csv); the run's metadata goes beside it, .csv -> .json. "
@@ -636,7 +645,7 @@ def _parser():
     run_.add_argument("--resume-anyway", action="store_true", help="--resume, even though the engine's source, "
                       "the harness version or the case generators changed since the partial was written (its rows "
                       "are then credited to the engine as it is now)")
-    run_.add_argument("--quiet", action="store_true", help="no progress bar (there is none off a terminal)")
+    run_.add_argument("--quiet", action="store_true", help="no progress: no plan line, no bar (on a terminal), no line every 10 s (off one)")
     _expect_option(run_)
     _result_options(run_)
 
@@ -652,7 +661,8 @@ def _parser():
     grade.add_argument("--out", default="grades", metavar="DIR", help="the gradebook's folder (default: grades)")
     grade.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                        help="submissions graded at a time (each in a process of its own)")
-    grade.add_argument("--cases", type=_positive_int, metavar="N", help="cases per family (default: the rubric's)")
+    grade.add_argument("--cases-per-family", type=_positive_int, metavar="N",
+                       help="cases per family (default: the rubric's [run] cases)")
     grade.add_argument("--seed", type=int, metavar="N", help="the cases' seed (default: the rubric's)")
     grade.add_argument("--submission-timeout", type=float, default=600.0, metavar="SECONDS",
                        help="a submission's grading is stopped after this; the items it finished count "
@@ -702,7 +712,7 @@ def _parser():
     which.add_argument("--json", metavar="FILE_OR_STRING", help="a case as JSON (Case.to_json)")
     _engine_options(replay)
     _case_options(replay)
-    replay.set_defaults(families=None, cases=None, seed=0)
+    replay.set_defaults(families=None, cases=None, cases_per_family=None, seed=0)
     return parser
 
 

@@ -26,6 +26,7 @@ class RunSpec:
     engine: str = "engine"
     families: tuple = FAMILIES
     cases: Optional[int] = None       # per family; None: DEFAULT_RANDOM_CASES after the fixed ones
+    family_cases: Optional[tuple] = None  # ((family, n), ...): each family's own count, before ``cases``
     seed: int = 0
     edge_rate: Optional[float] = None  # None: the generators' defaults
     max_nodes: Optional[int] = None
@@ -43,11 +44,18 @@ class RunSpec:
         if unknown or not self.families:
             raise ValueError(f"unknown families {unknown or '(none given)'}; known: {', '.join(FAMILIES)}")
         if self.cases is not None and self.cases < 1:
-            raise ValueError(f"--cases must be at least 1, not {self.cases}")
+            raise ValueError(f"--cases-per-family must be at least 1, not {self.cases}")
+        if self.family_cases is not None:
+            counted = dict(self.family_cases)
+            if set(counted) != set(self.families) or not all(type(n) is int and n >= 0 for n in counted.values()):
+                raise ValueError(f"--cases: a count of at least 0 for each family of {', '.join(self.families)}, "
+                                 f"not {counted}")
         if self.ops is not None and not self.ops:
             raise ValueError("--ops names no op")
 
     def n_cases(self, family):
+        if self.family_cases is not None:
+            return dict(self.family_cases)[family]
         if self.cases is not None:
             return self.cases
         from .cases import n_fixed_cases
@@ -83,17 +91,65 @@ class RunSpec:
         return f"PYTHONPATH={shlex.quote(self.pythonpath)} {command}" if self.pythonpath else command
 
     def to_json(self):
-        return {**asdict(self), "families": list(self.families), "ops": self.ops and list(self.ops)}
+        data = {**asdict(self), "families": list(self.families), "ops": self.ops and list(self.ops),
+                "family_cases": self.family_cases and [list(pair) for pair in self.family_cases]}
+        if self.family_cases is None:  # the sidecars of runs before it: the same arguments, the same JSON
+            del data["family_cases"]
+        return data
 
     @classmethod
     def from_json(cls, data):
-        ops = data.get("ops")
-        return cls(**{**data, "families": tuple(data["families"]), "ops": None if ops is None else tuple(ops)})
+        ops, counts = data.get("ops"), data.get("family_cases")
+        return cls(**{**data, "families": tuple(data["families"]), "ops": None if ops is None else tuple(ops),
+                      "family_cases": None if counts is None else tuple(map(tuple, counts))})
 
     def engine_options(self):
         """load_engine's options for this run's engine."""
         return dict(data_attr=self.data_attr, grad_attr=self.grad_attr, timeout=self.timeout,
                     backward=self.backward, adapter=self.adapter)
+
+
+def default_mix(family):
+    """A family's cases in the default run: its fixed ones and its random ones."""
+    from .cases import n_fixed_cases
+    return n_fixed_cases(family) + DEFAULT_RANDOM_CASES[family]
+
+
+def split_cases(total, families):
+    """``--cases N``: N cases in all, shared among the families in proportion
+    to the default mix (largest remainders first, at least one each), so
+    that N = 8,489 is the default run."""
+    if total < len(families):
+        raise ValueError(f"--cases {total}: at least one case per family ({len(families)} families; "
+                         f"--families to run fewer)")
+    weights = [default_mix(family) for family in families]
+    shares = [total * w / sum(weights) for w in weights]
+    counts = [max(1, int(share)) for share in shares]
+    by_remainder = sorted(range(len(families)), key=lambda i: (counts[i] - shares[i], i))
+    for i in by_remainder[:max(0, total - sum(counts))]:
+        counts[i] += 1
+    for i in reversed(by_remainder):  # the floor of one may overshoot: take back from the largest
+        if sum(counts) > total and counts[i] > 1:
+            counts[i] -= 1
+    return tuple(zip(families, counts))
+
+
+def parse_cases(text, families):
+    """``--cases``: a total ("20000", split_cases) or counts per family
+    ("expr=500,mlp=20": those families, unless --families names them)."""
+    if "=" not in text:
+        try:
+            return families, split_cases(int(text), families)
+        except ValueError as exc:
+            raise ValueError(str(exc) if text.strip().lstrip("-").isdigit() else
+                             f"--cases {text!r}: a number (cases in all) or FAMILY=N,... (cases per family)") from None
+    counts = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        family, _, n = part.partition("=")
+        if not n.strip().isdigit():
+            raise ValueError(f"--cases {text!r}: {part!r} is not FAMILY=N")
+        counts[family.strip()] = int(n)
+    return tuple(counts), tuple(counts.items())
 
 
 class Shard(NamedTuple):
@@ -117,18 +173,21 @@ class Shard(NamedTuple):
 WHOLE = Shard(1, 1)
 
 
-def plan(spec, shard=WHOLE):
+def plan(spec, shard=WHOLE, skip=frozenset()):
     """This shard's cases, as groups of consecutive cases sharing a structure
     (torch evaluates each group as one batch), in case order: a generator,
     so that a run holds only the cases it is working on.
 
     Shards take the groups round-robin: every shard gets a similar mix of
-    families and sizes, and a group is never split."""
+    families and sizes, and a group is never split.  ``skip``: case ids
+    done already (a resume), not built at all in a whole run (a shard's
+    groups need every case's structure)."""
     from .cases import iter_cases
 
+    skip = skip if shard == WHOLE else frozenset()
     number, group = 0, []
     for family in spec.families:
-        for case in iter_cases(family, spec.seed, spec.n_cases(family), spec.config()):
+        for case in iter_cases(family, spec.seed, spec.n_cases(family), spec.config(), skip):
             if group and not (case.structure and group[-1].structure == case.structure):
                 if number % shard.n == shard.k - 1:
                     yield group
@@ -136,6 +195,16 @@ def plan(spec, shard=WHOLE):
             group.append(case)
     if group and number % shard.n == shard.k - 1:
         yield group
+
+
+def planned_ids(spec):
+    """Whether a case id is one of a whole run's: by its numbers alone."""
+    counts = {f"{family}-{spec.seed}": spec.n_cases(family) for family in spec.families}
+
+    def planned(case_id):
+        family_seed, _, index = case_id.rpartition("-")
+        return family_seed in counts and index.isdigit() and int(index) < counts[family_seed]
+    return planned
 
 
 def cost(case):

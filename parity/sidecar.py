@@ -146,10 +146,15 @@ _HEX = lambda value: _STR(value) or (None if len(value) == 64 and all(c in "0123
                                      else f"expected a sha256 digest (64 hex digits), found {_show(value)}")
 
 
+def _NAME_OR_COUNT(value):  # a [family, count] pair's items: RunSpec checks which is which
+    return None if isinstance(value, (str, int)) and not isinstance(value, bool) else \
+        f"expected a family name or a count, found {_show(value)}"
+
+
 def _args(value):
     problem = _object_of({
         "engine": (True, _STR), "families": (True, _list_of(_STR)), "cases": (False, _optional(_INT)),
-        "seed": (False, _INT), "edge_rate": (False, _optional(_NUMBER)), "max_nodes": (False, _optional(_INT)),
+        "family_cases": (False, _list_of(_list_of(_NAME_OR_COUNT, length=2))), "seed": (False, _INT), "edge_rate": (False, _optional(_NUMBER)), "max_nodes": (False, _optional(_INT)),
         "ops": (False, _optional(_list_of(_STR))), "data_attr": (False, _optional(_STR)),
         "grad_attr": (False, _optional(_STR)), "timeout": (False, _NUMBER), "backward": (False, _optional(_STR)),
         "adapter": (False, _optional(_STR)), "pythonpath": (False, _optional(_STR))})(value)

@@ -19,7 +19,7 @@ SCHEMAS = Path(__file__).parent / "schemas"
 WRONG_TANH = "tests/engines/hostile/wrong_tanh.py:Value"
 CLASS = Path(__file__).parent / "engines" / "class"
 # The run of the brief: a wrong tanh derivative, and micrograd's repeated backward.
-RUN = ["--families", "expr,accumulation", "--cases", "30", "--ops", "add,mul,neg,sub,tanh"]
+RUN = ["--families", "expr,accumulation", "--cases-per-family", "30", "--ops", "add,mul,neg,sub,tanh"]
 
 
 def parity(*args):
@@ -131,7 +131,7 @@ def test_a_passing_run_says_ok_and_fails_no_testcase(passing):
 def test_expect_lecture_skips_what_it_allows_and_says_so(tmp_path):
     # alice's lecture engine: correct, but for micrograd's repeated backward
     done, _, document, suites = run(tmp_path, "lecture", "--engine", CLASS / "alice" / "micrograd.py",
-                                    "--families", "accumulation", "--cases", "30", "--expect", "lecture")
+                                    "--families", "accumulation", "--cases-per-family", "30", "--expect", "lecture")
     assert done.returncode == 0, done.stderr
     assert document["exit"]["reason"] == "ok: 1 finding of kind multi_pass, 1 of kind limit, allowed by --expect lecture"
     skipped = [case.find("skipped") for cases in suites.values() for case in cases.values()
@@ -143,7 +143,7 @@ def test_expect_lecture_skips_what_it_allows_and_says_so(tmp_path):
 @pytest.mark.torch
 def test_a_run_that_judged_nothing_skips_every_testcase(tmp_path):
     done, _, document, suites = run(tmp_path, "none", "--engine", "tests/engines/no_ops.py", "--families", "expr",
-                                    "--cases", "3")
+                                    "--cases-per-family", "3")
     assert done.returncode == 2
     assert document["exit"]["reason"].startswith("nothing judged")
     assert all(case.find("skipped") is not None for case in suites["expr"].values())
@@ -189,7 +189,7 @@ def test_grade_gives_a_testsuite_per_submission_and_a_testcase_per_rubric_item(t
     from parity.rubric import load_rubric
 
     lecture = load_rubric("lecture")
-    done = parity("grade", CLASS / "alice", CLASS / "erin", "--cases", "20", "--workers", "2",
+    done = parity("grade", CLASS / "alice", CLASS / "erin", "--cases-per-family", "20", "--workers", "2",
                   "--out", tmp_path / "grades", "--json", tmp_path / "g.json", "--junit-xml", tmp_path / "g.xml")
     assert done.returncode == 0, done.stderr
     document, suites = checked_json(tmp_path / "g.json"), checked_xml(tmp_path / "g.xml")

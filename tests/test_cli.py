@@ -83,7 +83,7 @@ def test_version_and_help_name_the_exit_statuses():
 @pytest.mark.parametrize("argv, message", [
     (["run", "--families", "expr,nope"], "unknown families"),
     (["run", "--shard", "3/2"], "shard 3/2"),
-    (["run", "--cases", "0"], "at least 1"),
+    (["run", "--cases", "0"], "at least one case per family"),
     (["run", "--edge-rate", "2"], "edge_rate"),
     (["compare", "missing.csv", "missing.csv"], "missing.csv: no such file"),
     (["report", "missing.csv"], "missing.csv: no such file"),

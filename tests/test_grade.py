@@ -23,7 +23,7 @@ from parity.submissions import Submission, SubmissionError, find_submissions
 ROOT = Path(__file__).resolve().parent.parent
 CLASS = Path(__file__).parent / "engines" / "class"
 SCHEMA = Path(__file__).parent / "schemas" / "gradescope_results.schema.json"
-CASES = ["--cases", "40"]  # per family: the same cases for all, a few seconds a submission
+CASES = ["--cases-per-family", "40"]  # per family: the same cases for all, a few seconds a submission
 CORRECT = ("alice", "bob", "carol")
 BUGGY = {"dave": "mul", "erin": "tanh", "frank": "exp"}            # the item each one's bug costs
 NO_ANSWER = {"grace": "relu", "heidi": "exp", "ivan": "tanh", "mia": "div"}  # crash, hang, os._exit, memory
@@ -185,7 +185,7 @@ def test_resume_grades_only_the_rest_and_a_used_folder_is_refused(tmp_path):
     kept = (out / "jobs" / "alice" / "result.json").stat().st_mtime_ns
     refused = parity("grade", str(CLASS / "alice"), "--out", str(out), *CASES)
     assert refused.returncode == 2 and "--resume" in refused.stderr
-    other_cases = parity("grade", str(CLASS / "alice"), "--out", str(out), "--cases", "41", "--resume")
+    other_cases = parity("grade", str(CLASS / "alice"), "--out", str(out), "--cases-per-family", "41", "--resume")
     assert other_cases.returncode == 2 and "another run" in other_cases.stderr
     resumed = parity("grade", str(CLASS / "alice"), str(CLASS / "erin"), str(CLASS / "judy"), "--out", str(out),
                      *CASES, "--resume")

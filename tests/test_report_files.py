@@ -71,7 +71,7 @@ def slow_engine(tmp_path, seconds=2):
 # -- one writer per output -----------------------------------------------------------
 def test_a_second_run_on_the_same_out_is_refused_at_once_naming_the_first(tmp_path):
     out = tmp_path / "run.csv"
-    argv = ["run", "--engine", slow_engine(tmp_path), "--families", "accumulation", "--cases", "8", "--out", out]
+    argv = ["run", "--engine", slow_engine(tmp_path), "--families", "accumulation", "--cases-per-family", "8", "--out", out]
     first = start(*argv)
     try:
         wait_for(lambda: lock_path(out).exists() and lock_path(out).read_text().strip())
@@ -91,7 +91,7 @@ def test_a_second_run_on_the_same_out_is_refused_at_once_naming_the_first(tmp_pa
 def test_two_resumes_of_one_run_one_finishes_the_other_is_refused(tmp_path):
     out = tmp_path / "run.csv"
     engine = slow_engine(tmp_path)
-    argv = ["run", "--engine", engine, "--families", "accumulation", "--cases", "8", "--out", out]
+    argv = ["run", "--engine", engine, "--families", "accumulation", "--cases-per-family", "8", "--out", out]
     interrupted(tmp_path, RunSpec(engine=engine, families=("accumulation",), cases=8), out, keep=3)
     resumes = [start(*argv, "--resume")]
     wait_for(lambda: lock_path(out).exists() and lock_path(out).read_text().strip())
@@ -147,7 +147,7 @@ def test_resume_refuses_an_engine_whose_source_changed(tmp_path, capsys):
     out = tmp_path / "run.csv"
     interrupted(tmp_path, spec, out, keep=2)
     engine.write_text("from engine import Value  # noqa: F401\n# fixed something\n")
-    argv = ["run", "--engine", spec.engine, "--families", "accumulation", "--cases", "6", "--out", out]
+    argv = ["run", "--engine", spec.engine, "--families", "accumulation", "--cases-per-family", "6", "--out", out]
     err = refused(capsys, *argv, "--resume")
     assert ("the engine's source changed since the partial was written: start a new run or pass "
             "--resume-anyway") in err
@@ -221,7 +221,7 @@ def test_compare_refuses_an_empty_or_unfinished_current_report(tmp_path, capsys)
 
 # -- safe output paths --------------------------------------------------------------------
 def test_a_device_is_never_replaced(tmp_path, capsys):
-    err = refused(capsys, "run", "--families", "accumulation", "--cases", "2", "--out", "/dev/null")
+    err = refused(capsys, "run", "--families", "accumulation", "--cases-per-family", "2", "--out", "/dev/null")
     assert "/dev/null is a character device, not a regular file" in err
     assert Path("/dev/null").is_char_device()
     link = tmp_path / "link.csv"
@@ -242,7 +242,7 @@ def test_out_must_be_a_regular_file_path(tmp_path, capsys, kind):
     else:
         out.symlink_to(tmp_path / "nowhere" / "x.csv")
     before = sorted(os.listdir(tmp_path))
-    err = refused(capsys, "run", "--families", "accumulation", "--cases", "2", "--out", out)
+    err = refused(capsys, "run", "--families", "accumulation", "--cases-per-family", "2", "--out", out)
     assert str(tmp_path) in err
     assert sorted(os.listdir(tmp_path)) == before  # nothing written
 
@@ -286,12 +286,12 @@ def test_a_full_disk_mid_run_keeps_a_valid_partial_and_resumes(tmp_path, capsys,
 
     monkeypatch.setattr(report_files.RowWriter, "__init__", init)
     monkeypatch.setattr(report_files.os, "write", filling_up)
-    err = refused(capsys, "run", "--families", "accumulation,edges", "--cases", "12", "--out", out)
+    err = refused(capsys, "run", "--families", "accumulation,edges", "--cases-per-family", "12", "--out", out)
     assert "No space left on device" in err and "--resume" in err
     kept = read_report(partial_path(out))  # readable: no half row survives
     assert 0 < len(kept) < 24 and partial_path(out).read_bytes().endswith(b"\n")
     monkeypatch.undo()
-    assert main(["run", "--families", "accumulation,edges", "--cases", "12", "--out", str(out), "--resume"]) == 0
+    assert main(["run", "--families", "accumulation,edges", "--cases-per-family", "12", "--out", str(out), "--resume"]) == 0
     assert len(read_report(out)) == 24
 
 
@@ -300,7 +300,7 @@ def test_a_read_only_file_system_is_a_clean_refusal(tmp_path, capsys, monkeypatc
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
     monkeypatch.setattr(report_files.tempfile, "mkstemp", read_only)
-    err = refused(capsys, "run", "--families", "accumulation", "--cases", "2", "--out", tmp_path / "run.csv")
+    err = refused(capsys, "run", "--families", "accumulation", "--cases-per-family", "2", "--out", tmp_path / "run.csv")
     assert "cannot write" in err and "Read-only file system" in err and "run.json" in err
 
 
@@ -406,7 +406,7 @@ def alive(pid, started):
 def test_killing_the_run_leaves_no_process_behind(tmp_path):
     out = tmp_path / "run.csv"
     engine = slow_engine(tmp_path, seconds=0)
-    parent = start("run", "--engine", engine, "--workers", "2", "--families", "expr", "--cases", "3000",
+    parent = start("run", "--engine", engine, "--workers", "2", "--families", "expr", "--cases-per-family", "3000",
                    "--out", out, cwd=tmp_path)
     try:
         wait_for(lambda: partial_path(out).exists() and partial_path(out).read_text().count("\n") > 20, 120)
@@ -426,12 +426,12 @@ def test_a_learner_s_engine_py_and_concurrent_py_shadow_nothing(tmp_path):
     (tmp_path / "engine.py").write_text("raise SystemExit('the learner engine.py was imported')\n")
     (tmp_path / "concurrent.py").write_text("raise SystemExit('a concurrent.py was imported')\n")
     out = tmp_path / "run.csv"
-    done = parity("run", "--workers", "2", "--families", "accumulation,edges", "--cases", "12", "--out", out,
+    done = parity("run", "--workers", "2", "--families", "accumulation,edges", "--cases-per-family", "12", "--out", out,
                   "--isolation", "process", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     rows = read_report(out)
     assert len(rows) == 24 and set(rows["verdict"]) == {"pass"}
     # Named with --engine, it is loaded (and here refuses to be).
-    done = parity("run", "--engine", "./engine.py:Value", "--families", "accumulation", "--cases", "2",
+    done = parity("run", "--engine", "./engine.py:Value", "--families", "accumulation", "--cases-per-family", "2",
                   "--out", tmp_path / "mine.csv", cwd=tmp_path)
     assert "the learner engine.py was imported" in done.stdout + done.stderr

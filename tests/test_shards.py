@@ -20,7 +20,7 @@ from parity.report import TIMING_COLUMNS, read_report
 from parity.schedulers import shard_from_environment
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = ("--families", "expr,accumulation", "--cases", "40")
+ARGS = ("--families", "expr,accumulation", "--cases-per-family", "40")
 SPEC = RunSpec(families=("expr", "accumulation"), cases=40)
 SCHEDULER_VARIABLES = ("PARITY_SHARD", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX",
                        "SLURM_ARRAY_TASK_COUNT", "CI_NODE_INDEX", "CI_NODE_TOTAL")
