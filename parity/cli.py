@@ -645,7 +645,8 @@ def _parser():
     run_.add_argument("--resume-anyway", action="store_true", help="--resume, even though the engine's source, "
                       "the harness version or the case generators changed since the partial was written (its rows "
                       "are then credited to the engine as it is now)")
-    run_.add_argument("--quiet", action="store_true", help="no progress: no plan line, no bar (on a terminal), no line every 10 s (off one)")
+    run_.add_argument("--quiet", action="store_true",
+                      help="no progress: no plan line, no bar (on a terminal), no line every 10 s (off one)")
     _expect_option(run_)
     _result_options(run_)
 

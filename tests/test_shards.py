@@ -18,6 +18,7 @@ from parity.cli import _out_path, _parser, main, merge_command, run_command
 from parity.plan import RunSpec, Shard, plan
 from parity.report import TIMING_COLUMNS, read_report
 from parity.schedulers import shard_from_environment
+from test_report_files import refused  # tests/ is on the path (pytest rootdir conftest)
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ("--families", "expr,accumulation", "--cases-per-family", "40")
@@ -25,15 +26,6 @@ SPEC = RunSpec(families=("expr", "accumulation"), cases=40)
 SCHEDULER_VARIABLES = ("PARITY_SHARD", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX",
                        "SLURM_ARRAY_TASK_COUNT", "CI_NODE_INDEX", "CI_NODE_TOTAL")
 SLURM_1_TO_16 = {"SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "16", "SLURM_ARRAY_TASK_COUNT": "16"}
-
-
-def refused(capsys, *argv):
-    """main(argv) exits 2 with one `parity: error:` line: that line."""
-    status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert status == 2, (out, err)
-    assert err.startswith("parity: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 # -- --shard auto: the environment's shard ---------------------------------------------
