@@ -44,7 +44,10 @@ def copy_engine(pytester, *names):
 
 # -- registration ------------------------------------------------------------------------
 def test_the_entry_point_registers_the_plugin_without_p(pytester):
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the harness extra's tomli
+        import tomli as tomllib
 
     entry_points = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["pytest11"]
     assert entry_points == {"parity.plugin": "parity.plugin"}
