@@ -336,3 +336,44 @@ def test_spread_s_exact_perturbation_factor_is_the_mpf_formula():
             if factor is not None:
                 assert mpf_eq(factor, (1 + mpf(d) * UNIT_ROUNDOFF)._mpf_), d
         assert _exact_factor(5e-324, 256) is None  # 1128 bits: spread falls back to mpf arithmetic
+
+
+def _counting_trials(monkeypatch, fail_on=None):
+    """Count the oracle's perturbed runs (run number ``fail_on`` raising at
+    its end, its draws taken)."""
+    from parity.backends import oracle as oracle_module
+
+    calls, trial = [], oracle_module._trial
+
+    def counted(*args):
+        calls.append(1)
+        deviations = trial(*args)
+        if len(calls) == fail_on:
+            raise ArithmeticError("a trial gave up")
+        return deviations
+    monkeypatch.setattr(oracle_module, "_trial", counted)
+    return calls
+
+
+def test_more_trials_run_only_the_new_ones_and_give_what_all_at_once_gives(monkeypatch):
+    # compare.judge asks a case for 2 trials, then 4, then 8: the seeded
+    # sequence continues instead of starting over.
+    case = make_case(2, [("mul", (0, 1)), ("exp", (2,)), ("sub", (3, 0))], [0.7, -1.3])
+    at_once = {trials: OracleBackend().spread(case, trials=trials, seed=1) for trials in (2, 4, 8)}
+    calls = _counting_trials(monkeypatch)
+    oracle = OracleBackend()
+    assert [oracle.spread(case, trials=trials, seed=1) for trials in (2, 4, 8)] == list(at_once.values())
+    assert len(calls) == 8
+    assert oracle.spread(case, trials=4, seed=1) == at_once[4] and len(calls) == 8
+    assert oracle.spread(case, trials=2, seed=2) != at_once[2] and len(calls) == 10  # a sequence of its own
+
+
+def test_a_trial_that_raises_starts_the_sequence_over(monkeypatch):
+    case = make_case(2, [("mul", (0, 1)), ("exp", (2,))], [0.7, -1.3])
+    expected = OracleBackend().spread(case, trials=3)
+    calls = _counting_trials(monkeypatch, fail_on=2)
+    oracle = OracleBackend()
+    with pytest.raises(ArithmeticError):
+        oracle.spread(case, trials=3)
+    assert oracle.spread(case, trials=3) == expected and len(calls) == 2 + 3
+

@@ -44,13 +44,14 @@ in torch's order, partials overflow like float64 numbers, and a partial of
 None (the op table's mark for torch selecting zero, as relu's backward
 does) passes 0 even for a nan upstream gradient.
 """
+import collections
 import functools
 import math
 import random
 import time
 
 import mpmath
-from mpmath.libmp import from_man_exp, mpf_mul
+from mpmath.libmp import MPZ, mpf_mul
 
 from ..case import Result
 from ..ops import OPS
@@ -98,22 +99,42 @@ def to_float(x):
     return -magnitude if x < 0 else magnitude
 
 
+# Cases whose exact run and trials are kept: compare.judge asks one case for
+# a run and then spreads over more and more trials, and a trajectory asks
+# each of its steps in turn.
+KEPT_CASES = 64
+
+
+class _Evaluation:
+    """One case as the oracle knows it: the exact run (values, grads, leaf
+    magnitudes), and per seed the perturbed trials run so far, each a list
+    of deviations per quantity, with the generator that continues them."""
+
+    def __init__(self, exact):
+        self.exact = exact
+        self.trials = {}  # seed -> (random.Random, [deviations of each trial])
+
+
 class OracleBackend:
     name = "oracle"
 
     def __init__(self, precision_bits=256):
         self.precision_bits = precision_bits
-        self._last_exact = (None, None)  # (what it was computed from, _forward_backward result)
+        self._evaluations = collections.OrderedDict()  # key -> _Evaluation, the most recent last
 
-    def _exact(self, case):
-        """_forward_backward(case, float64_range, magnitudes=True): compare.judge asks for a
-        run and then a spread of the same case, and both start with it.  The
-        last one is kept (and only read), keyed on everything it depends on."""
+    def _evaluation(self, case):
+        """The case's _Evaluation, from _forward_backward(case, float64_range,
+        magnitudes=True) the first time: the last KEPT_CASES are kept (and
+        their runs only read), keyed on everything they depend on."""
         # Leaves by repr: -0.0 == 0.0, but the oracle tells them apart.
         key = (case.graph, tuple(map(repr, case.leaves)), case.passes, case.zero_grad_between, mpmath.mp.prec)
-        if self._last_exact[0] != key:
-            self._last_exact = (key, _forward_backward(case, float64_range, magnitudes=True))
-        return self._last_exact[1]
+        evaluation = self._evaluations.pop(key, None)
+        if evaluation is None:
+            evaluation = _Evaluation(_forward_backward(case, float64_range, magnitudes=True))
+        self._evaluations[key] = evaluation
+        if len(self._evaluations) > KEPT_CASES:
+            self._evaluations.popitem(last=False)
+        return evaluation
 
     @property
     def version(self):
@@ -124,7 +145,7 @@ class OracleBackend:
         start = time.perf_counter()
         try:
             with mpmath.workprec(self.precision_bits):
-                values, grads, _ = self._exact(case)
+                values, grads, _ = self._evaluation(case).exact
             exact = [to_float(x) for x in values + grads]
             result = Result(values=exact[:len(values)], grads=exact[len(values):])
         except Exception as exc:  # a backend reports, it does not raise
@@ -139,45 +160,61 @@ class OracleBackend:
         and rounded to float64's precision; a gradient's at least u times
         its magnitude (the module doc).  0 where the perturbed runs all
         equal the exact one (nan and infinities included), inf where they
-        leave its class."""
-        rng = random.Random(seed)
-
-        def perturb(x):
-            # float64_range(x * (1 + mpf(d) * UNIT_ROUNDOFF)), d uniform in
-            # [-1, 1], on libmp tuples where it can: the perturbed runs spend
-            # most of their time here, and four mpf objects a call cost more
-            # than the arithmetic.  The factor is exact (see _exact_factor),
-            # and x * factor rounds as mpf's * does: the same number.
-            d = rng.uniform(-1.0, 1.0)
-            parts = getattr(x, "_mpf_", None)
-            prec, rounding = mpf.context._prec_rounding
-            factor = None if parts is None else _exact_factor(d, prec)
-            if factor is None:
-                return float64_range(x * (1 + mpf(d) * UNIT_ROUNDOFF))
-            # Rounded to float64's 53 bits: a trial is a float64 evaluation
-            # with noise, so roundings that change a quantity's class (a
-            # cancellation to exactly 0, an exponent rounded to an integer)
-            # happen in the trials as they can in the engine and in torch.
-            return float64_range(mpmath.mp.make_mpf(mpf_mul(parts, factor, FLOAT64_BITS, rounding)))
-
-        def noise(size):
-            # d * u * size, d uniform in [-1, 1]: what a formula error can do
-            if not mpmath.isfinite(size):
-                return 0
-            return mpf(rng.uniform(-1.0, 1.0)) * UNIT_ROUNDOFF * size
-
+        leave its class.  The runs are one seeded sequence, and a case's
+        are kept: asked again for more trials, only the new ones run."""
         with mpmath.workprec(self.precision_bits):
-            values, grads, magnitudes = self._exact(case)
-            exact = values + grads
-            err = [0.0] * len(exact)
-            for _ in range(trials):
-                perturbed_values, perturbed_grads, _ = _forward_backward(case, perturb, noise=noise)
-                for i, (got, want) in enumerate(zip(perturbed_values + perturbed_grads, exact)):
-                    err[i] = max(err[i], _deviation(got, want))
+            evaluation = self._evaluation(case)
+            values, grads, magnitudes = evaluation.exact
+            rng, deviations = evaluation.trials.setdefault(seed, (random.Random(seed), []))
+            while len(deviations) < trials:
+                try:
+                    deviations.append(_trial(case, values + grads, rng))
+                except BaseException:
+                    del evaluation.trials[seed]  # the generator moved on mid-run: start over next time
+                    raise
+        err = [0.0] * (len(values) + len(grads))
+        for deviation in deviations[:trials]:
+            err = list(map(max, err, deviation))
         # Not where the exact gradient is infinite or nan: its class decides.
         grad_err = [max(e, UNIT_ROUNDOFF_FLOAT * m) if mpmath.isfinite(g) else e
                     for e, m, g in zip(err[len(values):], magnitudes, grads)]
         return err[:len(values)], grad_err
+
+
+def _trial(case, exact, rng):
+    """One perturbed run of OracleBackend.spread, drawing from ``rng``: its
+    deviation from ``exact`` (values, then grads), per quantity."""
+    uniform, make_mpf = rng.uniform, mpmath.mp.make_mpf
+    prec, rounding = mpf.context._prec_rounding  # spread's, for the whole run
+
+    def perturb(x):
+        # float64_range(x * (1 + mpf(d) * UNIT_ROUNDOFF)), d uniform in
+        # [-1, 1], on libmp tuples where it can: the perturbed runs spend
+        # most of their time here, and four mpf objects a call cost more
+        # than the arithmetic.  The factor is exact (see _exact_factor),
+        # and x * factor rounds as mpf's * does: the same number.
+        d = uniform(-1.0, 1.0)
+        parts = getattr(x, "_mpf_", None)
+        factor = None if parts is None else _exact_factor(d, prec)
+        if factor is None:
+            return float64_range(x * (1 + mpf(d) * UNIT_ROUNDOFF))
+        # Rounded to float64's 53 bits: a trial is a float64 evaluation
+        # with noise, so roundings that change a quantity's class (a
+        # cancellation to exactly 0, an exponent rounded to an integer)
+        # happen in the trials as they can in the engine and in torch.
+        product = mpf_mul(parts, factor, FLOAT64_BITS, rounding)
+        if product[1] and -1074 < product[2] + product[3] < 1024:  # float64_range's fast case
+            return make_mpf(product)
+        return float64_range(make_mpf(product))
+
+    def noise(size):
+        # d * u * size, d uniform in [-1, 1]: what a formula error can do
+        if not mpmath.isfinite(size):
+            return 0
+        return mpf(uniform(-1.0, 1.0)) * UNIT_ROUNDOFF * size
+
+    values, grads, _ = _forward_backward(case, perturb, noise=noise)
+    return [_deviation(got, want) for got, want in zip(values + grads, exact)]
 
 
 def _exact_factor(d, prec):
@@ -190,7 +227,10 @@ def _exact_factor(d, prec):
     mantissa = (1 << shift) + numerator  # (1 + d * 2**-53) * 2**shift, positive
     if mantissa.bit_length() > prec:
         return None
-    return from_man_exp(mantissa, -shift, prec)
+    # Normalized as from_man_exp would (an odd mantissa), at a third of its cost.
+    zeros = (mantissa & -mantissa).bit_length() - 1
+    mantissa >>= zeros
+    return (0, MPZ(mantissa), zeros - shift, mantissa.bit_length())
 
 
 def _deviation(got, want):
