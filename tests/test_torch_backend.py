@@ -198,3 +198,54 @@ def test_no_estimated_spread_for_what_depends_on_sin_of_a_huge_argument():
     (v2, v3, loss, grad_v0, grad_v1), fine = TorchBackend().rounding_spread([case, ordinary])
     assert all(map(math.isnan, (v2, loss, grad_v0))) and not any(map(math.isnan, (v3, grad_v1)))
     assert not any(map(math.isnan, fine))
+
+
+def test_a_trial_whose_perturbations_nearly_cancel_leaves_the_estimate_known():
+    # expr-0-353 of the default run, in the batch of its structure's 16
+    # draws: one of its 4 trials moved the wrong tanh gradient of a buggy
+    # engine's quantity by 0 at the small scale and 16 ulps at the large
+    # one (float64's own rounding, not a kink), which made the estimate
+    # unknown - as the batch's draws fell; alone it was known - and sent a
+    # gross fail to the oracle.
+    from parity.cases import case_from_id
+
+    batch = [case_from_id(f"expr-0-{index}") for index in range(352, 368)]
+    assert len({case.structure for case in batch}) == 1
+    in_batch = TorchBackend().rounding_spread(batch)[1]
+    (alone,) = TorchBackend().rounding_spread([batch[1]])
+    assert 0 < in_batch[14] < 1e-15 and 0 < alone[14] < 1e-15
+
+
+def _runs(small, large):
+    """rounding_spread's runs of one quantity: 1.0 as is, then the trials'
+    deviations at the small scale and at 16 times it."""
+    return torch.tensor([1.0] + [1.0 + d for d in small + large], dtype=torch.float64).reshape(-1, 1, 1)
+
+
+@pytest.mark.parametrize("small, large, linear", [
+    ([1e-13, 2e-13, 3e-13, 4e-13], [1.6e-12, 3.2e-12, 4.8e-12, 6.4e-12], True),
+    ([1e-13, 2e-13, 0.0, 4e-13], [1.6e-12, 3.2e-12, 4.4e-16, 6.4e-12], True),    # a minor trial: rounding decides
+    ([1e-13, 2e-13, 1e-13, 4e-13], [1.6e-12, 3.2e-12, 1e-13, 6.4e-12], False),   # not minor: out of its window
+    ([4e-13, 2e-13, 3e-13, 1e-13], [1e-13, 3.2e-12, 4.8e-12, 1.6e-12], False),   # the largest at one scale
+    ([2.2e-16, 4.4e-16, 2.2e-16, 0.0], [4.4e-16, 2.2e-16, 4.4e-16, 2.2e-16], False),  # rounding alone
+])
+def test_the_estimate_is_linear_trial_by_trial_but_for_minor_trials(small, large, linear):
+    from parity.backends.torch import _deviations
+
+    assert _deviations(_runs(small, large), 4)[2].item() == linear
+
+
+def test_cases_without_a_structure_key_run_as_one_batch_per_graph(monkeypatch):
+    # The diagnosis's probes: an op alone at each of its edge points.
+    import parity.backends.torch as torch_module
+    from parity.probes import probe_cases
+
+    sizes, together = [], torch_module._run_together
+    monkeypatch.setattr(torch_module, "_run_together", lambda cases, dtype="float64": (
+        sizes.append(len(cases)) or together(cases, dtype)))
+    edges = [case for case in probe_cases(["exp", "log"]) if case.spec["probe"] == "edge"]
+    assert not any(case.structure for case in edges)
+    results = TorchBackend().run_batch(edges)
+    assert sorted(sizes) == sorted(sum(case.spec["op"] == op for case in edges) for op in ("exp", "log"))
+    for case, result in zip(edges, results):
+        assert bits(result.values + result.grads) == bits(sum(scalar_reference(case), [])), case.name

@@ -132,11 +132,11 @@ def _batches(cases):
     """Lists of indices of cases that can run as one evaluation."""
     groups = defaultdict(list)
     for i, case in enumerate(cases):
-        key = (case.structure, case.passes, case.zero_grad_between) if case.structure else i
-        groups[key].append(i)
+        groups[case.structure, case.passes, case.zero_grad_between].append(i)
     batches = []
     for indices in groups.values():
-        # A structure key promises one graph; check it rather than trust it.
+        # A structure key promises one graph; check it rather than trust it
+        # (and, without a key, group the cases by graph).
         by_graph = []
         for i in indices:
             same = next((b for b in by_graph if cases[b[0]].graph == cases[i].graph), None)
@@ -272,18 +272,28 @@ def _beyond_accuracy(graph, values):
     for i, limit in limited:
         for a in graph.nodes[i].args:
             inaccurate[:, n_leaves + i] |= values[:, a].abs() > limit
-    for case in inaccurate.any(1).nonzero().flatten().tolist():
-        downstream = inaccurate[case].tolist()
-        for i, node in enumerate(graph.nodes):  # in topological order
-            downstream[n_leaves + i] = downstream[n_leaves + i] or any(downstream[a] for a in node.args)
-        reaches = [False] * n_values  # reaches a downstream node
-        for i in reversed(range(graph.n_nodes)):
-            if downstream[n_leaves + i] or reaches[n_leaves + i]:
-                for a in graph.nodes[i].args:
-                    reaches[a] = True
-        outputs = [downstream[o] for o in graph.outputs]
-        beyond[case] = torch.tensor(outputs + [any(outputs)] + reaches[:n_leaves])
+    # Once per pattern of inaccurate nodes: the draws of a batch mostly share one.
+    patterns, which = inaccurate.unique(dim=0, return_inverse=True)
+    for pattern, inaccurate_nodes in enumerate(patterns.tolist()):
+        if any(inaccurate_nodes):
+            beyond[which == pattern] = torch.tensor(_depends_on(graph, inaccurate_nodes))
     return beyond
+
+
+def _depends_on(graph, inaccurate):
+    """For _beyond_accuracy: per quantity (outputs, loss, leaves' gradients),
+    whether it depends on a node of ``inaccurate`` (per value of the graph)."""
+    n_leaves = graph.n_leaves
+    downstream = list(inaccurate)
+    for i, node in enumerate(graph.nodes):  # in topological order
+        downstream[n_leaves + i] = downstream[n_leaves + i] or any(downstream[a] for a in node.args)
+    reaches = [False] * graph.n_values  # reaches a downstream node
+    for i in reversed(range(graph.n_nodes)):
+        if downstream[n_leaves + i] or reaches[n_leaves + i]:
+            for a in graph.nodes[i].args:
+                reaches[a] = True
+    outputs = [downstream[o] for o in graph.outputs]
+    return outputs + [any(outputs)] + reaches[:n_leaves]
 
 
 def _deviations(runs, trials):
@@ -291,12 +301,19 @@ def _deviations(runs, trials):
     each quantity of ``runs`` (as is, trials at one scale, then at 16x).
     Linear trial by trial (each d at its two scales): the largest
     deviations of an oscillating quantity (cos of 1e75) can fall 16x apart
-    by chance."""
+    by chance.  Except a minor trial, one within 1/32 of the largest
+    deviation at both scales: its d nearly cancel, so each run's own
+    rounding (about the estimate at u, 1/512 of the largest deviation)
+    decides its ratio, and it does not set the estimate.  Were it checked,
+    a case's estimate would be unknown by chance, as its batch's draws of
+    d fall (expr-0-353 of the default run: 0 and 16 ulps in one of 4
+    trials, in the batch of its 16 draws, and linear alone)."""
     deviation = (runs[1:] - runs[0]).abs().reshape(2, trials, *runs.shape[1:])
     small_each, large_each = deviation
-    linear = (((small_each == 0) & (large_each == 0))
-              | ((small_each > 0) & (large_each >= 8 * small_each) & (large_each <= 32 * small_each))).all(0)
     small, large = deviation.amax(1)
+    minor = (small_each <= small / 32) & (large_each <= large / 32)
+    linear = (minor | ((small_each == 0) & (large_each == 0))
+              | ((small_each > 0) & (large_each >= 8 * small_each) & (large_each <= 32 * small_each))).all(0)
     return small, large, linear
 
 
