@@ -156,14 +156,29 @@ def test_the_oracle_decides_each_mismatch(engine_grad, torch_grad, expected):
     # 2 spread trials settle ill_conditioned (more could only widen the
     # allowance), and a fail over gross_factor (100) allowances off with
     # torch within it, the engine finite (a trial may yet change the class);
-    # any other verdict takes all 8.
+    # any other verdict takes all 8, asked for in rounds of twice as many.
     far = (expected == "fail" and torch_grad == 1.0 and math.isfinite(engine_grad)
            and not abs(engine_grad - 1.0) <= Tolerances().gross_factor * 1.6e-9)
     settled = expected == "ill_conditioned" or far
-    assert verdict.oracle_consulted and oracle.trials == ([2] if settled else [2, 8])
+    assert verdict.oracle_consulted and oracle.trials == ([2] if settled else [2, 4, 8])
     expected = f"grad of leaf v1: engine {engine_grad!r}, torch {torch_grad!r}, oracle 1.0"
     assert verdict.detail.startswith(expected)
     assert ("torch is off too" in verdict.detail) == (engine_grad == 3.0)
+
+
+@pytest.mark.parametrize("engine_grad, estimate, trials", [
+    # allowance 1.6e-9 (the oracle's spread 1e-10); the engine 1e-7 off: 62 of them
+    (1.0 + 1e-7, NAN, [2, 4, 8]),   # within gross_factor (100): the trials go on
+    (1.0 + 1e-7, 1e-10, [2]),       # beyond far_factor (16) of the estimate's allowance too
+    # the engine 1e-6 off: 625 allowances of 2 trials, 6 of the estimate's 1.6e-7
+    (1.0 + 1e-6, NAN, [2]),
+    (1.0 + 1e-6, 1e-8, [2, 4, 8]),  # the estimate saw a wider spread than 2 trials: all of them
+])
+def test_a_fail_far_beyond_the_trials_and_the_estimate_needs_no_more_trials(engine_grad, estimate, trials):
+    oracle = FakeOracle(spread=1e-10)
+    engine = result(grads=[GOOD.grads[0], engine_grad])
+    verdict = judge(CASE, engine, GOOD, oracle, extras=TorchExtras(rounding_spread=lambda: [0.0] * 4 + [estimate]))
+    assert (verdict.verdict, verdict.oracle_consulted, oracle.trials) == ("fail", True, trials)
 
 
 def test_the_case_verdict_is_the_worst_quantity_and_the_detail_names_it():
@@ -333,6 +348,7 @@ def test_significant_bits_count_the_significand_without_trailing_zeros():
     assert significant_bits([1 / 3]) == 53 and significant_bits([3.0, 0.75]) == 2
     assert significant_bits([float(struct.unpack("f", struct.pack("f", 1.1))[0])]) == 24
     assert significant_bits([]) == 0
+    assert significant_bits([1.0, 3.0, 1 / 3], enough=1) == 2  # the first count beyond 1 bit: enough said
 
 
 def test_an_engine_is_narrow_when_its_numbers_fit_float32_and_torch_s_do_not():
