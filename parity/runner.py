@@ -6,7 +6,9 @@ backend, the oracle included.  One row per case, in order (the schema is
 report.COLUMNS).
 """
 from collections import Counter
+from contextlib import contextmanager
 import functools
+import gc
 import shlex
 
 from .compare import VERDICTS, Tolerances, TorchExtras, judge
@@ -48,23 +50,50 @@ def _judged(group, engine, torch_backend, oracle, tolerances):
     extras = hasattr(torch_backend, "rounding_spread")
     spreads = functools.cache(estimate) if extras else None
     float32 = functools.cache(in_float32) if extras and in_float32 else None
-    return [(e, t, judge(case, e, t, referee, tolerances, TorchExtras(
-                spreads and (lambda i=i: spreads()[i]), float32 and (lambda i=i: float32()[i]))))
-            for i, (case, (e, t)) in enumerate(zip(group, results))]
+    with _collector_paused():
+        return [(e, t, judge(case, e, t, referee, tolerances, TorchExtras(
+                    spreads and (lambda i=i: spreads()[i]), float32 and (lambda i=i: float32()[i]))))
+                for i, (case, (e, t)) in enumerate(zip(group, results))]
+
+
+@contextmanager
+def _collector_paused():
+    """Python's cycle collector off meanwhile.  The oracle allocates an
+    object for every number of every perturbed run (the estimate, for every
+    tensor of its graph) and frees it at once, in no cycle; the collections
+    those allocations set off scan the judge's long-lived objects (torch's,
+    some 200,000) now and then: a tenth of the oracle's time."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _groups(cases):
-    """Runs of consecutive cases sharing a non-empty structure key; a
-    trajectory case is a group of its own."""
+    """Runs of consecutive cases that torch evaluates as one batch: sharing
+    a non-empty structure key, or, without one, an equal graph (the
+    diagnosis's probes of an op at its edge points); a trajectory case is a
+    group of its own."""
     group = []
     for case in cases:
-        if group and not (case.structure and case.structure == group[0].structure
-                          and not is_trajectory(case)):
+        if group and not _batchable(group[0], case):
             yield group
             group = []
         group.append(case)
     if group:
         yield group
+
+
+def _batchable(first, case):
+    if is_trajectory(first) or is_trajectory(case):
+        return False
+    if first.structure or case.structure:
+        return case.structure == first.structure
+    return case.graph == first.graph
 
 
 def submit(backend, cases):

@@ -297,6 +297,39 @@ def test_two_bugs_no_single_op_shows_are_two_shrunk_findings_that_share_the_case
     assert all(len(f["minimal_case"]["graph"]["nodes"]) == 2 for f in wrong.values())
 
 
+def test_the_probes_of_an_op_at_its_edge_points_are_judged_as_one_group():
+    # They have no structure key but one graph: one engine request and one
+    # torch batch for all of them, not one each (the diagnosis's thousand).
+    from parity.runner import _groups
+
+    probes = probe_cases(["exp", "log"])
+    groups = list(_groups(probes))
+    assert [case for group in groups for case in group] == probes
+    assert all(len({case.graph for case in group}) == 1 for group in groups)
+    for op in ("exp", "log"):
+        edges = {case.case_id for case in probes if case.spec["op"] == op and case.spec["probe"] == "edge"}
+        assert any(edges <= {case.case_id for case in group} for group in groups)
+
+
+def test_judging_pauses_the_cycle_collector_and_restores_it():
+    import gc
+
+    from parity.runner import _collector_paused
+
+    assert gc.isenabled()
+    with pytest.raises(ZeroDivisionError), _collector_paused():
+        assert not gc.isenabled()
+        1 / 0
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _collector_paused():
+            pass
+        assert not gc.isenabled()  # a caller's choice stands
+    finally:
+        gc.enable()
+
+
 def test_shrinking_is_deterministic_and_keeps_only_what_the_failure_needs():
     from parity.backends.torch import TorchBackend
     from parity.cases import build_cases
