@@ -21,8 +21,8 @@ SHOWN = (PASS, FAIL, ERROR)
 
 
 class Progress:
-    def __init__(self, spec, planned, done, mode, stream=sys.stderr):
-        self.mode, self.stream = mode, stream
+    def __init__(self, spec, planned, done, mode, stream=None):
+        self.mode, self.stream = mode, stream or sys.stderr  # the stderr of now (a test's capture)
         self.total, self.counts = planned - done, collections.Counter()
         self.start = self.last_line = time.monotonic()
         self.bar = None

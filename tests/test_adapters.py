@@ -17,7 +17,7 @@ from parity.plan import RunSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINES = Path(__file__).parent / "engines"
-SMALL = ["--families", "expr", "--cases", "24", "--edge-rate", "0"]
+SMALL = ["--families", "expr", "--cases-per-family", "24", "--edge-rate", "0"]
 
 
 def parity(*args, cwd=ROOT, env=None):

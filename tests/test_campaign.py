@@ -202,7 +202,7 @@ def test_an_interrupted_run_keeps_its_rows_and_resumes(tmp_path, workers):
     # Enough cases that the run is still going when the signal comes (600
     # were over, now and then, before it came: exit 0, not 130).
     n = 3000
-    argv = [sys.executable, "-m", "parity.cli", "run", "--families", "expr", "--cases", str(n),
+    argv = [sys.executable, "-m", "parity.cli", "run", "--families", "expr", "--cases-per-family", str(n),
             "--workers", workers, "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # Its own process group, which gets the SIGINT, as from Ctrl-C in a terminal.

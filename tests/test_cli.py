@@ -115,10 +115,12 @@ def test_an_engine_spec_that_loads_nothing_exits_2(capsys):
 def test_a_passing_run_exits_0_with_a_summary(capsys, tmp_path):
     pytest.importorskip("torch")
     out = tmp_path / "run.csv"
-    status, stdout, stderr = run_main(capsys, "run", "--families", "accumulation,edges", "--cases", "12",
+    status, stdout, stderr = run_main(capsys, "run", "--families", "accumulation,edges", "--cases-per-family", "12",
                                       "--out", out)
     assert status == 0
-    assert stderr == ""  # no progress bar off a terminal
+    # off a terminal: the plan, then a line every 10 s (none in so short a run), no bar
+    assert stderr.startswith("parity: 24 cases planned (accumulation 12, edges 12 in the whole run); ETA about")
+    assert stderr.count("\n") == 1
     assert "verdicts per family:" in stdout and "no case failed" in stdout
     assert re.search(r"ran 24 cases in [\d.]+ s: [\d.]+ cases/s", stdout)
     assert f"report: {out}" in stdout and out.exists()
@@ -133,7 +135,7 @@ def test_on_a_terminal_a_run_shows_a_progress_bar(tmp_path):
     termios = pytest.importorskip("termios")
     fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 rows, 100 columns
     process = subprocess.Popen([sys.executable, "-m", "parity.cli", "run", "--families", "accumulation",
-                                "--cases", "7", "--out", tmp_path / "run.csv"], cwd=ROOT,
+                                "--cases-per-family", "7", "--out", tmp_path / "run.csv"], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=stderr)
     os.close(stderr)
     shown = b""
@@ -153,7 +155,7 @@ def test_on_a_terminal_a_run_shows_a_progress_bar(tmp_path):
 def test_without_out_a_run_writes_a_timestamped_report_and_latest(capsys, tmp_path, monkeypatch):
     pytest.importorskip("torch")
     monkeypatch.chdir(tmp_path)
-    assert run_main(capsys, "run", "--families", "accumulation", "--cases", "3")[0] == 0
+    assert run_main(capsys, "run", "--families", "accumulation", "--cases-per-family", "3")[0] == 0
     [report] = (tmp_path / "reports").glob("parity-*.csv")
     assert re.fullmatch(r"parity-\d{8}-\d{6}\.csv", report.name)
     assert (tmp_path / "reports" / "latest.csv").read_text() == report.read_text()
@@ -167,7 +169,7 @@ def test_a_buggy_engine_exits_1_and_its_failures_replay(capsys, tmp_path):
     engine.write_text(BUGGY_ENGINE)
     spec = f"{engine}:Value"
     status, stdout, _ = run_main(capsys, "run", "--engine", spec, "--families", "accumulation",
-                                 "--cases", "60", "--out", tmp_path / "run.csv")
+                                 "--cases-per-family", "60", "--out", tmp_path / "run.csv")
     assert status == 1
     replays = re.findall(r"^  (parity replay accumulation-0-\d+ --engine \S+)    # fail: ", stdout, re.M)
     assert replays and all(spec in command for command in replays)
@@ -224,7 +226,7 @@ def test_shards_run_and_merge_from_the_command_line(capsys, tmp_path):
     pytest.importorskip("torch")
     shards = [tmp_path / f"shard{k}.csv" for k in (1, 2)]
     for k, shard in enumerate(shards, start=1):
-        assert run_main(capsys, "run", "--families", "accumulation", "--cases", "6", "--shard", f"{k}/2",
+        assert run_main(capsys, "run", "--families", "accumulation", "--cases-per-family", "6", "--shard", f"{k}/2",
                         "--out", shard)[0] == 0
     merged = tmp_path / "merged.csv"
     status, stdout, _ = run_main(capsys, "merge", *shards, "--out", merged)
@@ -237,7 +239,7 @@ def test_shards_run_and_merge_from_the_command_line(capsys, tmp_path):
 def test_same_as_reruns_the_cases_of_a_report(capsys, tmp_path):
     pytest.importorskip("torch")
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
-    assert run_main(capsys, "run", "--families", "function", "--cases", "5", "--seed", "3", "--out", first)[0] == 0
+    assert run_main(capsys, "run", "--families", "function", "--cases-per-family", "5", "--seed", "3", "--out", first)[0] == 0
     assert run_main(capsys, "run", "--same-as", first, "--out", second)[0] == 0
     from parity.report import read_report
     assert list(read_report(second)["case_id"]) == [f"function-3-{i}" for i in range(5)]

@@ -157,7 +157,7 @@ def test_the_lecture_profile_fails_only_on_wrong_findings():
 def test_a_lecture_engine_passes_the_lecture_profile_and_its_findings_reach_the_sidecar(tmp_path, capsys):
     out = tmp_path / "lecture.csv"
     options = ["run", "--engine", "tests/engines/micrograd.py:Value", "--ops", "supported", "--families",
-               "accumulation,edges,expr", "--cases", "300", "--out", str(out), "--quiet"]
+               "accumulation,edges,expr", "--cases-per-family", "300", "--out", str(out), "--quiet"]
     assert cli.main(options + ["--expect", "lecture"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("findings (")
@@ -179,7 +179,7 @@ def test_a_lecture_engine_passes_the_lecture_profile_and_its_findings_reach_the_
 def test_pypi_micrograd_has_no_wrong_finding_and_passes_the_lecture_profile(tmp_path, capsys):
     pytest.importorskip("micrograd")
     out = tmp_path / "micrograd.csv"
-    status = cli.main(["run", "--engine", "micrograd", "--ops", "supported", "--cases", "200", "--expect", "lecture",
+    status = cli.main(["run", "--engine", "micrograd", "--ops", "supported", "--cases-per-family", "200", "--expect", "lecture",
                        "--out", str(out), "--quiet"])
     findings = json.loads(sidecar_path(out).read_text())["diagnosis"]
     kinds = {(f["op"], f["kind"]) for f in findings}
@@ -218,7 +218,7 @@ def test_replay_shows_every_node_and_marks_the_first_wrong_one(mutant_name, wron
 
 def test_compare_groups_the_regressions_by_the_current_run_s_findings(tmp_path, capsys):
     hostile = "tests/engines/hostile"
-    options = ["--ops", "add,mul,neg,sub,tanh", "--families", "expr", "--cases", "40", "--max-nodes", "8", "--quiet"]
+    options = ["--ops", "add,mul,neg,sub,tanh", "--families", "expr", "--cases-per-family", "40", "--max-nodes", "8", "--quiet"]
     for name in ("hostile_base", "wrong_tanh"):
         cli.main(["run", "--engine", f"{hostile}/{name}.py:Value", "--out", str(tmp_path / f"{name}.csv"), *options])
     capsys.readouterr()
@@ -272,7 +272,7 @@ def test_a_correct_engine_that_rounds_differently_gets_no_wrong_finding(engine, 
 def test_a_bug_no_single_op_shows_is_shrunk_to_its_two_ops_and_replays(tmp_path, capsys):
     out = tmp_path / "two.csv"
     engine = "tests/engines/hostile/tanh_then_mul.py:Value"
-    cli.main(["run", "--engine", engine, "--ops", "add,mul,neg,sub,tanh", "--families", "expr", "--cases", "120",
+    cli.main(["run", "--engine", engine, "--ops", "add,mul,neg,sub,tanh", "--families", "expr", "--cases-per-family", "120",
               "--out", str(out), "--quiet"])
     capsys.readouterr()
     (finding,) = [f for f in json.loads(sidecar_path(out).read_text())["diagnosis"] if f["kind"] == "wrong"]
@@ -286,7 +286,7 @@ def test_a_bug_no_single_op_shows_is_shrunk_to_its_two_ops_and_replays(tmp_path,
 def test_two_bugs_no_single_op_shows_are_two_shrunk_findings_that_share_the_cases(tmp_path, capsys):
     out = tmp_path / "two_pairs.csv"
     engine = "tests/engines/hostile/two_pair_bugs.py:Value"
-    cli.main(["run", "--engine", engine, "--ops", "add,mul,neg,sub,tanh", "--families", "expr", "--cases", "300",
+    cli.main(["run", "--engine", engine, "--ops", "add,mul,neg,sub,tanh", "--families", "expr", "--cases-per-family", "300",
               "--max-nodes", "4", "--out", str(out), "--quiet"])
     capsys.readouterr()
     sidecar = json.loads(sidecar_path(out).read_text())
@@ -356,7 +356,7 @@ def test_one_wrong_op_lights_up_its_own_row_of_the_per_op_table_only(tmp_path, c
 
     out = tmp_path / "wrong_tanh.csv"
     cli.main(["run", "--engine", "tests/engines/hostile/wrong_tanh.py:Value", "--ops", "add,mul,neg,sub,tanh",
-              "--families", "edges,accumulation,expr", "--cases", "60", "--out", str(out), "--quiet"])
+              "--families", "edges,accumulation,expr", "--cases-per-family", "60", "--out", str(out), "--quiet"])
     assert "per op (cases of that op alone)" in capsys.readouterr().out
     table = Summary().add(read_report(out)).op_error_table()
     assert table.loc["tanh", "max"] > 1e-3
@@ -370,7 +370,7 @@ def test_a_float32_engine_gets_one_precision_finding_not_a_wall_of_wrong_ops(tmp
     # precision is still named.
     out = tmp_path / f"{engine}.csv"
     cli.main(["run", "--engine", f"tests/engines/{engine}.py:Value", "--ops", "add,mul,neg,sub,tanh",
-              "--families", "expr,accumulation", "--cases", "100", "--out", str(out), "--quiet"])
+              "--families", "expr,accumulation", "--cases-per-family", "100", "--out", str(out), "--quiet"])
     capsys.readouterr()
     findings = json.loads(sidecar_path(out).read_text())["diagnosis"]
     (precision,) = [f for f in findings if f["kind"] == "precision"]

@@ -38,7 +38,7 @@ pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = ROOT / "tests" / "engines" / "hostile"
-SMALL = ["--families", "expr", "--ops", "add,mul,neg,sub,tanh", "--cases", "30", "--max-nodes", "6", "--quiet"]
+SMALL = ["--families", "expr", "--ops", "add,mul,neg,sub,tanh", "--cases-per-family", "30", "--max-nodes", "6", "--quiet"]
 NOT_JUDGED = ("engine_seconds", "torch_seconds", "engine", "replay")  # what differs between engines' rows
 
 
@@ -287,7 +287,7 @@ def test_a_sandbox_user_who_cannot_run_python_is_a_usage_error(tmp_path, monkeyp
 def test_workers_2_gives_the_rows_of_workers_1_with_isolated_engines(tmp_path):
     # hostile_base.py sums in a fixed order (tests/engines/micrograd.py, whose
     # children are a set, may round differently from one process to the next)
-    options = ["--families", "expr,accumulation,edges", "--cases", "60", "--max-nodes", "20", "--quiet",
+    options = ["--families", "expr,accumulation,edges", "--cases-per-family", "60", "--max-nodes", "20", "--quiet",
                "--ops", "add,mul,neg,sub,tanh", "--engine", f"{HOSTILE / 'hostile_base.py'}:Value"]
     rows = []
     for workers in ("1", "2"):
@@ -319,7 +319,7 @@ def _worker_pids(parent=None):
 def test_stopping_the_harness_stops_its_engine_workers_and_resume_goes_on(tmp_path, how):
     out = tmp_path / "run.csv"
     argv = [sys.executable, "-m", "parity.cli", "run", "--families", "expr", "--ops", "add,mul,neg,sub,tanh",
-            "--cases", "1500", "--max-nodes", "6", "--quiet", "--out", str(out),
+            "--cases-per-family", "1500", "--max-nodes", "6", "--quiet", "--out", str(out),
             "--engine", f"{HOSTILE / 'hostile_base.py'}:Value"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     before = _worker_pids()
