@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 import platform
 import subprocess
-import sys
 import time
 from typing import Optional
 

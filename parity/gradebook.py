@@ -70,10 +70,9 @@ def feedback(grade, rubric):
             lines += [g.note, ""]
         for finding in g.findings:
             lines += _finding_lines(finding)
-    others = [f for f in grade.other_findings]
-    if others:
+    if grade.other_findings:
         lines += ["## Other findings (no rubric item)", ""]
-        for finding in others:
+        for finding in grade.other_findings:
             lines += _finding_lines(finding)
     return "\n".join(lines).rstrip() + "\n"
 

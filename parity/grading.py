@@ -18,7 +18,6 @@ graded first: the cases and probes it gets wrong are excused for everyone.
 """
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-import json
 from pathlib import Path
 import shutil
 import subprocess
