@@ -14,6 +14,7 @@ nothing new.  It holds its node in a reference cycle, as torch's ``x.grad``
 with a ``grad_fn`` does: Python's cycle collector frees both once unused,
 or set ``grad_value = None`` to free them at once.
 """
+from .backward_ops import materialize
 from .function import _function_backward, _output_backward
 from .grad_mode import _GradMode
 from .graph_backward import RULES
@@ -52,10 +53,8 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False):
     grads = _run(outputs, seeds, inputs, create_graph)
     result = []
     for x in inputs:
-        g = grads.get(x)
-        if g is None:
-            g = Value(0.0)
-        elif not create_graph and g._prev:
+        g = materialize(grads.get(x, Value(0.0)))
+        if not create_graph and g._prev:
             g = Value(g.data)  # a grad_outputs Value passed through unchanged
         result.append(g)
     return tuple(result)
@@ -68,7 +67,9 @@ def backward_graph(root, gradient):
     previous = _GradMode.enabled
     _GradMode.enabled = True
     try:
+        # a node nothing flowed into keeps .grad (the float pass adds -0.0) and grad_value
         for node, g in grads.items():
+            g = materialize(g)
             old = node.grad
             node.grad = old + g.data
             kept = node._g
@@ -150,18 +151,22 @@ def _run(roots, seeds, inputs, create_graph):
             if needed is not None and node not in needed:
                 continue
             g = incoming.pop(node, None)
-            if g is None:
-                g = Value(0.0)  # reached, but nothing flowed in: a zero, as torch's zeros
-            grads[node] = g
             backward = node._backward
-            if backward is None:
+            if backward is _function_backward:  # its outputs' gradients are in function_grads
+                if node not in function_grads:
+                    continue
+                contributions = _function_contributions(node, function_grads.pop(node))
+            elif g is None:
+                # Nothing flowed in (a Function's None): torch's undefined gradient,
+                # which goes no further.  The float pass sends a -0.0 on.
                 continue
-            if backward is _output_backward:
-                function_grads.setdefault(node._prev[0], {})[node._aux] = g
-                continue
-            if backward is _function_backward:
-                contributions = _function_contributions(node, function_grads.pop(node, {}))
             else:
+                grads[node] = g
+                if backward is None:
+                    continue
+                if backward is _output_backward:
+                    function_grads.setdefault(node._prev[0], {})[node._aux] = g
+                    continue
                 try:
                     rule = RULES[backward]
                 except KeyError:
@@ -185,7 +190,7 @@ def _function_contributions(node, grad_outputs):
     record = node._aux
     cls, ctx, args = record.cls, record.ctx, record.args
     # an output nothing reached gets a zero gradient, as torch materializes it
-    grad_outputs = tuple(grad_outputs[i] if i in grad_outputs else Value(0.0) for i in range(record.n_outputs))
+    grad_outputs = tuple(materialize(grad_outputs.get(i, Value(0.0))) for i in range(record.n_outputs))
     ctx._graph_inputs = node._prev  # once_differentiable's error node hangs on them
     try:
         grads = cls.backward(ctx, *grad_outputs)

@@ -28,7 +28,8 @@ def graph_op(rule):
     def backward(node, g):
         with no_grad():
             for operand, contribution in rule(node, Value(g)):
-                operand._g += contribution.data
+                if contribution is not ZERO_TENSOR:
+                    operand._g += contribution.data
     backward.__name__ = f"_{rule.__name__}_float"
     RULES[backward] = rule
     return backward
@@ -39,10 +40,51 @@ def zero():
     return Value(0.0)
 
 
+class ZeroTensor:
+    """torch's efficient zero tensor, the derivative of sgn (abs's backward):
+    products and quotients with it are itself (no 0 * inf = nan), a sum is the
+    other term, and any other op sees a plain zero (torch's fallback
+    materializes it: -z is -0.0, tanh_backward(z, y) is 0)."""
+    __slots__ = ()
+    data = 0.0
+
+    def __mul__(self, other):
+        return self
+
+    __rmul__ = __truediv__ = __mul__
+
+    def __rtruediv__(self, other):
+        return other / Value(0.0)
+
+    def __add__(self, other):
+        return other
+
+    __radd__ = __add__
+
+    def __neg__(self):
+        return Value(-0.0)
+
+    def __float__(self):
+        return 0.0
+
+    def __repr__(self):
+        return "ZERO_TENSOR"
+
+
+ZERO_TENSOR = ZeroTensor()
+
+
+def materialize(g):
+    """A gradient as a Value: a zero tensor becomes a (constant) 0.0."""
+    return Value(0.0) if g is ZERO_TENSOR else g
+
+
 # -- where(cond, a, b), masked_fill (where(mask, 0, v)) ------------------------
 def where(cond, a, b):
     """torch.where with a condition fixed by the forward values: either side a
     Value or a number (a constant)."""
+    a = 0.0 if a is ZERO_TENSOR else a  # torch materializes it: a constant zero
+    b = 0.0 if b is ZERO_TENSOR else b
     chosen = a if cond else b
     data = chosen.data if isinstance(chosen, Value) else float(chosen)
     prev = tuple(v for v in (a, b) if isinstance(v, Value))
@@ -64,6 +106,7 @@ _where_backward = graph_op(_where)
 
 # -- kernels with a grad_output operand -----------------------------------------
 def tanh_backward(grad, y):
+    grad = materialize(grad)
     return _node(grad.data * floatmath.one_minus_square(y.data), (grad, y), "tanh_backward", _tanh_backward_backward)
 
 
@@ -78,6 +121,7 @@ _tanh_backward_backward = graph_op(_tanh_backward)
 
 
 def sigmoid_backward(grad, y):
+    grad = materialize(grad)
     return _node(grad.data * (1.0 - y.data) * y.data, (grad, y), "sigmoid_backward", _sigmoid_backward_backward)
 
 
@@ -93,6 +137,7 @@ _sigmoid_backward_backward = graph_op(_sigmoid_backward)
 
 def threshold_backward(grad, y):
     """relu's: result <= 0 ? 0 : grad (nan passes the gradient)."""
+    grad = materialize(grad)
     return _node(0.0 if y.data <= 0.0 else grad.data, (grad, y), "threshold_backward",
                  _threshold_backward_backward)
 
@@ -108,6 +153,7 @@ _threshold_backward_backward = graph_op(_threshold_backward)
 
 
 def leaky_relu_backward(grad, x, slope):
+    grad = materialize(grad)
     g = grad.data
     return _node(g if x.data > 0.0 else g * slope, (grad, x), "leaky_relu_backward",
                  _leaky_relu_backward_backward, slope)
@@ -125,6 +171,7 @@ _leaky_relu_backward_backward = graph_op(_leaky_relu_backward)
 
 def elu_backward(grad, x):
     """alpha = scale = input_scale = 1: x <= 0 ? grad * exp(x) : grad."""
+    grad = materialize(grad)
     g = grad.data
     return _node(g * floatmath.exp(x.data) if x.data <= 0.0 else g, (grad, x), "elu_backward", _elu_backward_backward)
 
@@ -141,6 +188,7 @@ _elu_backward_backward = graph_op(_elu_backward)
 
 def softplus_backward(grad, x):
     """beta = 1, threshold = 20: x > 20 ? grad : grad * z / (z + 1), z = exp(x)."""
+    grad = materialize(grad)
     g = grad.data
     if x.data > SOFTPLUS_THRESHOLD:
         data = g
@@ -162,6 +210,7 @@ _softplus_backward_backward = graph_op(_softplus_backward)
 
 
 def gelu_backward(grad, x):
+    grad = materialize(grad)
     v = x.data
     cdf = 0.5 * (1.0 + math.erf(v * _SQRT1_2))
     pdf = _GELU_BETA * math.exp(v * v * -0.5)
@@ -182,6 +231,7 @@ _gelu_backward_backward = graph_op(_gelu_backward)
 
 
 def gelu_tanh_backward(grad, x):
+    grad = materialize(grad)
     v = x.data
     v_sq = v * v
     t = math.tanh(_GELU_TANH_BETA * _fma(_GELU_KAPPA, v_sq * v, v))
@@ -212,6 +262,20 @@ def _gelu_tanh_backward(node, gg):
 
 
 _gelu_tanh_backward_backward = graph_op(_gelu_tanh_backward)
+
+
+# -- sgn (abs's derivative) ------------------------------------------------------
+def sgn(x):
+    """torch.sgn: -1, 0 or 1 (0 for nan); its derivative is an efficient zero tensor."""
+    return _node(floatmath.sign(x.data), (x,), "sgn", _sgn_backward)
+
+
+def _sgn(node, gg):
+    # sgn_backward: at::_efficientzerotensor for real inputs
+    yield node._prev[0], ZERO_TENSOR
+
+
+_sgn_backward = graph_op(_sgn)
 
 
 # -- cosh and sinh (gelu_tanh's double backward) ------------------------------
@@ -249,6 +313,8 @@ def surrogate(data, expression):
     """``data`` (the first-order kernel's rounding), differentiated as
     ``expression`` (the formula torch differentiates): silu's gradient, whose
     kernel fuses a multiply-add that the differentiable formula does not."""
+    if expression is ZERO_TENSOR:
+        return expression
     return _node(data, (expression,), "surrogate", _surrogate_backward)
 
 

@@ -55,7 +55,7 @@ def _scale(node, g):              # x * c
 def _div(node, g):                # grad / other; -grad * ((self / other) / other)
     a, b = node._prev
     yield a, g / b
-    yield b, -g * (node / b)       # node is self / other, the same rounding
+    yield b, -g * ((a / b) / b)    # self / other anew, as torch's formula: not the node itself
 
 
 def _div_by_constant(node, g):
@@ -96,10 +96,9 @@ def _pow_constant_base(node, g):
         yield y, g * (node * log_base)
 
 
-def _abs(node, g):
-    # grad * self.sgn(); sgn's derivative is an (efficient) zero tensor: no edge
+def _abs(node, g):                # grad * self.sgn()
     x = node._prev[0]
-    yield x, g * floatmath.sign(x.data)
+    yield x, g * ops.sgn(x)
 
 
 def _exp(node, g):
