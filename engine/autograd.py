@@ -7,6 +7,11 @@ are summed in torch's order), but each node's rule (graph_backward.py)
 builds its contributions from Value ops: with ``create_graph`` on they are
 recorded, and the gradients can be differentiated again.
 
+Gradients follow torch's engine where zeros meet infinities: a node nothing
+flowed into sends nothing on (torch's undefined gradient), a zero that did
+flow in is multiplied like any number (0 * inf is nan), and sgn's derivative
+is torch's efficient zero tensor (backward_ops.ZERO_TENSOR).
+
 A gradient after ``backward(create_graph=True)`` is ``node.grad_value``:
 the pass leaves it in the node's ``_g`` slot (the float pass's scratch
 gradient, which the next float pass overwrites), so first-order nodes carry

@@ -18,10 +18,12 @@ table's edge points (DESIGN.md's facts among them) second derivatives must be
 torch's to the bit (nan for nan, the sign of a zero too), except where the
 forward kernels already differ by an ulp (KNOWN_ULP).
 """
+import gc
 import inspect
 import itertools
 import math
 import struct
+import weakref
 
 import pytest
 from hypothesis import assume, given, settings
@@ -465,6 +467,19 @@ def test_grad_value_and_float_grad():
     assert x.grad_value is None
     with pytest.raises(ValueError):
         x.grad_value = Value(1.0)
+
+
+def test_a_graph_gradient_does_not_keep_its_graph_alive():
+    """grad_value's graph holds its node (a cycle, as torch's x.grad with a
+    grad_fn): the collector frees it, where a WeakKeyDictionary keyed by the
+    node would keep both for ever."""
+    x = Value(3.0)
+    (x * x * x).backward(create_graph=True)
+    assert x.grad_value is not None
+    ref = weakref.ref(x)
+    del x
+    gc.collect()
+    assert ref() is None
 
 
 def test_backward_gradient_may_be_a_value():
