@@ -31,9 +31,8 @@ from hypothesis import strategies as st
 
 import engine
 from engine import Function, Value, grad, is_grad_enabled, no_grad, once_differentiable
-from parity.ops import ANY, NONZERO, OP_NAMES, OPS, POSITIVE, SPECIAL_POINTS
+from parity.ops import NONZERO, OP_NAMES, OPS, POSITIVE, SPECIAL_POINTS
 from parity.sandbox.engine_ops import ENGINE_OPS
-
 
 
 @pytest.fixture(scope="module")
