@@ -35,6 +35,7 @@ import re
 from typing import NamedTuple
 
 from .compare import NARROW, WITHIN_NARROW
+from .higher_order import SECOND_ORDER, second_order_probes
 from .ops import OPS
 from .probes import DEEP_OP, probe_cases
 from .report import BAD_VERDICTS, failing, iter_report
@@ -140,6 +141,11 @@ def probe_findings(rows, cases):
     # wrong, or failing with a wrong op it may be built from
     wrong = set(findings) | {op for op in ops if built_from(op) & set(findings)}
     machinery += [(c, r) for c, r in bad.get(("backward", "machinery"), []) if not set(c.graph.ops()) & wrong]
+    for op in ops:
+        second = bad.get((op, SECOND_ORDER))
+        if second and op not in wrong:
+            findings[op] = _finding(op, "second derivatives (its backward is not differentiable with Values, "
+                                    "or a second-derivative formula is wrong)", "wrong", second)
     result = list(findings.values())
     if machinery and "add" not in findings:  # the machinery's probes sum their outputs with add
         result.append(_finding("backward", "gradients of a node used more than once (accumulation, or the "
@@ -209,6 +215,9 @@ def _finding(op, part, kind, evidence):
 def _part(case, row):
     if row["verdict"] == "error":  # what it raised, or how its worker ended: up to the first ':', ';' or '('
         return f"raises ({re.split(r'[:;(]', row['detail'])[0].strip()})"
+    order = re.match(r"(d[23] loss|Hessian-vector)", row["detail"])
+    if order:
+        return "third derivative" if order.group(1) == "d3 loss" else "second derivative"
     match = re.match(r"grad of leaf v(\d+)", row["detail"])
     if match:
         n_operands = case.graph.n_leaves
@@ -266,6 +275,8 @@ def _explaining(row, by_kind, passes_of):
         return by_kind["precision"][0]
     # an op built from a wrong one (a - b as a + (-b)) fails with it
     ops = ops.union(*map(built_from, ops))
+    if row.get("family") == "higher_order":  # an engine builds its gradients' graphs with these too
+        ops |= set(CONTROL_OPS)
     for finding in by_kind["wrong"]:
         if finding.op in ops:
             return finding
@@ -304,7 +315,9 @@ def diagnose(rows, backends, spec):
     run through ``backends`` (engine, torch, oracle, tolerances), their
     findings, and the rows attributed."""
     ops = {op for row in rows for op in str(row["ops"]).split(";") if op in OPS}
-    return explain(probe(ops, backends, spec).findings, rows, backends, spec)
+    higher = {op for row in rows if row.get("family") == "higher_order" for op in _ops(row) | set(CONTROL_OPS)
+              if op in OPS}
+    return explain(probe(ops, backends, spec, higher=higher).findings, rows, backends, spec)
 
 
 class Probed(NamedTuple):
@@ -312,12 +325,14 @@ class Probed(NamedTuple):
     bad: list       # the case ids of the probes that failed or errored
 
 
-def probe(ops, backends, spec, excused=frozenset()):
-    """The probes of ``ops`` (and CONTROL_OPS) and of the machinery, run,
-    leaving out those whose case ids are ``excused``."""
+def probe(ops, backends, spec, excused=frozenset(), higher=frozenset()):
+    """The probes of ``ops`` (and CONTROL_OPS) and of the machinery, and
+    the second-order ones of ``higher`` (ops of failing higher_order
+    cases), run, leaving out those whose case ids are ``excused``."""
     from .judges import run_task
 
-    probes = [case for case in probe_cases(sorted(set(ops) | set(CONTROL_OPS))) if case.case_id not in excused]
+    probes = [case for case in probe_cases(sorted(set(ops) | set(CONTROL_OPS))) + second_order_probes(higher)
+              if case.case_id not in excused]
     # A probe is the same case whatever the run's knobs: its replay needs none.
     probe_spec = replace(spec, edge_rate=None, max_nodes=None, ops=None)
     rows = list(run_task(probes, probe_spec, backends))
@@ -372,8 +387,10 @@ def _unexplained(row, backends, spec):
     def verdict(candidate):
         return next(run_cases([candidate], *backends))
 
-    node_values = None  # an mlp case is a network (a trajectory, engine.nn): it is shown as it is
-    if case.family != "mlp":
+    # An mlp case is a network (a trajectory, engine.nn), a higher_order
+    # case's derivatives name its leaves: each is shown as it is.
+    node_values = None
+    if case.family not in ("mlp", "higher_order"):
         try:
             node_values = backends[1].trace(case)[0]
         except Exception:  # torch cannot evaluate it node by node: the case as it is

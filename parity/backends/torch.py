@@ -21,6 +21,8 @@ import operator
 import time
 
 from ..case import Result
+from ..higher_order import n_quantities
+from ..sandbox.higher_order import BackendOps, derivatives
 from ..ops import OPS, Op
 
 # Ops whose float64 CPU kernel rounds differently in its SIMD and scalar
@@ -81,10 +83,11 @@ class TorchBackend:
         """One Result per case, in order; cases sharing a graph run as one
         batch.  In float64, the specification; in float32, the reference for
         an engine that computes in float32 (compare.py's narrow engines)."""
-        results = [None] * len(cases)
-        for indices in _batches(cases):
-            for i, result in zip(indices, _run_together([cases[i] for i in indices], dtype)):
-                results[i] = result
+        results = [_run_higher_order(case, dtype) if case.family == "higher_order" else None for case in cases]
+        batched = [i for i, case in enumerate(cases) if case.family != "higher_order"]  # they run one by one
+        for indices in _batches([cases[i] for i in batched]):
+            for i, result in zip(indices, _run_together([cases[batched[i]] for i in indices], dtype)):
+                results[batched[i]] = result
         return results
 
     def rounding_spread(self, cases, trials=4, scale=2.0 ** -44, seed=0):
@@ -105,12 +108,15 @@ class TorchBackend:
         factor of about 16.  A quantity is nan where they do not (a kink
         crossed, an overflow, second-order terms), where a run is not
         finite, or where the batch raised: unknown, the oracle decides."""
-        estimates = [None] * len(cases)
+        # None for a higher_order case: the model covers one backward pass.
+        estimates = [[math.nan] * (len(case.graph.outputs) + 1 + n_quantities(case))
+                     if case.family == "higher_order" else None for case in cases]
+        batched = [i for i, case in enumerate(cases) if case.family != "higher_order"]
         with _single_threaded():
-            for indices in _batches(cases):
-                together = _rounding_spread_together([cases[i] for i in indices], trials, scale, seed)
+            for indices in _batches([cases[i] for i in batched]):
+                together = _rounding_spread_together([cases[batched[i]] for i in indices], trials, scale, seed)
                 for i, estimate in zip(indices, together):
-                    estimates[i] = estimate
+                    estimates[batched[i]] = estimate
         return estimates
 
     def trace(self, case):
@@ -181,6 +187,30 @@ def _evaluate(cases, dtype):
         zeros = torch.zeros(len(cases), dtype=dtype)
         grads = torch.stack([zeros if leaf.grad is None else leaf.grad for leaf in leaves], 1)
     return outputs.tolist(), grads.tolist()
+
+
+def _run_higher_order(case, dtype="float64"):
+    """A higher_order case's Result: torch.autograd.grad(create_graph=True)
+    on its own gradients (sandbox/higher_order.py says what is asked)."""
+    torch = _torch()
+    start = time.perf_counter()
+    try:
+        leaves = [torch.tensor(x, dtype=getattr(torch, dtype), requires_grad=True) for x in case.leaves]
+        values, loss = case.graph.evaluate(leaves, Op.apply_torch, operator.add)
+
+        def differentiate(y, wrt):
+            if not y.requires_grad:
+                return [None] * len(wrt)
+            return list(torch.autograd.grad(y, wrt, create_graph=True, allow_unused=True))
+
+        ops = BackendOps({"mul": operator.mul, "add": operator.add, "mul_const": operator.mul}, torch.Tensor)
+        first, extra = derivatives(case.spec, leaves, loss, differentiate, ops)
+        result = Result(values=[values[o].item() for o in case.graph.outputs] + [loss.item()],
+                        grads=[0.0 if g is None else g.item() for g in first + extra])
+    except Exception as exc:  # a backend reports, it does not raise
+        result = Result(error=f"{type(exc).__name__}: {exc}")
+    result.seconds = time.perf_counter() - start
+    return result
 
 
 def _rounding_spread_together(cases, trials, scale, seed):
