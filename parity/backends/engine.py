@@ -268,8 +268,9 @@ def _well_formed_trace(case, reply):
 def _result(reply):
     values, grads, error, seconds = reply
     if error is not None:
-        if error.startswith(UNSUPPORTED):
-            return Result(unsupported="higher-order gradients", seconds=float(seconds))
+        if error.startswith(UNSUPPORTED):  # "...: the engine has no forward mode: ..." -> "forward mode"
+            lacks = error[len(UNSUPPORTED):].split(":")[0].removeprefix("the engine has no ")
+            return Result(unsupported=clean(lacks), seconds=float(seconds))
         return Result(error=clean(error), seconds=float(seconds))
     return Result(values=values, grads=grads, seconds=float(seconds))
 

@@ -1,4 +1,5 @@
-"""The oracle's higher derivatives: its exact gradient, differenced.
+"""The oracle's higher derivatives and tangents: its exact gradient (and
+forward pass), differenced.
 
 The oracle's reverse pass (oracle.py) gives the exact gradient G(x) of a
 graph at any leaves x, in mpmath.  A higher_order case's quantities are
@@ -8,7 +9,8 @@ third derivative, with h = 2**-40 times max(1, |x_j|).  The truncation
 error is about h**2 of the next derivative (2**-80 relative) and the
 rounding error 2**-256 / h per level: both far below float64's 2**-53.
 A Hessian-vector product is one directional difference of G along the
-vector (the Hessian is symmetric where it exists).
+vector (the Hessian is symmetric where it exists); a forward case's
+tangents, one directional difference of the outputs and the loss.
 
 Central differences need a smooth neighbourhood: where one crosses a kink
 (relu at 0, a max at a tie that the step breaks), the difference at h and
@@ -42,15 +44,23 @@ def quantities(case, rounded=lambda: float64_range, step=STEP):
     graph, spec = case.graph, case.spec
     cache = {}
 
-    def gradient(x):
+    def run(x):
         key = tuple(x)
         if key not in cache:
             point = SimpleNamespace(graph=graph, leaves=list(x), passes=1, zero_grad_between=False)
-            cache[key] = _forward_backward(point, rounded())[1]
+            cache[key] = _forward_backward(point, rounded())
         return cache[key]
+
+    def gradient(x):
+        return run(x)[1]
 
     x0 = [mpf(v) for v in case.leaves]
     steps = [step * max(1, abs(v)) for v in x0]
+    if case.family == "forward":  # the outputs' and the loss's tangents: a difference of the values
+        direction = [mpf(t) for t in spec["tangents"]]
+        up = run([v + step * t for v, t in zip(x0, direction)])[0]
+        down = run([v - step * t for v, t in zip(x0, direction)])[0]
+        return [(a - b) / (2 * step) for a, b in zip(up, down)]
     if "hvp" in spec:
         direction = [mpf(c) for c in spec["hvp"]]
         up = gradient([v + step * c for v, c in zip(x0, direction)])
