@@ -57,10 +57,10 @@ def test_perturbation_confusion_is_one_and_a_named_case():
     assert OracleBackend().run(case).grads[-1] == 1.0
 
 
-def run(engine, tmp_path, cases=300, *extra):
+def run(engine, tmp_path, cases=300, ops=VALUE_GRADS_OPS, family="higher_order"):
     out = tmp_path / "run.csv"
-    status = main(["run", "--engine", f"{engine}:Value", "--families", "higher_order", "--ops", VALUE_GRADS_OPS,
-                   "--cases", str(cases), "--out", str(out), "--quiet", *extra])
+    status = main(["run", "--engine", f"{engine}:Value", "--families", family, "--cases", str(cases),
+                   "--out", str(out), "--quiet", *(["--ops", ops] if ops else [])])
     return status, json.loads(out.with_suffix(".json").read_text())
 
 
@@ -97,3 +97,41 @@ def test_an_engine_without_higher_derivatives_is_unsupported_not_failed(tmp_path
                    "higher_order", "--cases", "60", "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
     assert status == 2 and "no higher-order gradients" in err, err  # nothing judged: exit 2
+
+
+# -- planted bugs in a copy of our engine ---------------------------------------------
+OUR_BUGS = {
+    # right at first order, not differentiable: the contribution to a is g * (b's number)
+    "not_differentiable_mul": ("graph_backward.py", "    yield a, g * b\n    yield b, g * a\n",
+                               "    yield a, g * b.data\n    yield b, g * a\n", "mul"),
+    # tanh's double backward with the wrong sign: d2 tanh / dx2 = +2 y (1 - y^2)
+    "wrong_second_derivative_tanh": ("backward_ops.py", "    yield y, gg * ((y * -2.0) * grad)\n",
+                                     "    yield y, gg * ((y * 2.0) * grad)\n", "tanh"),
+}
+
+
+def planted_copy(tmp_path, name, file, old, new):
+    """engine/ copied to package ``name`` under tmp_path, ``old`` -> ``new`` in ``file``."""
+    import shutil
+
+    package = tmp_path / name
+    shutil.copytree(ROOT / "engine", package, ignore=shutil.ignore_patterns("__pycache__"))
+    source = (package / file).read_text()
+    assert source.count(old) == 1, f"{name}: the planted line must occur once in engine/{file}"
+    (package / file).write_text(source.replace(old, new))
+    return f"{package}/__init__.py"
+
+
+@pytest.mark.parametrize("bug", sorted(OUR_BUGS))
+def test_a_planted_higher_order_bug_in_our_engine_is_caught_and_named(tmp_path, bug):
+    file, old, new, op = OUR_BUGS[bug]
+    engine = planted_copy(tmp_path, f"planted_{bug}", file, old, new)
+    status, sidecar = run(engine, tmp_path, 200, ops=None)
+    assert status == 1
+    wrong = [f for f in sidecar["diagnosis"] if f["kind"] == "wrong"]
+    assert [(f["op"], f["part"].split(" (")[0]) for f in wrong] == [(op, "second derivatives")], wrong
+
+
+def test_our_engine_passes_the_family_with_no_finding(tmp_path):
+    status, sidecar = run(ROOT / "engine" / "__init__.py", tmp_path, 600, ops=None)
+    assert status == 0 and not sidecar["diagnosis"], sidecar["diagnosis"]
