@@ -305,8 +305,10 @@ def _softplus_tangent(t, x, y):
 
 
 def _silu_tangent(t, x, y):
+    # infinitely_differentiable_silu_backward, the formula torch runs with grad
+    # mode on (jvp's default): unfused, unlike Value's backward (silu_backward's kernel)
     s = _apply(SIGMOID, (x,))
-    return t * s * _apply(FMA, (x, 1.0 - s, 1.0))
+    return t * s * (1.0 + x * (1.0 - s))
 
 
 def _gelu_tangent(t, x, y):
