@@ -135,3 +135,26 @@ def test_a_planted_higher_order_bug_in_our_engine_is_caught_and_named(tmp_path, 
 def test_our_engine_passes_the_family_with_no_finding(tmp_path):
     status, sidecar = run(ROOT / "engine" / "__init__.py", tmp_path, 600, ops=None)
     assert status == 0 and not sidecar["diagnosis"], sidecar["diagnosis"]
+
+
+def test_our_engine_passes_the_forward_family_with_no_finding(tmp_path):
+    status, sidecar = run(ROOT / "engine" / "__init__.py", tmp_path, 800, ops=None, family="forward")
+    assert status == 0 and not sidecar["diagnosis"], sidecar["diagnosis"]
+
+
+def test_a_planted_tangent_rule_bug_is_one_finding_naming_its_op(tmp_path):
+    """cos's tangent with the wrong sign (t * sin x): caught in forward mode,
+    named as cos's tangent, while its reverse mode stays right."""
+    engine = planted_copy(tmp_path, "planted_cos_tangent", "dual.py",
+                          "lambda t, x, y: t * -_apply(SIN, (x,)))", "lambda t, x, y: t * _apply(SIN, (x,)))")
+    status, sidecar = run(engine, tmp_path, 300, ops=None, family="forward")
+    assert status == 1
+    wrong = [f for f in sidecar["diagnosis"] if f["kind"] == "wrong"]
+    assert [(f["op"], f["part"]) for f in wrong] == [("cos", "tangent (forward mode)")], wrong
+    assert wrong[0]["cases"] > 10
+
+
+def test_an_engine_without_jvp_is_unsupported_not_failed(tmp_path, capsys):
+    status = main(["run", "--engine", f"{VALUE_GRADS}:Value", "--families", "forward", "--cases", "40",
+                   "--out", str(tmp_path / "run.csv"), "--quiet"])
+    assert status == 2 and "no forward mode" in capsys.readouterr().err

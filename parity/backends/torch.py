@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import math
 import operator
 import time
+import warnings
 
 from ..case import Result
 from ..higher_order import n_quantities
@@ -223,8 +224,11 @@ def _run_forward(case, dtype="float64"):
             values, loss = case.graph.evaluate(list(leaves), Op.apply_torch, operator.add)
             return tuple(values[o] for o in case.graph.outputs) + (loss,)
 
+        with warnings.catch_warnings():  # torch.func's first import warns that torch.jit.script is deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torch.func import jvp
         as_tensors = lambda xs: tuple(torch.tensor(x, dtype=getattr(torch, dtype)) for x in xs)  # noqa: E731
-        primals, tangents = torch.func.jvp(f, as_tensors(case.leaves), as_tensors(case.spec["tangents"]))
+        primals, tangents = jvp(f, as_tensors(case.leaves), as_tensors(case.spec["tangents"]))
         result = Result(values=[x.item() for x in primals], grads=[t.item() for t in tangents])
     except Exception as exc:  # a backend reports, it does not raise
         result = Result(error=f"{type(exc).__name__}: {exc}")
