@@ -8,3 +8,6 @@ from .function import once_differentiable
 __all__ = ["Function", "FunctionCtx", "Value", "is_grad_enabled", "linear", "no_grad", "topological_order"]
 __all__ += ["grad", "once_differentiable"]
 __version__ = "0.1.0"
+from .dual import Dual  # forward mode
+from .forward import dual_level, jvp, make_dual, unpack_dual  # forward mode
+__all__ += ["Dual", "dual_level", "jvp", "make_dual", "unpack_dual"]

@@ -1,0 +1,160 @@
+"""The higher_order family: second and third derivatives, judged by torch
+and the oracle's differenced exact gradient; planted higher-order bugs named
+by the diagnosis; engines without higher derivatives get `unsupported`."""
+import json
+from pathlib import Path
+
+import pytest
+
+from parity.cases import build_cases, case_from_id
+from parity.higher_order import derivative_names, n_quantities, named_cases
+
+pytest.importorskip("torch")
+
+from parity.backends.oracle import OracleBackend  # noqa: E402
+from parity.backends.torch import TorchBackend  # noqa: E402
+from parity.cli import main  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+VALUE_GRADS = ROOT / "tests" / "engines" / "value_grads.py"
+VALUE_GRADS_OPS = "add,sub,mul,neg,tanh,exp,pow_const,mul_const,add_const"
+
+
+def test_cases_are_deterministic_and_rebuild_from_their_ids():
+    cases = build_cases("higher_order", 0, len(named_cases()) + 40)
+    again = build_cases("higher_order", 0, len(cases))
+    assert [c.to_json() for c in cases] == [c.to_json() for c in again]
+    for case in cases[::7]:
+        assert case_from_id(case.case_id).to_json() == case.to_json()
+    kinds = {case.name for case in cases[len(named_cases()):]}
+    assert {"hessian", "hvp", "third"} <= kinds and any("MLP" in k for k in kinds)
+
+
+def test_every_derivative_index_names_a_leaf_and_names_match_the_counts():
+    for case in build_cases("higher_order", 3, len(named_cases()) + 80):
+        n = case.graph.n_leaves
+        assert len(case.leaves) == n
+        for index in case.spec.get("derivatives", []):
+            assert 2 <= len(index) <= 3 and all(0 <= i < n for i in index)
+        assert len(derivative_names(case)) == n_quantities(case) - n
+
+
+@pytest.mark.parametrize("index", range(len(named_cases()) + 24))
+def test_the_oracle_agrees_with_torch_on_the_higher_derivatives(index):
+    """Differencing the exact gradient at 256 bits gives torch's second and
+    third derivatives to within the judge's tolerance (1e-12 relative), or
+    within a few times torch's own rounding where they cancel."""
+    case = case_from_id(f"higher_order-0-{index}")
+    torch_result, exact = TorchBackend().run(case), OracleBackend().run(case)
+    assert torch_result.ok and exact.ok, (torch_result.error, exact.error)
+    for t, x in zip(torch_result.grads, exact.grads):
+        assert abs(t - x) <= 1e-9 * max(abs(x), 1e-6), (case.name, t, x)
+
+
+def test_perturbation_confusion_is_one_and_a_named_case():
+    case = next(c for c in build_cases("higher_order", 0, len(named_cases())) if "perturbation" in c.name)
+    assert TorchBackend().run(case).grads[-1] == 1.0
+    assert OracleBackend().run(case).grads[-1] == 1.0
+
+
+def run(engine, tmp_path, cases=300, ops=VALUE_GRADS_OPS, family="higher_order"):
+    out = tmp_path / "run.csv"
+    status = main(["run", "--engine", f"{engine}:Value", "--families", family, "--cases", str(cases),
+                   "--out", str(out), "--quiet", *(["--ops", ops] if ops else [])])
+    return status, json.loads(out.with_suffix(".json").read_text())
+
+
+def test_an_engine_whose_gradients_are_values_passes_with_no_fail(tmp_path):
+    """tests/engines/value_grads.py: correct, formulas unlike torch's (its
+    rounding differs), differentiated through backward(create_graph=True)."""
+    import pandas as pd
+
+    status, sidecar = run(VALUE_GRADS, tmp_path, 600)
+    report = pd.read_csv(tmp_path / "run.csv")
+    counts = report.verdict.value_counts()
+    assert counts.get("fail", 0) == 0 and counts.get("torch_off", 0) == 0, report[report.verdict == "fail"].detail
+    assert counts.get("pass", 0) > 300
+    assert not [f for f in sidecar["diagnosis"] if f["kind"] == "wrong"]
+
+
+@pytest.mark.parametrize("bug, op", [("tanh_data", "tanh"), ("mul_second", "mul")])
+def test_a_planted_second_derivative_bug_is_one_finding_naming_its_op(tmp_path, bug, op):
+    """A backward right at first order but not differentiable (tanh reads
+    out.data), or building one contribution from a constant copy (mul):
+    one `wrong` finding, that op's second derivatives; no other op wrong."""
+    engine = tmp_path / f"{bug}.py"
+    engine.write_text(VALUE_GRADS.read_text().replace("BUG = None", f"BUG = {bug!r}"))
+    status, sidecar = run(engine, tmp_path)
+    assert status == 1
+    wrong = [f for f in sidecar["diagnosis"] if f["kind"] == "wrong"]
+    assert [(f["op"], f["part"].split(" (")[0]) for f in wrong] == [(op, "second derivatives")]
+    assert wrong[0]["cases"] > 50
+
+
+def test_an_engine_without_higher_derivatives_is_unsupported_not_failed(tmp_path, capsys):
+    out = tmp_path / "run.csv"
+    status = main(["run", "--engine", str(ROOT / "tests" / "engines" / "micrograd.py") + ":Value", "--families",
+                   "higher_order", "--cases", "60", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2 and "no higher-order gradients" in err, err  # nothing judged: exit 2
+
+
+# -- planted bugs in a copy of our engine ---------------------------------------------
+OUR_BUGS = {
+    # right at first order, not differentiable: the contribution to a is g * (b's number)
+    "not_differentiable_mul": ("graph_backward.py", "    yield a, g * b\n    yield b, g * a\n",
+                               "    yield a, g * b.data\n    yield b, g * a\n", "mul"),
+    # tanh's double backward with the wrong sign: d2 tanh / dx2 = +2 y (1 - y^2)
+    "wrong_second_derivative_tanh": ("backward_ops.py", "    yield y, gg * ((y * -2.0) * grad)\n",
+                                     "    yield y, gg * ((y * 2.0) * grad)\n", "tanh"),
+}
+
+
+def planted_copy(tmp_path, name, file, old, new):
+    """engine/ copied to package ``name`` under tmp_path, ``old`` -> ``new`` in ``file``."""
+    import shutil
+
+    package = tmp_path / name
+    shutil.copytree(ROOT / "engine", package, ignore=shutil.ignore_patterns("__pycache__"))
+    source = (package / file).read_text()
+    assert source.count(old) == 1, f"{name}: the planted line must occur once in engine/{file}"
+    (package / file).write_text(source.replace(old, new))
+    return f"{package}/__init__.py"
+
+
+@pytest.mark.parametrize("bug", sorted(OUR_BUGS))
+def test_a_planted_higher_order_bug_in_our_engine_is_caught_and_named(tmp_path, bug):
+    file, old, new, op = OUR_BUGS[bug]
+    engine = planted_copy(tmp_path, f"planted_{bug}", file, old, new)
+    status, sidecar = run(engine, tmp_path, 200, ops=None)
+    assert status == 1
+    wrong = [f for f in sidecar["diagnosis"] if f["kind"] == "wrong"]
+    assert [(f["op"], f["part"].split(" (")[0]) for f in wrong] == [(op, "second derivatives")], wrong
+
+
+def test_our_engine_passes_the_family_with_no_finding(tmp_path):
+    status, sidecar = run(ROOT / "engine" / "__init__.py", tmp_path, 600, ops=None)
+    assert status == 0 and not sidecar["diagnosis"], sidecar["diagnosis"]
+
+
+def test_our_engine_passes_the_forward_family_with_no_finding(tmp_path):
+    status, sidecar = run(ROOT / "engine" / "__init__.py", tmp_path, 800, ops=None, family="forward")
+    assert status == 0 and not sidecar["diagnosis"], sidecar["diagnosis"]
+
+
+def test_a_planted_tangent_rule_bug_is_one_finding_naming_its_op(tmp_path):
+    """cos's tangent with the wrong sign (t * sin x): caught in forward mode,
+    named as cos's tangent, while its reverse mode stays right."""
+    engine = planted_copy(tmp_path, "planted_cos_tangent", "dual.py",
+                          "lambda t, x, y: t * -_apply(SIN, (x,)))", "lambda t, x, y: t * _apply(SIN, (x,)))")
+    status, sidecar = run(engine, tmp_path, 300, ops=None, family="forward")
+    assert status == 1
+    wrong = [f for f in sidecar["diagnosis"] if f["kind"] == "wrong"]
+    assert [(f["op"], f["part"]) for f in wrong] == [("cos", "tangent (forward mode)")], wrong
+    assert wrong[0]["cases"] > 10
+
+
+def test_an_engine_without_jvp_is_unsupported_not_failed(tmp_path, capsys):
+    status = main(["run", "--engine", f"{VALUE_GRADS}:Value", "--families", "forward", "--cases", "40",
+                   "--out", str(tmp_path / "run.csv"), "--quiet"])
+    assert status == 2 and "no forward mode" in capsys.readouterr().err
