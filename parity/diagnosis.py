@@ -35,7 +35,7 @@ import re
 from typing import NamedTuple
 
 from .compare import NARROW, WITHIN_NARROW
-from .forward_mode import FORWARD_PROBE, forward_probes
+from .forward_mode import FORWARD_PROBE, PERTURBATION_CONFUSION_INDEX, forward_probes
 from .higher_order import SECOND_ORDER, second_order_probes
 from .ops import OPS
 from .probes import DEEP_OP, probe_cases
@@ -219,6 +219,8 @@ def _finding(op, part, kind, evidence):
 def _part(case, row):
     if row["verdict"] == "error":  # what it raised, or how its worker ended: up to the first ':', ';' or '('
         return f"raises ({re.split(r'[:;(]', row['detail'])[0].strip()})"
+    if case.spec.get("nested"):
+        return "perturbation confusion: a nested jvp's inner derivative picks up the outer perturbation"
     if row["detail"].startswith("tangent of"):
         tangents = case.spec["tangents"]
         along = tangents.index(1.0) + 1 if case.graph.n_leaves > 1 and 1.0 in tangents else None
@@ -285,6 +287,8 @@ def _explaining(row, by_kind, passes_of):
     ops = ops.union(*map(built_from, ops))
     if row.get("family") == "higher_order":  # an engine builds its gradients' graphs with these too
         ops |= set(CONTROL_OPS)
+    if row["case_id"].startswith("forward-") and row["case_id"].endswith(f"-{PERTURBATION_CONFUSION_INDEX}"):
+        ops |= {"jvp"}
     for finding in by_kind["wrong"]:
         if finding.op in ops:
             return finding

@@ -10,8 +10,9 @@ tangents (backends/oracle_higher.py).  A reverse-mode gradient and a JVP of
 the same engine meet through torch: each is checked against it (the
 dot-product identity <t, J^T c> = <J t, c> holds for torch's).
 
-Cases: each op alone at an ordinary point, its tangent on one operand at a
-time (so a wrong tangent rule names its op and operand), then random DAGs
+Cases: perturbation confusion (nested jvps, below), each op alone at an
+ordinary point, its tangent on one operand at a time (so a wrong tangent
+rule names its op and operand), then random DAGs
 of up to 40 nodes, ordinary leaves, tangents mixing units, halves and
 random numbers.
 """
@@ -26,12 +27,23 @@ _DRAWS = 4
 FORWARD_PROBE = "forward"  # the diagnosis's probe kind of the single-op cases
 
 
+# d/dx [x * d/dy (x + y)] by nested jvp: 1, or 2 for an engine whose inner
+# jvp picks up the outer perturbation.  Its graph is the inner function,
+# x + y; ``nested``: what the backends compute from it instead
+# (sandbox/forward_mode.py's nested_jvp; the oracle knows the answer).
+PERTURBATION_CONFUSION = ("perturbation confusion: d/dx [x * d/dy (x + y)] by nested jvp",
+                          Graph(2, (Node("add", (0, 1), None),), (2,)), [0.7, -1.3],
+                          {"tangents": [1.0, 0.0], "nested": True, "op": "jvp", "probe": FORWARD_PROBE})
+PERTURBATION_CONFUSION_INDEX = 0  # the first named case: forward-<seed>-0
+
+
 @lru_cache(maxsize=None)
 def named_cases():
-    """(name, graph, leaves, spec): each op alone, its tangent on one operand."""
+    """(name, graph, leaves, spec): the perturbation-confusion case, then
+    each op alone, its tangent on one operand."""
     from .probes import ORDINARY
 
-    named = []
+    named = [PERTURBATION_CONFUSION]
     for name in OP_NAMES:
         op = OPS[name]
         const = next((c for c in op.constants if c not in op.edge_constants), None) if op.has_const else None
@@ -69,8 +81,10 @@ def _structure(key, config):
 
 
 def forward_probes(ops, seed=0):
-    """The single-op named cases of ``ops``: the diagnosis's evidence."""
-    return [forward_case(seed, index) for index, (_, _, _, spec) in enumerate(named_cases()) if spec["op"] in ops]
+    """The single-op named cases of ``ops`` and the perturbation-confusion
+    case (op ``jvp``): the diagnosis's evidence."""
+    return [forward_case(seed, index) for index, (_, _, _, spec) in enumerate(named_cases())
+            if spec["op"] in ops or spec["op"] == "jvp"] if ops else []
 
 
 def tangent_names(case):

@@ -158,3 +158,15 @@ def test_an_engine_without_jvp_is_unsupported_not_failed(tmp_path, capsys):
     status = main(["run", "--engine", f"{VALUE_GRADS}:Value", "--families", "forward", "--cases", "40",
                    "--out", str(tmp_path / "run.csv"), "--quiet"])
     assert status == 2 and "no forward mode" in capsys.readouterr().err
+
+
+def test_perturbation_confusion_in_nested_jvps_is_caught_and_named(tmp_path):
+    """Every jvp on one level: the inner jvp of x + y along y picks up the
+    outer perturbation of x, and d/dx [x * d/dy (x + y)] comes out 2."""
+    engine = planted_copy(tmp_path, "planted_one_level", "forward.py",
+                          "_new_level = itertools.count(1).__next__", "_new_level = lambda: 1")
+    status, sidecar = run(engine, tmp_path, 120, ops=None, family="forward")
+    assert status == 1
+    wrong = [f for f in sidecar["diagnosis"] if f["kind"] == "wrong"]
+    assert [f["op"] for f in wrong] == ["jvp"] and wrong[0]["part"].startswith("perturbation confusion"), wrong
+    assert "engine 1.4, torch 0.7" in wrong[0]["detail"]  # x * 2 where x * 1: the confused inner tangent

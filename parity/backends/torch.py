@@ -23,6 +23,7 @@ import warnings
 
 from ..case import Result
 from ..higher_order import n_quantities
+from ..sandbox.forward_mode import nested_jvp
 from ..sandbox.higher_order import BackendOps, derivatives
 from ..ops import OPS, Op
 
@@ -228,7 +229,10 @@ def _run_forward(case, dtype="float64"):
             warnings.simplefilter("ignore", DeprecationWarning)
             from torch.func import jvp
         as_tensors = lambda xs: tuple(torch.tensor(x, dtype=getattr(torch, dtype)) for x in xs)  # noqa: E731
-        primals, tangents = jvp(f, as_tensors(case.leaves), as_tensors(case.spec["tangents"]))
+        if case.spec.get("nested"):
+            primals, tangents = nested_jvp(jvp, *as_tensors([*case.leaves, 1.0]), operator.add, operator.mul)
+        else:
+            primals, tangents = jvp(f, as_tensors(case.leaves), as_tensors(case.spec["tangents"]))
         result = Result(values=[x.item() for x in primals], grads=[t.item() for t in tangents])
     except Exception as exc:  # a backend reports, it does not raise
         result = Result(error=f"{type(exc).__name__}: {exc}")

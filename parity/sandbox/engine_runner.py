@@ -297,7 +297,7 @@ class EngineRunner:
             return [values[o] for o in case.graph.outputs] + [loss]
 
         jvp = forward_mode.jvp_function(self.value_class, sys.modules)
-        primals, tangents = forward_mode.run_forward(case, jvp, evaluate)
+        primals, tangents = forward_mode.run_forward(case, jvp, evaluate, self.engine_ops)
         labels = [f"v{o}" for o in case.graph.outputs] + ["the loss"]
         return ([_as_float(x, f"value of {label}") for x, label in zip(primals, labels)],
                 [_as_float(t, f"tangent of {label}") for t, label in zip(tangents, labels)])
