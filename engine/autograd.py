@@ -23,7 +23,7 @@ from .backward_ops import materialize
 from .function import _function_backward, _output_backward
 from .grad_mode import _GradMode
 from .graph_backward import RULES
-from .value import Value
+from .value import Value, _node
 
 __all__ = ["grad"]
 
@@ -197,10 +197,21 @@ def _function_contributions(node, grad_outputs):
     # an output nothing reached gets a zero gradient, as torch materializes it
     grad_outputs = tuple(materialize(grad_outputs.get(i, Value(0.0))) for i in range(record.n_outputs))
     ctx._graph_inputs = node._prev  # once_differentiable's error node hangs on them
+    saved = ctx.saved_values
+    links = getattr(ctx, "_saved_outputs", None)
+    if links:  # saved forward results: their outputs, differentiable (torch's saved outputs)
+        linked = list(saved)
+        for position, (index, ref) in links.items():
+            output = ref()
+            if output is None:  # dropped by the caller: a new output of the same node
+                output = _node(saved[position].data, (node,), f"{cls.__name__}[{index}]", _output_backward, index)
+            linked[position] = output
+        ctx.saved_values = tuple(linked)
     try:
         grads = cls.backward(ctx, *grad_outputs)
     finally:
         del ctx._graph_inputs
+        ctx.saved_values = saved
     if not isinstance(grads, tuple):
         grads = (grads,)
     if len(grads) != len(args):

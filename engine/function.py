@@ -20,6 +20,7 @@ a number, or a tuple of them; backward returns one gradient per forward
 argument (None for numbers, or for inputs that need none).
 """
 import functools
+import weakref
 
 from .backward_ops import delayed_error
 from .grad_mode import _GradMode, is_grad_enabled, no_grad
@@ -95,7 +96,22 @@ class Function:
             else:
                 outputs.append(_node(data, (function_node,), f"{cls.__name__}[{index}]", _output_backward, index))
         outputs = tuple(outputs)
+        _link_saved_outputs(ctx, args, raw_outputs, outputs)
         return outputs if is_tuple else outputs[0]
+
+
+def _link_saved_outputs(ctx, args, raw_outputs, outputs):
+    """A saved forward result stands for its output when a backward runs with
+    create_graph (engine/autograd.py), so that it is differentiable as torch's
+    saved outputs are.  Weakly: an output that held its own node through the
+    ctx would be a reference cycle."""
+    links = {}
+    for position, saved in enumerate(ctx.saved_values):
+        for index, r in enumerate(raw_outputs):
+            if saved is r and isinstance(r, Value) and outputs[index]._prev and not any(r is a for a in args):
+                links[position] = (index, weakref.ref(outputs[index]))
+    if links:
+        ctx._saved_outputs = links
 
 
 class _FunctionRecord:

@@ -544,6 +544,36 @@ class ProdSum(Function):
         return g_prod * y + g_sum, g_prod * x + g_sum
 
 
+class SavedExp(Function):
+    """torch's documented Exp: the backward uses the saved output."""
+
+    @staticmethod
+    def forward(ctx, x):
+        result = x.exp()
+        ctx.save_for_backward(result)
+        return result
+
+    @staticmethod
+    def backward(ctx, g):
+        (result,) = ctx.saved_values
+        return g * result
+
+
+class ExpAndSquare(Function):
+    """Two saved outputs, of which a caller may drop one."""
+
+    @staticmethod
+    def forward(ctx, x):
+        e, s = x.exp(), x * x
+        ctx.save_for_backward(x, e, s)
+        return e, s
+
+    @staticmethod
+    def backward(ctx, g_e, g_s):
+        x, e, s = ctx.saved_values
+        return g_e * e + g_s * (s / x) * 2.0
+
+
 class OnceCube(Function):
     @staticmethod
     def forward(ctx, x):
@@ -581,6 +611,26 @@ def test_function_backward_runs_in_grad_mode_create_graph():
     assert Cube.grad_modes == [False, False, True, True]
 
 
+def test_a_saved_output_is_differentiable():
+    """As torch's saved outputs: d2/dx2 exp(x) through a backward that uses
+    the saved result is exp(x), not 0 (a constant result)."""
+    x = Value(0.5)
+    (g,) = grad(SavedExp.apply(x), x, create_graph=True)
+    assert g.data == math.exp(0.5)
+    (h,) = grad(g, x, create_graph=True)
+    assert h.data == math.exp(0.5) and grad(h, x)[0].data == math.exp(0.5)
+    e = ExpAndSquare.apply(x)[0]  # the square is dropped: its saved value still differentiates
+    (g,) = grad(e * 3.0, x, create_graph=True)
+    assert g.data == 3.0 * math.exp(0.5)
+    assert grad(g, x)[0].data == 3.0 * math.exp(0.5)
+    _, s = ExpAndSquare.apply(x)
+    (g,) = grad(s, x, create_graph=True)
+    assert (g.data, grad(g, x)[0].data) == (1.0, 2.0)
+    y = SavedExp.apply(x)
+    y.backward()  # first order as ever
+    assert x.grad == math.exp(0.5) and SavedExp.apply(x).data == math.exp(0.5)
+
+
 def test_function_with_two_outputs_hessian():
     x, y = Value(2.0), Value(-3.0)
     product, total = ProdSum.apply(x, y)
@@ -612,12 +662,25 @@ def test_function_second_derivative_matches_torch(torch):
             (x,) = ctx.saved_tensors
             return g * 3.0 * x * x
 
-    for v in (0.7, -1.9, 0.0):
-        x = Value(v)
-        ours = grad(grad(Cube.apply(x).sin(), x, create_graph=True)[0], x)[0].data
-        t = torch.tensor(v, dtype=torch.float64, requires_grad=True)
-        tg = torch.autograd.grad(torch.sin(TorchCube.apply(t)), t, create_graph=True)[0]
-        assert close(ours, torch.autograd.grad(tg, t)[0].item(), 1e-12)
+    class TorchExp(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            result = x.exp()
+            ctx.save_for_backward(result)
+            return result
+
+        @staticmethod
+        def backward(ctx, g):
+            (result,) = ctx.saved_tensors
+            return g * result
+
+    for ours_cls, torch_cls in ((Cube, TorchCube), (SavedExp, TorchExp)):
+        for v in (0.7, -1.9, 0.0):
+            x = Value(v)
+            ours = grad(grad(ours_cls.apply(x).sin(), x, create_graph=True)[0], x)[0].data
+            t = torch.tensor(v, dtype=torch.float64, requires_grad=True)
+            tg = torch.autograd.grad(torch.sin(torch_cls.apply(t)), t, create_graph=True)[0]
+            assert close(ours, torch.autograd.grad(tg, t)[0].item(), 1e-12), (ours_cls, v)
 
 
 def test_once_differentiable():
