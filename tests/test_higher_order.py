@@ -170,3 +170,20 @@ def test_perturbation_confusion_in_nested_jvps_is_caught_and_named(tmp_path):
     wrong = [f for f in sidecar["diagnosis"] if f["kind"] == "wrong"]
     assert [f["op"] for f in wrong] == ["jvp"] and wrong[0]["part"].startswith("perturbation confusion"), wrong
     assert "engine 1.4, torch 0.7" in wrong[0]["detail"]  # x * 2 where x * 1: the confused inner tangent
+
+
+def test_regression_a_tangent_through_cos_of_a_huge_argument_is_not_a_false_fail():
+    """forward-0-3609 (a 5,000-case soak): cos of 2.7e53 and its tangent
+    -sin(2.7e53) dv; the oracle's step of 2**-40 relative spans many periods,
+    so its differences disagreed, the quantity was 'unknown' and a 30 %
+    difference between the engine's and torch's libm failed our engine.
+    Not smooth now means an infinite spread: float64 cannot pin it."""
+    from parity.backends.engine import load_engine
+    from parity.runner import run_cases
+
+    engine = load_engine("engine")
+    try:
+        (row,) = run_cases([case_from_id("forward-0-3609")], engine, TorchBackend(), OracleBackend())
+    finally:
+        engine.close()
+    assert row["verdict"] == "ill_conditioned", row["detail"]

@@ -187,7 +187,7 @@ class OracleBackend:
                     for e, m, g in zip(err[len(values):], magnitudes, grads)]
         if case.family in ("higher_order", "forward"):
             exact, smooth = self._higher(case)
-            higher = [s if ok else math.nan for s, ok in zip(oracle_higher.spread(case, exact, trials), smooth)]
+            higher = [s if ok else math.inf for s, ok in zip(oracle_higher.spread(case, exact, trials), smooth)]
             grad_err = higher if case.family == "forward" else grad_err + higher
         return err[:len(values)], grad_err
 

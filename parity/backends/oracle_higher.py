@@ -13,9 +13,12 @@ vector (the Hessian is symmetric where it exists); a forward case's
 tangents, one directional difference of the outputs and the loss.
 
 Central differences need a smooth neighbourhood: where one crosses a kink
-(relu at 0, a max at a tie that the step breaks), the difference at h and
-at h / 64 disagree, and the quantity is unknown (nan): compare.judge then
-has no opinion from the oracle, only a gross disagreement with torch fails.
+(relu at 0, a max at a tie that the step breaks) or the function turns
+within the step (cos of 2.7e53: a step of 2**-40 relative is many periods),
+the differences at h and at h / 64 disagree.  The quantity's spread is then
+infinite: float64 cannot pin it either (one rounding of cos's argument
+there moves it as far), so any answer is within it - a false fail of a
+correct engine is the worse error, and a buggy op fails elsewhere.
 
 The spread, as oracle.py's: per trial, every intermediate value, gradient
 contribution and sum of G multiplied by (1 + d * 2**-53), the same d at
