@@ -25,6 +25,7 @@ import random
 
 from engine import Value
 from .ops import ANY, Op, m_exp, m_relu, mpf, register_op
+from .signs import Signs
 from .sandbox.engine_functions import PAIRS  # noqa: F401  the engine sides (tests and users check them)
 
 
@@ -117,23 +118,25 @@ def _torch_relumask_gate(x):
 _MULADD_ALPHAS = (0.5, -2.0, 0.0)
 
 FUNCTION_OPS = tuple(register_op(op).name for op in [
-    Op("fn_square", 1, lambda x: _t("Square")(x), lambda x: x * x, lambda x, out: (2 * x,), symbol="fn_square"),
+    Op("fn_square", 1, lambda x: _t("Square")(x), lambda x: x * x, lambda x, out: (2 * x,),
+       signs=Signs("x * x"), symbol="fn_square"),
     Op("fn_muladd", 2, lambda x, y, c: _t("MulAdd")(x, y, c), lambda x, y, c: x * y + c,
-       lambda x, y, out, c: (y, x), domains=(ANY, ANY), constants=_MULADD_ALPHAS, symbol="fn_muladd"),
+       lambda x, y, out, c: (y, x), domains=(ANY, ANY), constants=_MULADD_ALPHAS,
+       signs=Signs("x * y + c"), symbol="fn_muladd"),
     # ProdSum three ways: only the product used, only the sum, both.
     Op("fn_prodsum0", 2, lambda x, y: _t("ProdSum")(x, y)[0], lambda x, y: x * y, lambda x, y, out: (y, x),
-       domains=(ANY, ANY), symbol="fn_prodsum0"),
+       domains=(ANY, ANY), signs=Signs("x * y"), symbol="fn_prodsum0"),
     Op("fn_prodsum1", 2, lambda x, y: _t("ProdSum")(x, y)[1], lambda x, y: x + y,
-       lambda x, y, out: (mpf(1), mpf(1)), domains=(ANY, ANY), symbol="fn_prodsum1"),
+       lambda x, y, out: (mpf(1), mpf(1)), domains=(ANY, ANY), signs=Signs("x + y"), symbol="fn_prodsum1"),
     Op("fn_prodsum", 2, _torch_prodsum_both, lambda x, y: x * y + (x + y),
-       lambda x, y, out: (y + 1, x + 1), domains=(ANY, ANY), symbol="fn_prodsum"),
+       lambda x, y, out: (y + 1, x + 1), domains=(ANY, ANY), signs=Signs("x * y + (x + y)"), symbol="fn_prodsum"),
     # ReluMask two ways: the relu output alone; relu * mask, both outputs
     # used and the mask without a gradient path.
     Op("fn_relumask", 1, lambda x: _t("ReluMask")(x)[0], m_relu, lambda x, out: (_mask(x),), kink=(0.0,),
-       symbol="fn_relumask"),
+       signs=Signs("max(x, 0)"), symbol="fn_relumask"),
     Op("fn_relumask_gate", 1, _torch_relumask_gate, lambda x: m_relu(x) * _mask(x),
-       lambda x, out: (_mask(x),), kink=(0.0,), symbol="fn_relumask_gate"),
-    Op("fn_exp", 1, lambda x: _t("Exp")(x), m_exp, lambda x, out: (out,), symbol="fn_exp"),
+       lambda x, out: (_mask(x),), kink=(0.0,), signs=Signs("max(x, 0)"), symbol="fn_relumask_gate"),
+    Op("fn_exp", 1, lambda x: _t("Exp")(x), m_exp, lambda x, out: (out,), signs=Signs("1"), symbol="fn_exp"),
 ])
 
 

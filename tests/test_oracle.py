@@ -85,7 +85,6 @@ def test_shared_operands_and_unused_leaves():
 
 
 # -- edges ---------------------------------------------------------------------
-@pytest.mark.torch  # zeros' signs come from torch
 @pytest.mark.parametrize("op, leaf, value, grad", [
     ("log", 0.0, -math.inf, math.inf),
     ("log", -1.0, math.nan, -1.0),
@@ -102,7 +101,6 @@ def test_unary_edges_follow_design_table(op, leaf, value, grad):
     assert close(result.grads[0], grad, 0.0, 0.0)
 
 
-@pytest.mark.torch  # zeros' signs come from torch
 @pytest.mark.parametrize("x, y", list(itertools.product(SPECIAL_POINTS, repeat=2)))
 def test_pow_values_are_c_pow(x, y):
     result = ORACLE.run(make_case(2, [("pow", (0, 1))], [x, y]))
@@ -122,7 +120,6 @@ def _c_pow_where_python_raises(x, y):
     return -math.inf if (x < 0 and odd) else math.inf  # overflow
 
 
-@pytest.mark.torch  # zeros' signs come from torch
 def test_pow_grads_follow_design_table():
     assert ORACLE.run(make_case(2, [("pow", (0, 1))], [-2.0, 3.0])).grads[0] == 12.0
     assert math.isnan(ORACLE.run(make_case(2, [("pow", (0, 1))], [-2.0, 3.0])).grads[1])
@@ -143,8 +140,7 @@ def _same_floats(a, b, signed_zeros=True):
         for x, y in zip(a, b))
 
 
-@pytest.mark.torch
-@pytest.mark.parametrize("nodes, leaves, values, grads", [
+SIGNED_ZERO_CASES = [
     # 1 / -0.0 = -inf (torch: x.reciprocal() * c), d/dx = -c / x**2 = -inf
     ([("rdiv", (0,), 1.0)], [-0.0], [-math.inf] * 2, [-math.inf]),
     # a computed -0.0: -3 * 0 = -0.0, then 1 / -0.0
@@ -161,19 +157,27 @@ def _same_floats(a, b, signed_zeros=True):
     # -0.0 + -0.0 = -0.0; -0.0 + 0.0 = 0.0
     ([("add", (0, 1)), ("rdiv", (2,), 1.0)], [-0.0, -0.0], [-math.inf] * 2, [-math.inf] * 2),
     ([("add", (0, 1)), ("rdiv", (2,), 1.0)], [-0.0, 0.0], [math.inf] * 2, [-math.inf] * 2),
-])
+]
+
+
+@pytest.mark.parametrize("nodes, leaves, values, grads", SIGNED_ZERO_CASES)
 def test_zeros_keep_their_sign_through_ops_and_poles(nodes, leaves, values, grads):
     # mpf has no -0.0: the oracle keeps each zero's sign beside it, from
-    # torch, where it decides an infinity's sign; the zeros it returns are
-    # unsigned (compare.judge counts -0.0 = 0.0).
+    # the op rows' sign rules (parity/signs.py), where it decides an
+    # infinity's sign; the zeros it returns are unsigned (compare.judge
+    # counts -0.0 = 0.0).
     case = make_case(len(leaves), nodes, leaves)
     result = ORACLE.run(case)
     assert _same_floats(result.values + result.grads, values + grads, signed_zeros=False), (result, values, grads)
-    torch_result = _torch_result(case)
-    assert _same_floats(torch_result.values, values) and _same_floats(torch_result.grads, grads)
 
 
 @pytest.mark.torch
+@pytest.mark.parametrize("nodes, leaves, values, grads", SIGNED_ZERO_CASES)
+def test_torch_gives_those_signs_too(nodes, leaves, values, grads):
+    torch_result = _torch_result(make_case(len(leaves), nodes, leaves))
+    assert _same_floats(torch_result.values, values) and _same_floats(torch_result.grads, grads)
+
+
 def test_a_selected_zero_stops_an_infinite_gradient():
     # Regression (soak, expr-0-326353): v2 = relu(v0) is a computed -0.0, so
     # sqrt's partial at it is -inf - but relu's backward selects 0 for
@@ -185,7 +189,6 @@ def test_a_selected_zero_stops_an_infinite_gradient():
     assert grad_spread[0] == 0.0 and not any(map(math.isnan, value_spread + grad_spread))
 
 
-@pytest.mark.torch
 def test_a_value_past_a_signed_pole_has_an_opinion():
     # Regression (soak, expr-0-793129): a value downstream of 1 / -0.0 was
     # unknown to the oracle (it had no signs of zeros), and a rounding residue
@@ -198,7 +201,6 @@ def test_a_value_past_a_signed_pole_has_an_opinion():
     assert not any(map(math.isnan, value_spread + grad_spread))
 
 
-@pytest.mark.torch  # zeros' signs come from torch
 def test_a_none_partial_selects_zero_even_from_nan_and_the_zero_flows_on(monkeypatch):
     # v2 = log(v0) at 0 = -inf; v3 = relu(v2) = 0; v4 = v3 * nan = nan.
     # relu's backward selects 0 for v2 (not nan * 0); log's then gives 0 / 0 = nan.
@@ -301,7 +303,6 @@ def test_spread_is_a_few_ulps_on_a_well_conditioned_graph():
         assert 0.0 < s <= 16 * 2.0 ** -53 * abs(x)
 
 
-@pytest.mark.torch  # a trial may cancel to exactly 0, whose sign comes from torch
 def test_spread_is_large_under_catastrophic_cancellation():
     case = make_case(2, [("add", (0, 1)), ("sub", (2, 1))], [1.234, 1e16])
     value_spread, _ = ORACLE.spread(case)

@@ -11,12 +11,16 @@ precision.
 mpf has no -0.0, and the sign of a zero decides the sign of an infinity
 (1 / -0.0 = -inf, and exp of that is 0, not inf).  So the oracle keeps each
 zero's float64 sign beside it, and where an op meets a zero - a zero operand
-or a zero result - it asks torch, the specification, for that op's float64
-value and partials at the float64 operands, zeros signed: a zero result
-takes torch's sign, and an infinite value or partial takes torch's sign
-when torch's is infinite too.  Magnitudes stay mpmath's; only IEEE signs
-come from torch, one op at a time.  (Without torch, a case that meets a zero
-is an oracle error: compare.judge then has no opinion from it.)
+or a zero result - it reads the op row's sign rules (parity/signs.py: a
+formula for the value and for each partial, as torch computes them, over
+the float64 operands, zeros signed): a zero result takes the value
+formula's sign, and an infinite value or partial takes its formula's sign
+where that is infinite too.  Magnitudes stay mpmath's; only IEEE signs come
+from the rules, one op at a time.  The rules were taken from torch and are
+checked against it at every edge point (tests/test_signs.py); the oracle
+needs no torch.  (A row made at run time without rules has its signs from
+torch, as the oracle once had all of them; without torch, a case that
+meets a zero there is an oracle error.)
 
 ``spread`` estimates what float64 rounding alone does to each quantity: it
 reruns forward and backward with every intermediate value, gradient
@@ -280,10 +284,10 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None):
             out += noise(op.formula_errors(operands, out, node.const)[0])
         negative = False
         if out == 0 or any(x == 0 for x in operands):
-            torch_out, signed_partials[i] = _float64_signs(
+            signed_out, signed_partials[i] = _float64_signs(
                 op, [_signed_float(x, negative_zero[a]) for x, a in zip(operands, node.args)], node.const)
-            out = _with_sign_of(out, torch_out)
-            negative = out == 0 and math.copysign(1.0, torch_out) < 0
+            out = _with_sign_of(out, signed_out)
+            negative = out == 0 and signed_out == signed_out and math.copysign(1.0, signed_out) < 0
         values.append(out)
         negative_zero.append(negative)
     loss = values[graph.outputs[0]]
@@ -341,22 +345,27 @@ def _signed_float(x, negative_zero):
 
 
 def _with_sign_of(x, torch_x):
-    """x, with torch's sign where both are infinite (a pole reached through a
-    signed zero); x itself otherwise (a zero's sign is kept beside it)."""
+    """x, with the rule's (torch's) sign where both are infinite (a pole
+    reached through a signed zero); x itself otherwise (a zero's sign is
+    kept beside it)."""
     if mpmath.isinf(x) and math.isinf(torch_x):
         return mpf(torch_x)
     return x
 
 
 def _float64_signs(op, operands, const):
-    """torch's float64 value of ``op`` at ``operands`` and its partials (the
-    gradient of each operand for an upstream gradient of 1; 0.0 for none)."""
+    """The float64 value of ``op`` at ``operands`` and its partials (the
+    gradient of each operand for an upstream gradient of 1), as far as
+    their signs go: from the row's sign rules (signs.py), or, for a row
+    without them, from torch."""
+    if op.signs is not None:
+        return op.signs.evaluate(operands, const)
     # Cached by the operands' hex forms: 0.0 == -0.0, and they hash alike.
-    return _float64_signs_cached(op.name, tuple(map(float.hex, operands)), const)
+    return _torch_signs(op.name, tuple(map(float.hex, operands)), const)
 
 
 @functools.lru_cache(maxsize=4096)
-def _float64_signs_cached(name, operands, const):
+def _torch_signs(name, operands, const):
     import torch
 
     leaves = [torch.tensor(float.fromhex(x), dtype=torch.float64, requires_grad=True) for x in operands]
