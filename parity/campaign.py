@@ -22,6 +22,7 @@ import time
 from typing import Optional
 
 from . import __version__
+from .backends.reference import version as reference_version
 from .isolation import Limits
 from .judges import load_backends, load_engine, rows_from_judges, rows_in_process
 from .plan import TASK_COST, WHOLE, pack, plan
@@ -43,6 +44,7 @@ class RunOutcome:
     adapter: Optional[dict] = None  # how the engine was driven (sandbox/adapter.py), None for ours
     probe_lines: tuple = ()  # the op probes' findings, in a line or two
     engine_log: Optional[str] = None  # what the engine's workers printed, if they printed anything
+    reference: str = "torch"  # what judged the rows (backends/reference.py): torch or oracle
 
     @property
     def judged(self):
@@ -109,6 +111,7 @@ def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_
     sidecar = {"args": spec.to_json(), "shard": list(shard), "complete": False, "planned": planned,
                "started": now(), "identity": who, "metadata": run_metadata(engine, workers, limits),
                "tolerances": asdict(Tolerances()), "adapter": engine.adapter,
+               "reference": {"name": spec.reference, "version": reference_version(spec.reference)},
                "probes": {status: {op: why for op, (s, why) in sorted(engine.probe_findings.items()) if s == status}
                           for status in ("absent", "broken")}}
     write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
@@ -164,7 +167,7 @@ def _run(spec, out, shard, workers, resume, progress, isolation, limits, resume_
     write_atomic(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
     partial.unlink()
     return RunOutcome(summary, ran, seconds, broken, diagnosis, engine.adapter,
-                      tuple(engine.probe_summary(spec.ops)), str(log) if log.exists() else None)
+                      tuple(engine.probe_summary(spec.ops)), str(log) if log.exists() else None, spec.reference)
 
 
 def _diagnose(spec, report, engine):

@@ -9,6 +9,7 @@ if __name__ == "__main__":
 
 import argparse
 from contextlib import contextmanager
+from dataclasses import replace
 import os
 from pathlib import Path
 import shlex
@@ -21,6 +22,8 @@ from .campaign import run
 from .ci_outputs import ResultFiles
 from .case import DEFAULT_FAMILIES, FAMILIES
 from .isolation import Limits
+from .backends.reference import CHOICES as REFERENCE_CHOICES, describe as describe_reference
+from .backends.reference import resolve as resolve_reference
 from .judges import load_backends
 from .plan import RunSpec, Shard, parse_cases
 from .sandbox.forward_mode import NO_FORWARD_MODE
@@ -142,6 +145,7 @@ def run_command(args):
     text = outcome.summary.text(outcome.seconds, outcome.ran)
     if not outcome.judged:
         text = text.removesuffix("no case failed").rstrip()  # nothing was checked: say so, not that
+    print(f"reference: {describe_reference(outcome.reference)}")
     print(text)
     print(f"report: {out} (run metadata: {sidecar_path(out)})")
     if outcome.engine_log:
@@ -262,7 +266,8 @@ def _spec(args, ops=None):
                        family_cases=family_cases, seed=args.seed,
                        edge_rate=args.edge_rate, max_nodes=args.max_nodes, ops=ops,
                        data_attr=args.data_attr, grad_attr=args.grad_attr, timeout=args.timeout,
-                       backward=args.backward, adapter=args.adapter, pythonpath=_pythonpath(args.engine))
+                       backward=args.backward, adapter=args.adapter, pythonpath=_pythonpath(args.engine),
+                       reference=resolve_reference(args.reference))
         spec.config()  # the generators' own checks of the knobs
         return spec
     return _usage(make)
@@ -307,7 +312,9 @@ def _spec_of_report(args):
     given = [option for name, option in SPEC_OPTIONS.items() if getattr(args, name) != getattr(defaults, name)]
     if given:
         raise UsageError(f"--same-as takes the run arguments from {args.same_as}; drop {', '.join(given)}")
-    return _spec_of_sidecar(args.same_as)
+    # The reference is this machine's (--reference, auto by default), not the
+    # earlier run's: the same cases, judged by what is here.
+    return replace(_spec_of_sidecar(args.same_as), reference=_usage(resolve_reference, args.reference))
 
 
 def _usage(function, *arguments):
@@ -370,6 +377,8 @@ def diagnose_command(args):
     from .diagnosis import bad_rows, diagnose
 
     spec = _spec_of_sidecar(args.report)
+    if args.reference is not None or spec.reference == "torch":  # the report's torch, if this Python has it
+        spec = replace(spec, reference=_usage(resolve_reference, args.reference or "auto"))
     rows = bad_rows(args.report)
     if not rows:
         print(f"{args.report}: no case failed; nothing to diagnose")
@@ -460,6 +469,9 @@ def report_command(args):
         digest = summary = Summary()
     for chunk in iter_report(args.report):  # a report of any length, a chunk at a time
         digest.add(chunk)
+    sidecar = _sidecar_or_none(args.report)
+    if sidecar is not None:  # a sidecar without a reference is a run torch judged
+        print(f"reference: {describe_reference((sidecar.get('reference') or {}).get('name', 'torch'))}")
     print(summary.text())
     if args.html:
         write_html(digest, args.html, title=str(args.report), sidecar=_sidecar_or_none(args.report))
@@ -495,17 +507,19 @@ def replay_command(args):
     run_one = (lambda backend: run_trajectory(backend, case)) if trajectory else (lambda backend: backend.run(case))
     referee = TrajectoryOracle(oracle) if trajectory else oracle
     engine_result, torch_result = run_one(engine), run_one(torch)
-    verdict = judge(case, engine_result, torch_result, referee, tolerances)
-    # The oracle's numbers are shown where they settle something.
-    oracle_result = referee.run(case) if verdict.verdict != "pass" else None
+    verdict = judge(case, engine_result, torch_result, referee, tolerances, reference=torch.name)
+    # The oracle's numbers are shown where they settle something (and are
+    # the reference's own when it is the oracle).
+    oracle_result = referee.run(case) if verdict.verdict != "pass" and torch.name != "oracle" else None
     print(f"case {case.case_id} ({case.family}{', ' + case.name if case.name else ''}); "
           f"engine {engine.name} {engine.version or ''}".rstrip())
     print(case.graph.render(case.leaves))
     print()
-    print(_replay_table(_replay_labels(case, trajectory), engine_result, torch_result, oracle_result))
+    print(_replay_table(_replay_labels(case, trajectory), ("engine", torch.name, "oracle"),
+                        engine_result, torch_result, oracle_result))
     print()
     if not trajectory and case.graph.nodes and verdict.verdict != "unsupported":
-        print(_node_table(case, engine.trace(case), torch.trace(case)))
+        print(_node_table(case, engine.trace(case), torch.trace(case), torch.name))
         print()
     print(f"verdict: {verdict.verdict}" + (f": {verdict.detail}" if verdict.detail else ""))
     return FAILED if verdict.verdict in BAD_VERDICTS else OK
@@ -514,8 +528,9 @@ def replay_command(args):
 NODE_ROWS = 80  # a larger graph's table shows the nodes that disagree and their consumers
 
 
-def _node_table(case, engine_trace, torch_values_grads):
-    """Every node's value and gradient, engine and torch side by side; the
+def _node_table(case, engine_trace, torch_values_grads, reference="torch"):
+    """Every node's value and gradient, engine and the reference (torch, or
+    the oracle's exact values) side by side; the
     first wrong value (forward order) and the first wrong gradient
     (backward order: the backward of its consumers made it) marked."""
     from .compare import close
@@ -541,8 +556,9 @@ def _node_table(case, engine_trace, torch_values_grads):
     shown = range(graph.n_values) if graph.n_values <= NODE_ROWS else sorted(
         {i for i in (wrong_value, wrong_grad, *consumers) if i is not None})
     width = max(len(labels[i]) for i in shown) + 2 if shown else 10
-    lines = [f"every node, engine and torch{'' if graph.n_values <= NODE_ROWS else ' (the marked ones)'}:",
-             " " * width + "".join(f"{h:>24}" for h in ("engine value", "torch value", "engine grad", "torch grad"))]
+    lines = [f"every node, engine and {reference}{'' if graph.n_values <= NODE_ROWS else ' (the marked ones)'}:",
+             " " * width + "".join(f"{h:>24}" for h in ("engine value", f"{reference} value", "engine grad",
+                                                         f"{reference} grad"))]
     for i in shown:
         cells = [engine_values[i], torch_values[i], engine_grads[i], torch_grads[i]]
         lines.append(f"{labels[i]:<{width}}" + "".join(f"{'-' if c is None else repr(c):>24}" for c in cells)
@@ -554,7 +570,7 @@ def _node_table(case, engine_trace, torch_values_grads):
         lines.append(f"first wrong gradient, in backward order: v{wrong_grad}; the backward of its consumer(s) "
                      f"made it: {made_by}")
     if wrong_value is None and wrong_grad is None:
-        lines.append("every node agrees with torch to 1e-9 (what differs is below that, or in repeated passes)")
+        lines.append(f"every node agrees with {reference} to 1e-9 (what differs is below that, or in repeated passes)")
     return "\n".join(lines)
 
 
@@ -568,9 +584,9 @@ def _replay_labels(case, trajectory):
     return values + [f"grad v{i}" for i in leaves]
 
 
-def _replay_table(labels, *results):
+def _replay_table(labels, names, *results):
     """One line per number, one column per backend (engine, torch, oracle)."""
-    columns = [(name, result) for name, result in zip(("engine", "torch", "oracle"), results) if result is not None]
+    columns = [(name, result) for name, result in zip(names, results) if result is not None]
     width = max(map(len, labels)) + 2
     lines = [" " * width + "".join(f"{name:>26}" for name, _ in columns)]
     for row, label in enumerate(labels):
@@ -652,6 +668,7 @@ def _parser():
     run_.add_argument("--resume-anyway", action="store_true", help="--resume, even though the engine's source, "
                       "the harness version or the case generators changed since the partial was written (its rows "
                       "are then credited to the engine as it is now)")
+    _reference_option(run_)
     run_.add_argument("--quiet", action="store_true",
                       help="no progress: no plan line, no bar (on a terminal), no line every 10 s (off one)")
     _expect_option(run_)
@@ -688,6 +705,7 @@ def _parser():
     diagnose = command("diagnose", diagnose_command, "the findings of a report's fail/error cases: "
                        "which op or part of backward is wrong, and its smallest case")
     diagnose.add_argument("report", metavar="REPORT.csv")
+    _reference_option(diagnose, default=None)
     _isolation_options(diagnose)
     _expect_option(diagnose)
 
@@ -720,6 +738,7 @@ def _parser():
     which.add_argument("--json", metavar="FILE_OR_STRING", help="a case as JSON (Case.to_json)")
     _engine_options(replay)
     _case_options(replay)
+    _reference_option(replay)
     replay.set_defaults(families=None, cases=None, cases_per_family=None, seed=0)
     return parser
 
@@ -741,6 +760,14 @@ def _engine_options(parser):
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="per case, for the engine: wall clock, enforced from outside its worker (default: 10)")
     _isolation_options(parser)
+
+
+def _reference_option(parser, default="auto"):
+    parser.add_argument("--reference", choices=REFERENCE_CHOICES, default=default,
+                        help="what the engine is compared with: torch (float64, the oracle refereeing where they "
+                             "disagree), oracle (the exact answer rounded to float64: no torch needed; torch_off "
+                             "cannot occur), auto: torch where it is installed, else the oracle (default: "
+                             + ("auto" if default else "the report's, auto where that is torch") + ")")
 
 
 def _expect_option(parser):

@@ -42,6 +42,16 @@ zeros, a quantity a custom oracle reports as unknown), only a disagreement
 beyond ``no_oracle_rtol`` fails and the rest is ill_conditioned: torch, the
 spec, is then presumed right.
 
+The reference need not be torch (backends/reference.py): with the oracle's
+exact answer, rounded to float64, in torch's place (``reference="oracle"``,
+a Python without torch), a case passes when the engine is within the
+tolerance of it, and a mismatch is judged by the oracle's allowance as
+above: ill_conditioned or fail.  torch_off cannot occur (the reference is
+the exact answer), there is no screen (no cheap estimate of the spread:
+every mismatch costs the oracle's trials), and no float32 judgement.  A
+higher derivative's allowance then lacks torch's distance from the exact
+value (below, _at_least_torchs_error): the trials' alone.
+
 A failing case of an engine that computes in float32 is judged once more,
 against torch in float32, and its detail says whether it is right to that
 precision (the last section).
@@ -168,21 +178,26 @@ class TorchExtras:
     float32: Callable = None          # () -> the case's Result in float32
 
 
-def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(), extras=TorchExtras()):
-    """The Verdict on engine_result against torch_result for case."""
+def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(), extras=TorchExtras(),
+          reference="torch"):
+    """The Verdict on engine_result against torch_result for case.
+    ``reference`` names what torch_result is (backends/reference.py):
+    torch's float64 result, or the oracle's exact one rounded (then the
+    oracle's spread decides every mismatch, and torch_off cannot occur)."""
     rounding_spread = extras.rounding_spread
-    for who, result in (("engine", engine_result), ("torch", torch_result)):
+    for who, result in (("engine", engine_result), (reference, torch_result)):
         if result.unsupported:
             return Verdict(UNSUPPORTED, f"{who} lacks {result.unsupported}")
     if engine_result.error:
         return Verdict(ERROR, engine_result.error)
     if torch_result.error:
-        return Verdict(ERROR, f"torch: {torch_result.error}")
+        error = torch_result.error
+        return Verdict(ERROR, error if error.startswith(f"{reference}:") else f"{reference}: {error}")
     shape = (len(engine_result.values), len(engine_result.grads))
     torch_shape = (len(torch_result.values), len(torch_result.grads))
     if shape != torch_shape:
         return Verdict(ERROR, f"engine gave {shape[0]} values and {shape[1]} grads, "
-                              f"torch {torch_shape[0]} and {torch_shape[1]}")
+                              f"{reference} {torch_shape[0]} and {torch_shape[1]}")
 
     verdict = Verdict(PASS)
     (verdict.max_abs_err_data, verdict.max_rel_err_data,
@@ -203,7 +218,7 @@ def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(
     more = f" (+{len(mismatches) - 1} more mismatches)" if len(mismatches) > 1 else ""
     if oracle is None:
         verdict.verdict = FAIL
-        verdict.detail = f"{names[first]}: engine {engine[first]!r}, torch {torch[first]!r}; no oracle{more}"
+        verdict.detail = f"{names[first]}: engine {engine[first]!r}, {reference} {torch[first]!r}; no oracle{more}"
         return verdict
 
     estimate = [math.nan] * len(engine) if rounding_spread is None else rounding_spread()
@@ -212,7 +227,7 @@ def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(
         # the gradients it spoils (a forward bug shows as a value).
         first = next(i for i in mismatches if _beyond_rounding(engine[i], torch[i], estimate[i], 1, tol))
         verdict.verdict = FAIL
-        verdict.detail = (f"{names[first]}: engine {engine[first]!r}, torch {torch[first]!r}; "
+        verdict.detail = (f"{names[first]}: engine {engine[first]!r}, {reference} {torch[first]!r}; "
                           f"beyond any rounding (estimated spread {estimate[first]:.3g}){more}")
         verdict.detail = _narrow_detail(verdict.detail, names, engine, torch, mismatches, extras, tol)
         return verdict
@@ -233,7 +248,9 @@ def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(
                 _far_off(engine[i], torch[i], exact[i], allowance[i], estimate[i], tol) for i in mismatches):
             break
     worst, verdict.verdict, note = max(judged, key=lambda j: _SEVERITY[j[1]])  # the first of the worst
-    verdict.detail = f"{names[worst]}: engine {engine[worst]!r}, torch {torch[worst]!r}{note}{more}"
+    if reference == "oracle":  # the reference is the oracle's exact answer: one number, not two
+        note = note.replace(f", oracle {exact[worst]!r} (", " (", 1)
+    verdict.detail = f"{names[worst]}: engine {engine[worst]!r}, {reference} {torch[worst]!r}{note}{more}"
     if verdict.verdict == FAIL:
         verdict.detail = _narrow_detail(verdict.detail, names, engine, torch, mismatches, extras, tol)
     return verdict

@@ -37,15 +37,17 @@ def load_engine(spec, isolation="auto", limits=Limits()):
 
 
 def load_backends(spec, engine=None, isolation="auto", limits=Limits()):
-    """(engine, torch, oracle, tolerances): what runner.run_cases takes,
+    """(engine, reference, oracle, tolerances): what runner.run_cases takes
+    (the reference: torch, or the oracle's exact answer, by spec.reference),
     the judge's part checked once the engine is loaded (selfcheck.py)."""
     from .backends.oracle import OracleBackend
-    from .backends.torch import TorchBackend
+    from .backends.reference import make_reference
     from .compare import Tolerances
     from .selfcheck import check_judge
 
     engine = engine or load_engine(spec, isolation, limits)
-    backends = engine, TorchBackend(), OracleBackend(), Tolerances()
+    oracle = OracleBackend()
+    backends = engine, make_reference(spec.reference, oracle), oracle, Tolerances()
     check_judge(*backends[1:])
     return backends
 
@@ -75,11 +77,9 @@ def _start_judge(spec, isolation, limits):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     from . import cases  # noqa: F401  registers the ops that the plan registered (functions.py's)
-    try:
+    if spec.reference == "torch":
         import torch
         torch.set_num_threads(1)  # the workers are the parallelism: no oversubscribed cores
-    except ImportError:
-        pass
     global _judge_state
     try:
         _judge_state = spec, load_backends(spec, isolation=isolation, limits=limits)
@@ -126,14 +126,15 @@ JUDGE_PRELOAD = ["torch", "mpmath", "parity.cases", "parity.runner", "parity.bac
                  "parity.backends.oracle", "parity.backends.torch"]
 
 
-def _judge_context():
+def _judge_context(reference="torch"):
     # Not fork: torch's thread pools do not survive a fork once torch has run
     # ops, and the parent has.  The fork server is a fresh process that has
     # imported torch and run nothing; spawn where there is none (Windows).
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(JUDGE_PRELOAD)
+    # A judge with the oracle as its reference never imports torch.
+    context.set_forkserver_preload([m for m in JUDGE_PRELOAD if reference == "torch" or "torch" not in m])
     # Ctrl-C reaches the whole process group, and only the parent may act on
     # it (stop handing out work, keep what finished): a fork server or a
     # worker killed by it hangs the pool.  Started while the parent ignores
@@ -182,7 +183,7 @@ def rows_from_judges(tasks, spec, workers, keep, isolation="auto", limits=Limits
     is a generator, and a run of any length holds only these cases and their
     rows.  Interrupted, the tasks that finished ahead of their turn go to
     ``keep``."""
-    with ProcessPoolExecutor(workers, mp_context=_judge_context(),
+    with ProcessPoolExecutor(workers, mp_context=_judge_context(spec.reference),
                              initializer=_start_judge, initargs=(spec, isolation, limits)) as pool:
         running = collections.deque()
         try:

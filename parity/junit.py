@@ -136,7 +136,8 @@ def run_suites(report, spec, outcome, expect):
     bad = {row["case_id"]: row for ops in tallies.values() for tally in ops.values() for row in tally.bad}
     explained = explained_by(findings, list(bad.values()), spec)
     allowed = LECTURE_KINDS if expect == "lecture" else frozenset()
-    properties = {"engine": spec.engine, "seed": spec.seed, "report": report, "expect": expect}
+    properties = {"engine": spec.engine, "seed": spec.seed, "report": report, "expect": expect,
+                  "reference": spec.reference}
     suites = []
     for family in [f for f in spec.families if f in tallies]:
         cases = [_op_case(family, op, tallies[family][op], explained, allowed)

@@ -5,10 +5,11 @@ groups sharing a graph structure, packed into tasks.
 The plan depends only on the RunSpec and the shard, never on the number of
 workers: two runs of the same arguments have the same cases in the same order.
 """
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 import shlex
 from typing import NamedTuple, Optional
 
+from .backends.reference import REFERENCES, default_reference
 from .case import DEFAULT_FAMILIES, FAMILIES
 
 # Without --cases, each family's fixed cases (named ones, the edge table) and
@@ -39,6 +40,9 @@ class RunSpec:
     backward: Optional[str] = None     # the backward method or module function
     adapter: Optional[str] = None      # an adapter file
     pythonpath: Optional[str] = None   # PYTHONPATH a module engine was found on (the replay commands carry it)
+    # What the engine is compared with (backends/reference.py): torch, or the
+    # oracle's exact answer; by default torch where it can be imported.
+    reference: str = field(default_factory=default_reference)
 
     def __post_init__(self):
         unknown = [f for f in self.families if f not in FAMILIES]
@@ -53,6 +57,8 @@ class RunSpec:
                                  f"not {counted}")
         if self.ops is not None and not self.ops:
             raise ValueError("--ops names no op")
+        if self.reference not in REFERENCES:
+            raise ValueError(f"unknown reference {self.reference!r}; known: {', '.join(REFERENCES)}")
 
     def n_cases(self, family):
         if self.family_cases is not None:
@@ -85,7 +91,8 @@ class RunSpec:
                                        ("--timeout", self.timeout, 10.0),
                                        ("--edge-rate", self.edge_rate, None),
                                        ("--max-nodes", self.max_nodes, None),
-                                       ("--ops", self.ops and ",".join(self.ops), None)):
+                                       ("--ops", self.ops and ",".join(self.ops), None),
+                                       ("--reference", self.reference, "torch")):
             if value != default:
                 options += [option, str(value)]
         command = shlex.join(["parity", "replay", case_id, *options])
@@ -96,13 +103,16 @@ class RunSpec:
                 "family_cases": self.family_cases and [list(pair) for pair in self.family_cases]}
         if self.family_cases is None:  # the sidecars of runs before it: the same arguments, the same JSON
             del data["family_cases"]
+        if self.reference == "torch":  # likewise: a run judged by torch, as every run before the oracle reference
+            del data["reference"]
         return data
 
     @classmethod
     def from_json(cls, data):
         ops, counts = data.get("ops"), data.get("family_cases")
         return cls(**{**data, "families": tuple(data["families"]), "ops": None if ops is None else tuple(ops),
-                      "family_cases": None if counts is None else tuple(map(tuple, counts))})
+                      "family_cases": None if counts is None else tuple(map(tuple, counts)),
+                      "reference": data.get("reference", "torch")})
 
     def engine_options(self):
         """load_engine's options for this run's engine."""

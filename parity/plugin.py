@@ -90,6 +90,9 @@ def pytest_addoption(parser):
                     help="the backward method or module function (default: detected)")
     group.addoption("--parity-timeout", type=float, metavar="SECONDS",
                     help="per case, for the engine (default: 10)")
+    group.addoption("--parity-reference", choices=("torch", "oracle", "auto"), default="auto",
+                    help="what parity_check compares the engine with: torch, oracle (the exact answer, no torch "
+                         "needed) or auto: torch where it is installed (default)")
 
 
 def pytest_configure(config):
@@ -174,8 +177,21 @@ def parity_oracle():
     return OracleBackend()
 
 
+@pytest.fixture(scope="session")
+def parity_reference(pytestconfig, parity_oracle):
+    """What parity_check compares the engine with (--parity-reference):
+    torch's backend, or the oracle's exact answer as one."""
+    from .backends.reference import make_reference, resolve
+
+    try:
+        name = resolve(pytestconfig.getoption("parity_reference"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return make_reference(name, parity_oracle)
+
+
 @pytest.fixture
-def parity_check(pytestconfig, parity_engine, parity_torch, parity_oracle):
+def parity_check(pytestconfig, parity_engine, parity_reference, parity_oracle):
     """parity_check(family, n=None, seed=0, config=None, tolerances=None, *,
     cases=None, ops=None, edge_rate=None, max_nodes=None,
     allow_unsupported=False) -> rows; fails the test if a case's verdict is
@@ -188,7 +204,8 @@ def parity_check(pytestconfig, parity_engine, parity_torch, parity_oracle):
             ops = default_ops
         outcome = _check(family, _count(n, cases, pytestconfig.getoption("parity_cases")), seed, parity_engine,
                          config, dict(ops=ops, edge_rate=edge_rate, max_nodes=max_nodes),
-                         _engine_options(pytestconfig), (parity_torch, parity_oracle, tolerances), allow_unsupported)
+                         _engine_options(pytestconfig), (parity_reference, parity_oracle, tolerances),
+                         allow_unsupported)
         from .runner import summarize
         _add_counts(pytestconfig, summarize(outcome.rows))
         if outcome.message is not None:
@@ -244,7 +261,7 @@ class _Outcome(NamedTuple):
     message: object  # the failure's message, or None
 
 
-def check_spec(engine_name, family, seed, n, knobs, extra, engine_options):
+def check_spec(engine_name, family, seed, n, knobs, extra, engine_options, reference="torch"):
     """The RunSpec (plan.py) of a check: its replay commands carry the
     engine's options and the knobs; with ``extra`` knobs (config's depth,
     chain_share, ...: none of parity replay's options) an expr case replays
@@ -253,7 +270,7 @@ def check_spec(engine_name, family, seed, n, knobs, extra, engine_options):
 
     return _spec_class()(engine=engine_name, families=(family,), cases=max(n, 1), seed=seed,
                          pythonpath=_pythonpath(engine_name), **knobs, **engine_options,
-                         extra=tuple(sorted(extra.items())))
+                         extra=tuple(sorted(extra.items())), reference=reference)
 
 
 @functools.cache
@@ -334,9 +351,10 @@ def _check(family, n, seed, engine, config, given, engine_options, judges, allow
                                 f"op names to its calls with an adapter file (--parity-adapter FILE, or "
                                 f"engine_options={{'adapter': FILE}}; README: Engines of other shapes), or pass "
                                 f"allow_unsupported=True")
-    spec = check_spec(engine.name, family, seed, n, knobs, extra, engine_options)
-    cases = build_cases(family, seed, n, spec.config())
     backends = _backends(engine, *judges)
+    spec = check_spec(engine.name, family, seed, n, knobs, extra, engine_options,
+                      getattr(backends[1], "name", "torch"))
+    cases = build_cases(family, seed, n, spec.config())
     from .runner import run_cases
     rows = []
     for case, row in zip(cases, run_cases(cases, *backends)):
@@ -366,12 +384,12 @@ def _check(family, n, seed, engine, config, given, engine_options, judges, allow
 
 def _backends(engine, torch_backend, oracle, tolerances):
     from .compare import Tolerances
-    if torch_backend is None:
-        from .backends.torch import TorchBackend
-        torch_backend = TorchBackend()
     if oracle is None:
         from .backends.oracle import OracleBackend
         oracle = OracleBackend()
+    if torch_backend is None:  # torch where it is installed, else the oracle's exact answer
+        from .backends.reference import make_reference, resolve
+        torch_backend = make_reference(resolve("auto"), oracle)
     return engine, torch_backend, oracle, tolerances or Tolerances()
 
 

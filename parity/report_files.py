@@ -323,8 +323,9 @@ def resumable_rows(spec, shard, out, identity, anyway=False):
 
 def _difference(theirs, ours, there="there", here="here"):
     """The keys of ``ours`` whose values differ in ``theirs``, in words."""
-    return "; ".join(f"{key}: {theirs.get(key)!r} {there}, {ours[key]!r} {here}"
-                     for key in ours if theirs.get(key) != ours[key])
+    keys = list(ours) + [key for key in theirs if key not in ours]  # a key one side lacks (a default) too
+    return "; ".join(f"{key}: {theirs.get(key)!r} {there}, {ours.get(key)!r} {here}"
+                     for key in keys if theirs.get(key) != ours.get(key))
 
 
 # -- merging shards -----------------------------------------------------------------

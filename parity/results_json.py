@@ -17,6 +17,7 @@ tests/schemas/gradparity-result.schema.json describes it:
                  "highest", "max_score", "seconds"}; null when the command stopped before one
     findings     diagnosis.Finding.to_json() of each finding: the run's, or the current report's (compare);
                  a grade's are in its grades
+    reference    run only: what judged the cases, "torch" or "oracle" (backends/reference.py)
     baseline, changes, regressions      compare only
     rubric, grades                      grade only
 """
@@ -58,7 +59,8 @@ def _strict(value):
 def run_document(outcome, report, status, expect):
     findings = outcome.diagnosis.findings if outcome.diagnosis else []
     return document("run", status, run_reason(outcome, expect), report,
-                    summary_of(outcome.summary, outcome.seconds, outcome.ran), [f.to_json() for f in findings])
+                    summary_of(outcome.summary, outcome.seconds, outcome.ran), [f.to_json() for f in findings],
+                    reference=outcome.reference)
 
 
 def summary_of(summary, seconds=None, ran=None):

@@ -1,5 +1,8 @@
 """Run cases through engine and torch, judge them, and yield report rows.
 
+"torch" here is the reference backend (backends/reference.py): torch, or
+the oracle's exact answer where the run's reference is the oracle.
+
 Consecutive cases with the same ``structure`` go to torch as one batch;
 training cases (spec steps > 0) go through the trajectory driver on every
 backend, the oracle included.  One row per case, in order (the schema is
@@ -50,9 +53,10 @@ def _judged(group, engine, torch_backend, oracle, tolerances):
     extras = hasattr(torch_backend, "rounding_spread")
     spreads = functools.cache(estimate) if extras else None
     float32 = functools.cache(in_float32) if extras and in_float32 else None
+    reference = getattr(torch_backend, "name", "torch")
     with _collector_paused():
         return [(e, t, judge(case, e, t, referee, tolerances, TorchExtras(
-                    spreads and (lambda i=i: spreads()[i]), float32 and (lambda i=i: float32()[i]))))
+                    spreads and (lambda i=i: spreads()[i]), float32 and (lambda i=i: float32()[i])), reference))
                 for i, (case, (e, t)) in enumerate(zip(group, results))]
 
 

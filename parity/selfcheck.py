@@ -26,7 +26,7 @@ def check_judge(torch_backend, oracle, tolerances):
     case = Case("selfcheck-0-0", "expr", 0, 0, Graph(1, (Node("tanh", (0,)),), (1,)), [X])
     problems = []
     expected = Result(values=[TANH, TANH], grads=[DTANH])
-    for name, backend in (("torch", torch_backend), ("the oracle", oracle)):
+    for name, backend in ((getattr(torch_backend, "name", "torch"), torch_backend), ("the oracle", oracle)):
         got = backend.run(case)
         if (got.values, got.grads) != (expected.values, expected.grads):
             problems.append(f"{name} gives tanh({X}) = {got.values}, gradient {got.grads or got.error}; "
@@ -34,7 +34,8 @@ def check_judge(torch_backend, oracle, tolerances):
     torch_result = torch_backend.run(case)
     off_by_a_millionth = Result(values=[TANH, TANH], grads=[DTANH * (1 + 1e-6)])
     for engine_result, verdict in ((expected, "pass"), (off_by_a_millionth, "fail")):
-        got = compare.judge(case, engine_result, torch_result, oracle, tolerances).verdict
+        got = compare.judge(case, engine_result, torch_result, oracle, tolerances,
+                            reference=getattr(torch_backend, "name", "torch")).verdict
         if got != verdict:
             problems.append(f"compare.judge calls a {'right' if verdict == 'pass' else 'wrong'} "
                             f"tanh gradient {got!r}, not {verdict!r}")

@@ -157,7 +157,8 @@ def _args(value):
         "family_cases": (False, _list_of(_list_of(_NAME_OR_COUNT, length=2))), "seed": (False, _INT), "edge_rate": (False, _optional(_NUMBER)), "max_nodes": (False, _optional(_INT)),
         "ops": (False, _optional(_list_of(_STR))), "data_attr": (False, _optional(_STR)),
         "grad_attr": (False, _optional(_STR)), "timeout": (False, _NUMBER), "backward": (False, _optional(_STR)),
-        "adapter": (False, _optional(_STR)), "pythonpath": (False, _optional(_STR))})(value)
+        "adapter": (False, _optional(_STR)), "pythonpath": (False, _optional(_STR)),
+        "reference": (False, _STR)})(value)
     if problem:
         return problem
     try:
@@ -195,6 +196,9 @@ SCHEMA = {  # name: (required, checker); keys not named here are allowed (a late
     "metadata": (False, _object_of({}, others=_ANY)),
     "diagnosis": (False, _optional(_diagnosis)),
     "merged_from": (False, _list_of(_STR)),
+    # What judged the rows: {"name": "torch" or "oracle", "version": ...}; a
+    # sidecar without it is a run judged by torch (args.reference says so too).
+    "reference": (False, _object_of({"name": (True, _STR), "version": (False, _optional(_STR))})),
     "identity": (False, _object_of({"engine_source": (True, _HEX), "adapter": (True, _object_of({}, others=_ANY)),
                                     "harness": (True, _STR), "plan": (True, _HEX)})),
     "rows": (False, _object_of({"count": (True, _at_least(0)), "case_ids": (True, _HEX)})),

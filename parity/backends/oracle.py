@@ -164,6 +164,18 @@ class OracleBackend:
         result.seconds = time.perf_counter() - start
         return result
 
+    def trace(self, case):
+        """(values, grads): every value of the graph (leaves, then nodes),
+        exact and rounded, and its gradient after the case's backward passes
+        (None where none reaches it), as TorchBackend.trace gives torch's."""
+        with mpmath.workprec(self.precision_bits):
+            trace = []
+            _forward_backward(case, float64_range, trace=trace)
+            values, adjoint = trace
+            accumulated = 1 if case.zero_grad_between else case.passes
+            return ([to_float(x) for x in values],
+                    [None if g is None else to_float(float64_range(g * accumulated)) for g in adjoint])
+
     def spread(self, case, trials=8, seed=0):
         """(value_err, grad_err): per value of Result.values and per leaf
         gradient, the largest |perturbed - exact| over ``trials`` runs with
@@ -266,12 +278,14 @@ def _deviation(got, want):
     return to_float(abs(got - want))
 
 
-def _forward_backward(case, rounded, magnitudes=False, noise=None):
+def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None):
     """(values, grads, leaf magnitudes) as mpf: the outputs, then the loss;
     d loss / d leaf after all passes; with ``magnitudes``, per leaf the sum
     over paths to it of |the product of the local derivatives| (a float),
     else None.  ``rounded`` is applied to every computed number; ``noise``,
-    if given, to the op rows' formula errors (size -> a number to add)."""
+    if given, to the op rows' formula errors (size -> a number to add).
+    ``trace``, a list, gets every value of the graph and its gradient of
+    one pass (None: unreached)."""
     graph = case.graph
     values = [mpf(x) for x in case.leaves]
     negative_zero = [x == 0 and math.copysign(1.0, x) < 0 for x in case.leaves]
@@ -328,6 +342,8 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None):
             if magnitudes and partial is not None:
                 magnitude[a] += magnitude[out] * abs(float(partial))
     accumulated = 1 if case.zero_grad_between else case.passes
+    if trace is not None:
+        trace += [values, adjoint]
     grads = [mpf(0) if g is None else float64_range(g * accumulated) for g in adjoint[:graph.n_leaves]]
     outputs = [values[o] for o in graph.outputs]
     leaf_magnitudes = [_known_magnitude(m * accumulated) for m in magnitude[:graph.n_leaves]] if magnitudes else None
