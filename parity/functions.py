@@ -127,7 +127,8 @@ FUNCTION_OPS = tuple(register_op(op).name for op in [
     Op("fn_prodsum0", 2, lambda x, y: _t("ProdSum")(x, y)[0], lambda x, y: x * y, lambda x, y, out: (y, x),
        domains=(ANY, ANY), signs=Signs("x * y"), symbol="fn_prodsum0"),
     Op("fn_prodsum1", 2, lambda x, y: _t("ProdSum")(x, y)[1], lambda x, y: x + y,
-       lambda x, y, out: (mpf(1), mpf(1)), domains=(ANY, ANY), signs=Signs("x + y"), symbol="fn_prodsum1"),
+       # the product's gradient is a zero: 0 * y + 1 (nan where y is infinite), as ProdSum's backward
+       lambda x, y, out: (0 * y + 1, 0 * x + 1), domains=(ANY, ANY), signs=Signs("x + y"), symbol="fn_prodsum1"),
     Op("fn_prodsum", 2, _torch_prodsum_both, lambda x, y: x * y + (x + y),
        lambda x, y, out: (y + 1, x + 1), domains=(ANY, ANY), signs=Signs("x * y + (x + y)"), symbol="fn_prodsum"),
     # ReluMask two ways: the relu output alone; relu * mask, both outputs

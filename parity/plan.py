@@ -16,6 +16,9 @@ from .case import DEFAULT_FAMILIES, FAMILIES
 # this many random ones: a mix that runs in well under a minute on 2 cores.
 DEFAULT_RANDOM_CASES = {"expr": 3200, "mlp": 63, "accumulation": 200, "function": 200, "edges": 800,
                         "higher_order": 400, "forward": 400}
+# Families whose quantities the oracle cannot stand in for torch on (see
+# RunSpec): torch's double-backward and forward-AD formulas are their spec.
+TORCH_ONLY_FAMILIES = ("higher_order", "forward")
 # The work in one task sent to a worker, in node evaluations (see cost()):
 # a fraction of a second, so the workers stay balanced and Ctrl-C is not
 # kept waiting; 4 times more per task ran no faster.
@@ -59,6 +62,13 @@ class RunSpec:
             raise ValueError("--ops names no op")
         if self.reference not in REFERENCES:
             raise ValueError(f"unknown reference {self.reference!r}; known: {', '.join(REFERENCES)}")
+        torch_only = [f for f in self.families if f in TORCH_ONLY_FAMILIES]
+        if self.reference == "oracle" and torch_only:
+            raise ValueError(f"the {' and '.join(torch_only)} famil{'ies need' if len(torch_only) > 1 else 'y needs'} "
+                             f"torch as the reference: the oracle differences its exact first derivatives, "
+                             f"which is not torch's formulas for higher derivatives and tangents where an "
+                             f"intermediate one is not finite (install torch, or leave "
+                             f"{' and '.join(torch_only)} out)")
 
     def n_cases(self, family):
         if self.family_cases is not None:

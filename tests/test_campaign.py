@@ -10,14 +10,12 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.torch
-torch = pytest.importorskip("torch")
 
-from parity import campaign, judges, report_files  # noqa: E402
-from parity.campaign import run  # noqa: E402
-from parity.plan import RunSpec, Shard, cost, pack, plan  # noqa: E402
-from parity.report_files import CampaignError, merge, partial_path, sidecar_path, write_atomic  # noqa: E402
-from parity.report import TIMING_COLUMNS, read_report  # noqa: E402
+from parity import campaign, judges, report_files
+from parity.campaign import run
+from parity.plan import RunSpec, Shard, cost, pack, plan
+from parity.report_files import CampaignError, merge, partial_path, sidecar_path, write_atomic
+from parity.report import TIMING_COLUMNS, read_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = RunSpec(families=("expr", "accumulation", "function", "edges"), cases=40, max_nodes=40)
@@ -42,10 +40,13 @@ def test_a_run_writes_its_rows_in_case_order_and_a_complete_sidecar(whole):
     sidecar = json.loads(sidecar_path(whole).read_text())
     assert sidecar["complete"] and sidecar["cases"] == len(planned) == sidecar["planned"] == 160
     assert sidecar["args"] == SMALL.to_json() and sidecar["shard"] == [1, 1]
-    assert sidecar["metadata"]["torch"].startswith("2.13") and sidecar["metadata"]["python"]
+    assert sidecar["metadata"]["python"] and sidecar["reference"]["name"] == SMALL.reference
+    if SMALL.reference == "torch":
+        assert sidecar["metadata"]["torch"].startswith("2.13")
     assert sidecar["tolerances"]["rtol"] > 0
     assert not partial_path(whole).exists()
-    assert rows["replay"].iloc[0] == "parity replay expr-0-0 --engine engine --max-nodes 40"
+    assert rows["replay"].iloc[0] == "parity replay expr-0-0 --engine engine --max-nodes 40" + (
+        " --reference oracle" if SMALL.reference == "oracle" else "")
 
 
 def test_a_run_s_planned_count_is_the_number_of_cases_it_draws():
@@ -258,7 +259,7 @@ def test_knobs_are_checked_by_the_generators_own_rules():
 
 def test_replay_commands_carry_every_option_that_changes_the_case():
     spec = RunSpec(engine="tests/engines/value_gradient.py:Value", data_attr="value", grad_attr="gradient",
-                   edge_rate=0.5)
+                   edge_rate=0.5, reference="torch")
     assert spec.replay_command("expr-0-3") == ("parity replay expr-0-3 --engine tests/engines/value_gradient.py:Value "
                                                "--data-attr value --grad-attr gradient --edge-rate 0.5")
 

@@ -6,6 +6,8 @@ The planted bugs are tests/test_injected_bugs.py's: every op row's code
 path off by a relative 1e-9, forward or one operand's backward (ROWS says
 which op rows run a path: those are the ops the findings must name), and
 the text substitutions in a copy of the engine (machinery, formulas, edges).
+The judge's reference is torch where it is installed, else the oracle's
+exact answer (backends/reference.py): the findings must be the same.
 """
 import json
 import math
@@ -13,22 +15,20 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.torch
-pytest.importorskip("torch")
-
-from parity import cli  # noqa: E402
-from parity.backends.engine import load_engine  # noqa: E402
-from parity.backends.oracle import OracleBackend  # noqa: E402
-from parity.backends.torch import TorchBackend  # noqa: E402
-from parity.compare import Tolerances  # noqa: E402
-from parity.diagnosis import Diagnosis, Finding, attribute, built_from, probe_findings  # noqa: E402
-from parity.probes import probe_cases  # noqa: E402
-from parity.report_files import sidecar_path  # noqa: E402
-from parity.runner import run_cases  # noqa: E402
-from test_injected_bugs import MUTANTS, OP_BUGS, ROWS, make_mutant, mutant_root  # noqa: E402,F401
+from parity import cli
+from parity.backends.engine import load_engine
+from parity.backends.oracle import OracleBackend
+from parity.backends.reference import default_reference, make_reference
+from parity.compare import Tolerances
+from parity.diagnosis import Diagnosis, Finding, attribute, built_from, probe_findings
+from parity.probes import probe_cases
+from parity.report_files import sidecar_path
+from parity.runner import run_cases
+from test_injected_bugs import MUTANTS, OP_BUGS, ROWS, make_mutant, mutant_root  # noqa: F401
 
 PROBES = probe_cases()
-JUDGE = (TorchBackend(), OracleBackend(), Tolerances())
+_ORACLE = OracleBackend()
+JUDGE = (make_reference(default_reference(), _ORACLE), _ORACLE, Tolerances())
 
 
 def findings_of(engine_backend):
@@ -331,7 +331,6 @@ def test_judging_pauses_the_cycle_collector_and_restores_it():
 
 
 def test_shrinking_is_deterministic_and_keeps_only_what_the_failure_needs():
-    from parity.backends.torch import TorchBackend
     from parity.cases import build_cases
     from parity.shrink import shrink
 
@@ -342,7 +341,7 @@ def test_shrinking_is_deterministic_and_keeps_only_what_the_failure_needs():
     cases = [c for c in build_cases("expr", 3, 400, {"ops": ("add", "mul", "tanh", "neg"), "max_nodes": 40})
              if tanh_feeds_mul(c) and c.graph.n_nodes > 10]
     case = cases[0]
-    values = TorchBackend().trace(case)[0]
+    values = JUDGE[0].trace(case)[0]
     small = shrink(case, tanh_feeds_mul, values)
     assert [node.op for node in small.graph.nodes] == ["tanh", "mul"]
     assert shrink(case, tanh_feeds_mul, values).to_json() == small.to_json()
@@ -363,6 +362,7 @@ def test_one_wrong_op_lights_up_its_own_row_of_the_per_op_table_only(tmp_path, c
     assert (table.drop(index="tanh")["max"].fillna(0) == 0).all(), table
 
 
+@pytest.mark.torch  # a float32 engine's cases are judged again against torch in float32
 @pytest.mark.parametrize("engine, wrong", [("float32_values", []), ("float32_wrong_tanh", ["tanh: gradient"])])
 def test_a_float32_engine_gets_one_precision_finding_not_a_wall_of_wrong_ops(tmp_path, capsys, engine, wrong):
     # Judged again against torch in float32, its cases agree to float32's

@@ -10,14 +10,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-pytestmark = pytest.mark.torch
-torch = pytest.importorskip("torch")
-
-from parity.campaign import run  # noqa: E402
-from parity.cases import case_from_id  # noqa: E402
-from parity.cli import main  # noqa: E402
-from parity.plan import RunSpec, Shard  # noqa: E402
-from parity.report_files import sidecar_path  # noqa: E402
+from parity.campaign import run
+from parity.cases import case_from_id
+from parity.cli import main
+from parity.plan import RunSpec, Shard
+from parity.report_files import sidecar_path
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                         HealthCheck.function_scoped_fixture])

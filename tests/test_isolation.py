@@ -33,8 +33,6 @@ from parity.isolation import Limits
 from parity.report import iter_report
 from parity.report_files import partial_path
 
-pytestmark = pytest.mark.torch
-pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = ROOT / "tests" / "engines" / "hostile"
@@ -138,6 +136,7 @@ def test_an_engine_that_kills_or_hangs_every_worker_at_import_is_reported_once_a
         assert capsys.readouterr().err.count("the engine ran no case") == 1
 
 
+@pytest.mark.torch  # the engine bends torch: it imports it
 def test_a_buggy_engine_that_bends_torch_mpmath_math_numpy_and_parity_is_still_judged_on_its_bug(tmp_path):
     status, honest = parity_run(tmp_path, "wrong_tanh", "--timeout", "5")
     assert status == 1 and sum(row["verdict"] == "fail" for row in honest.values()) == 30  # every case has a tanh
@@ -152,6 +151,7 @@ def test_a_no_op_backward_that_replaces_the_judge_still_fails(tmp_path):
     assert status == 1 and {row["verdict"] for row in rows.values()} == {"fail"}
 
 
+@pytest.mark.torch  # the engine bends torch: it imports it
 def test_in_process_the_judge_s_self_check_refuses_a_bent_judge(tmp_path):
     # In a process of its own: the engine bends the judge of the process it
     # is loaded into, for good.

@@ -1,6 +1,7 @@
 """Every family through the harness on our engine: no fail, no error.  Plus
 the runner's batching and rows, the trajectory driver, and a broken engine
-that the harness must catch."""
+that the harness must catch.  The reference is torch where it is installed,
+else the oracle's exact answer (backends/reference.py)."""
 import dataclasses
 from pathlib import Path
 import math
@@ -10,17 +11,16 @@ import pytest
 
 from parity.backends.engine import load_engine
 from parity.backends.oracle import OracleBackend
+from parity.backends.reference import default_reference, make_reference
 from parity.backends.torch import TorchBackend
 from parity.case import FAMILIES
 from parity.cases import EDGE_TABLE, build_cases, case_from_id, n_fixed_cases
 from parity.graph import floats_from_json
+from parity.plan import TORCH_ONLY_FAMILIES
 from parity.report import COLUMNS
 from parity.runner import run_case, run_cases, summarize
 from parity.trajectory import TrajectoryOracle, run_trajectory
 from parity.trajectory import rounding_spread as trajectory_rounding_spread
-
-pytestmark = pytest.mark.torch
-torch = pytest.importorskip("torch")
 
 # CI sizes: expr is the bulk (about 5 s on 2 cores); edges is its whole fixed
 # sweep plus some of its random graphs.
@@ -30,9 +30,13 @@ SLOW_CASES = {"expr": 20000, "mlp": 400, "accumulation": 3000, "function": 3000,
               "higher_order": n_fixed_cases("higher_order") + 3000, "forward": n_fixed_cases("forward") + 5000}
 
 
+REFERENCE = default_reference()  # torch where it is installed, else the oracle's exact answer
+
+
 @pytest.fixture(scope="module")
 def backends():
-    return load_engine("engine"), TorchBackend(), OracleBackend()
+    oracle = OracleBackend()
+    return load_engine("engine"), make_reference(REFERENCE, oracle), oracle
 
 
 def assert_no_fail_or_error(rows):
@@ -41,7 +45,13 @@ def assert_no_fail_or_error(rows):
     assert not bad, "\n".join(bad[:20])
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+def _family(family):
+    """A family as a parameter: the higher_order and forward ones need torch as the reference."""
+    torch_only = family in TORCH_ONLY_FAMILIES
+    return pytest.param(family, marks=pytest.mark.torch if torch_only else ())
+
+
+@pytest.mark.parametrize("family", map(_family, FAMILIES))
 def test_family_on_our_engine(family, backends):
     start = time.perf_counter()
     rows = list(run_cases(build_cases(family, 0, CI_CASES[family]), *backends))
@@ -51,7 +61,7 @@ def test_family_on_our_engine(family, backends):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", map(_family, FAMILIES))
 def test_family_on_our_engine_many_cases(family, backends):
     assert_no_fail_or_error(list(run_cases(build_cases(family, 1, SLOW_CASES[family]), *backends)))
 
@@ -80,7 +90,8 @@ def test_the_former_soak_failures_are_judged_right(backends):
 
 
 def test_edge_table_is_what_torch_computes(backends):
-    """DESIGN.md's table holds for torch itself, and our engine matches it."""
+    """DESIGN.md's table holds for the reference (torch itself, or the
+    oracle's exact answer), and our engine matches it."""
     engine, torch_backend, _ = backends
     for case in build_cases("edges", 0, len(EDGE_TABLE)):
         expected = case.spec["expected"]
@@ -100,6 +111,7 @@ class RecordingTorch(TorchBackend):
         return super().run_batch(cases)
 
 
+@pytest.mark.torch  # torch's batches
 def test_runner_batches_consecutive_cases_of_one_structure(backends):
     engine, _, oracle = backends
     torch_backend = RecordingTorch()
@@ -167,7 +179,9 @@ def test_trajectory_oracle_judges_in_the_same_shape(backends):
     assert all(math.isclose(e, x, rel_tol=1e-12) for e, x in zip(engine_result.values, exact.values))
 
 
+@pytest.mark.torch  # the estimate is torch's (TorchBackend.rounding_spread)
 def test_a_trajectory_s_estimated_spread_follows_the_oracle_s(backends):
+    pytest.importorskip("torch")
     # compare.judge's screen decides a training case on it: where it is
     # known, the exact spread must be within a margin far inside gross_factor.
     case = dataclasses.replace(case_from_id("mlp-0-0"), spec={**case_from_id("mlp-0-0").spec, "steps": 3})
@@ -183,15 +197,15 @@ def test_a_trajectory_s_estimated_spread_follows_the_oracle_s(backends):
     assert sum(estimated > 0 for _, estimated in known) > len(known) / 2
 
 
-def test_trajectory_reports_the_step_that_failed():
+def test_trajectory_reports_the_step_that_failed(backends):
     class FailsOnThirdStep:
         calls = 0
 
         def run(self, case):
             self.calls += 1
             if self.calls == 3:
-                return dataclasses.replace(TorchBackend().run(case), values=[], grads=[], error="boom")
-            return TorchBackend().run(case)
+                return dataclasses.replace(backends[1].run(case), values=[], grads=[], error="boom")
+            return backends[1].run(case)
 
     result = run_trajectory(FailsOnThirdStep(), case_from_id("mlp-0-0"))
     assert result.error == "step 2: boom"
@@ -206,7 +220,7 @@ def test_the_harness_catches_an_engine_that_overwrites_gradients(backends):
     broken = load_engine(OVERWRITING)
     rows = {r["name"]: r for r in run_cases(build_cases("accumulation", 0, 33), broken, torch_backend, oracle)}
     assert rows["a + a"]["verdict"] == "fail"
-    assert "engine 1.0, torch 2.0" in rows["a + a"]["detail"]
+    assert f"engine 1.0, {torch_backend.name} 2.0" in rows["a + a"]["detail"]
     assert rows["a used 3 times"]["verdict"] == "fail"
     assert rows["diamond"]["verdict"] == "unsupported"  # no tanh
 

@@ -59,6 +59,7 @@ from mpmath.libmp import MPZ, mpf_mul
 
 from ..case import Result
 from ..ops import OPS
+from ..sandbox.engine_ops import clamp_bounds
 
 mpf = mpmath.mpf
 UNIT_ROUNDOFF = mpf(2) ** -53
@@ -114,9 +115,16 @@ class _Evaluation:
     magnitudes), and per seed the perturbed trials run so far, each a list
     of deviations per quantity, with the generator that continues them."""
 
-    def __init__(self, exact):
+    def __init__(self, exact, node_values):
         self.exact = exact
+        self.node_values = node_values  # every value of the graph, exact
         self.trials = {}  # seed -> (random.Random, [deviations of each trial])
+        self._kink_leaves = None
+
+    def kink_leaves(self, case):
+        if self._kink_leaves is None:
+            self._kink_leaves = _near_kink_leaves(case.graph, self.node_values)
+        return self._kink_leaves
 
 
 class OracleBackend:
@@ -135,7 +143,8 @@ class OracleBackend:
         key = (case.graph, tuple(map(repr, case.leaves)), case.passes, case.zero_grad_between, mpmath.mp.prec)
         evaluation = self._evaluations.pop(key, None)
         if evaluation is None:
-            evaluation = _Evaluation(_forward_backward(case, float64_range, magnitudes=True))
+            trace = []
+            evaluation = _Evaluation(_forward_backward(case, float64_range, magnitudes=True, trace=trace), trace[0])
         self._evaluations[key] = evaluation
         if len(self._evaluations) > KEPT_CASES:
             self._evaluations.popitem(last=False)
@@ -201,6 +210,8 @@ class OracleBackend:
         # Not where the exact gradient is infinite or nan: its class decides.
         grad_err = [max(e, UNIT_ROUNDOFF_FLOAT * m) if mpmath.isfinite(g) else e
                     for e, m, g in zip(err[len(values):], magnitudes, grads)]
+        for leaf in evaluation.kink_leaves(case):  # float64 may put a kink's operand on its other side
+            grad_err[leaf] = math.inf
         if case.family in ("higher_order", "forward"):
             exact, smooth = self._higher(case)
             higher = [s if ok else math.inf for s, ok in zip(oracle_higher.spread(case, exact, trials), smooth)]
@@ -216,6 +227,55 @@ class OracleBackend:
                 self._higher_kept.pop(next(iter(self._higher_kept)))
             self._higher_kept[key] = oracle_higher.exact(case)
         return self._higher_kept[key]
+
+
+# A computed value this many ulps from a kink may lie on its other side in
+# float64: torch's kernels are within an ulp, its c / x rounds twice (the
+# reciprocal, then the product), and a trial moves a value by half an ulp
+# at most, so the trials cannot cross such a kink.
+KINK_ULPS = 2
+
+
+def _near_kink_leaves(graph, values):
+    """The leaves whose gradient float64's own roundings can make jump: the
+    ancestors of a computed operand within KINK_ULPS ulps of a nonzero kink
+    point of its op (a clamp bound, softplus's threshold: the gradient there
+    is one on one side, another on the other), or of a max's or min's two
+    operands within that of a tie (half the gradient each, or all of it to
+    one).  Zero kinks (relu, abs) need no help: the trials' relative
+    perturbations cross them wherever rounding can (a cancellation's
+    residue), and a leaf at a kink is exact, so a bug there still shows."""
+    n = graph.n_leaves
+    seeds = set()
+    for i, node in enumerate(graph.nodes):
+        op = OPS[node.op]
+        operands = [values[a] for a in node.args]
+        if node.op in ("max", "min"):
+            a, b = node.args
+            if a != b and max(a, b) >= n and _within_ulps(operands[0], operands[1]):
+                seeds.update(node.args)
+            continue
+        points = clamp_bounds(node.const) if node.op == "clamp" else op.kink
+        for a, x in zip(node.args, operands):
+            if a >= n and any(k != 0 and _within_ulps(x, mpf(k)) for k in points):
+                seeds.add(a)
+    leaves, seen, stack = set(), set(), list(seeds)
+    while stack:
+        v = stack.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v < n:
+            leaves.add(v)
+        else:
+            stack.extend(graph.nodes[v - n].args)
+    return leaves
+
+
+def _within_ulps(x, y):
+    if not (mpmath.isfinite(x) and mpmath.isfinite(y)):
+        return False
+    return abs(x - y) <= KINK_ULPS * 2 * UNIT_ROUNDOFF * max(abs(x), abs(y))
 
 
 def _trial(case, exact, rng):
