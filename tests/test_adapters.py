@@ -45,7 +45,6 @@ def sidecar(out):
                                              "gradient .g"),
     ("package_engine/value.py", "add,mul,tanh", "class Value (detected: the only candidate)"),
 ])
-@pytest.mark.torch  # a judged run: torch is the judge
 def test_each_api_form_is_detected_driven_and_judged(tmp_path, engine, ops, found):
     done, out = run(tmp_path, f"tests/engines/{engine}", "--ops", ops)  # no :Class, no attribute flags
     assert done.returncode == 0, done.stdout + done.stderr
@@ -56,7 +55,6 @@ def test_each_api_form_is_detected_driven_and_judged(tmp_path, engine, ops, foun
     assert meta["adapter"]["backward"] and meta["adapter"]["data"] and meta["adapter"]["grad"]
 
 
-@pytest.mark.torch  # a judged run: torch is the judge
 def test_the_adapter_s_decisions_are_in_the_sidecar(tmp_path):
     done, out = run(tmp_path, "tests/engines/renamed_attributes.py", "--ops", "add,mul")
     assert done.returncode == 0, done.stderr
@@ -72,7 +70,6 @@ def test_the_adapter_s_decisions_are_in_the_sidecar(tmp_path):
     ("name_error_op.py", "tanh: NameError: name 'math' is not defined"),
     ("nested_data.py", "tanh: the value of its result is a Value, not a number (a value nested"),
 ])
-@pytest.mark.torch  # a judged run: torch is the judge
 def test_an_op_that_is_there_but_broken_is_supported_and_its_cases_fail(tmp_path, engine, why):
     done, out = run(tmp_path, f"tests/engines/{engine}", "--ops", "add,mul,tanh")
     assert done.returncode == 1, done.stdout + done.stderr
@@ -104,7 +101,6 @@ def test_micrograd_s_refusals_stay_unsupported():
 
 
 # -- refused, naming the flag -------------------------------------------------------------
-@pytest.mark.torch  # a judged run: torch is the judge
 def test_no_backward_names_what_the_class_has_and_the_flag(tmp_path):
     done, out = run(tmp_path, "tests/engines/no_backward.py")
     assert done.returncode == 2
@@ -117,7 +113,6 @@ def test_no_backward_names_what_the_class_has_and_the_flag(tmp_path):
     assert sidecar(out)["args"]["backward"] == "compute_gradients"
 
 
-@pytest.mark.torch  # a judged run: torch is the judge
 def test_two_candidate_classes_are_listed_with_the_flag(tmp_path):
     done, _ = run(tmp_path, "tests/engines/two_classes.py")
     assert done.returncode == 2
@@ -135,7 +130,6 @@ def test_wrong_attribute_flags_are_named_as_flags(tmp_path):
 
 
 # -- nothing judged: exit 2, never "no case failed", no partial left ----------------------------
-@pytest.mark.torch  # a judged run: torch is the judge
 def test_a_run_whose_every_case_is_unsupported_exits_2_with_the_probes_findings(tmp_path):
     done, out = run(tmp_path, "tests/engines/backprop_method.py", "--ops", "exp,log")
     assert done.returncode == 2, done.stdout + done.stderr
@@ -154,7 +148,6 @@ def test_ops_supported_with_no_supported_op_is_a_usage_error_not_a_crash(tmp_pat
     assert not Path(f"{out}.partial").exists()
 
 
-@pytest.mark.torch  # a judged run: torch is the judge
 def test_an_adapter_file_maps_our_op_names_and_goes_into_the_replay_commands(tmp_path):
     adapter = "tests/engines/no_ops_adapter.py"
     done, out = run(tmp_path, "tests/engines/no_ops.py", "--adapter", adapter, "--ops", "add")
@@ -174,15 +167,16 @@ def test_an_adapter_file_maps_our_op_names_and_goes_into_the_replay_commands(tmp
 
 def test_replay_commands_carry_the_adapter_flags_and_the_module_path():
     spec = RunSpec(engine="mymod:Value", data_attr="val", grad_attr="g", backward="backprop",
-                   adapter="my adapter.py", pythonpath="/some/where")
+                   adapter="my adapter.py", pythonpath="/some/where", reference="torch")
     assert spec.replay_command("expr-0-1") == (
         "PYTHONPATH=/some/where parity replay expr-0-1 --engine mymod:Value --data-attr val --grad-attr g "
         "--backward backprop --adapter 'my adapter.py'")
-    assert RunSpec().replay_command("expr-0-1") == "parity replay expr-0-1 --engine engine"
+    assert RunSpec(reference="torch").replay_command("expr-0-1") == "parity replay expr-0-1 --engine engine"
+    assert RunSpec(reference="oracle").replay_command("expr-0-1") == ("parity replay expr-0-1 --engine engine "
+                                                                      "--reference oracle")
 
 
 # -- loading as Python users expect ----------------------------------------------------------
-@pytest.mark.torch  # a judged run: torch is the judge
 def test_a_module_spec_is_found_in_the_working_directory_first(tmp_path):
     shutil.copy(ENGINES / "backprop_method.py", tmp_path / "learner_engine.py")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -212,7 +206,6 @@ def test_a_file_in_a_package_keeps_its_relative_imports_in_process():
     assert {"add", "mul", "tanh"} <= backend.supported_ops
 
 
-@pytest.mark.torch  # a judged run: torch is the judge
 def test_the_engine_is_imported_once_per_worker_and_its_output_kept(tmp_path):
     # --ops supported probes it, the run runs it, the diagnosis probes it again: one import.
     done, out = run(tmp_path, "tests/engines/name_error_op.py", "--ops", "supported")

@@ -81,7 +81,6 @@ def bad_ops(report):
 
 
 # -- parity run ----------------------------------------------------------------------
-@pytest.mark.torch
 def test_a_failing_runs_json_has_its_summary_findings_and_exit_reason(failing):
     done, report, document, _ = failing
     assert done.returncode == 1, done.stderr
@@ -96,7 +95,6 @@ def test_a_failing_runs_json_has_its_summary_findings_and_exit_reason(failing):
     assert all(f["replay"].startswith("parity replay probe-") for f in document["findings"])
 
 
-@pytest.mark.torch
 def test_a_failing_runs_junit_fails_the_ops_of_its_failing_cases_naming_the_finding_and_its_replay(failing):
     _, report, document, suites = failing
     assert list(suites) == ["expr", "accumulation", "findings"]
@@ -116,18 +114,19 @@ def test_a_failing_runs_junit_fails_the_ops_of_its_failing_cases_naming_the_find
     assert tanh["replay"] in findings[f"wrong tanh: {tanh['part']}"].find("failure").get("message")
 
 
-@pytest.mark.torch
 def test_a_passing_run_says_ok_and_fails_no_testcase(passing):
     done, _, document, suites = passing
     assert done.returncode == 0, done.stderr
     assert document["exit"] == {"status": 0, "reason": "ok"} and document["findings"] == []
-    assert document["summary"]["totals"] == {"pass": 60}
+    # against the oracle's exact answer, a case torch and the engine round alike may be ill_conditioned
+    totals = document["summary"]["totals"]
+    assert totals == {"pass": 60} if document["reference"] == "torch" else (
+        set(totals) <= {"pass", "ill_conditioned"} and sum(totals.values()) == 60)
     assert list(suites) == ["expr", "accumulation"]  # no finding, no findings suite
     assert set(suites["expr"]) == {"add", "mul", "neg", "sub", "tanh"}
     assert all(len(case) == 0 for cases in suites.values() for case in cases.values())
 
 
-@pytest.mark.torch
 def test_expect_lecture_skips_what_it_allows_and_says_so(tmp_path):
     # alice's lecture engine: correct, but for micrograd's repeated backward
     done, _, document, suites = run(tmp_path, "lecture", "--engine", CLASS / "alice" / "micrograd.py",
@@ -140,7 +139,6 @@ def test_expect_lecture_skips_what_it_allows_and_says_so(tmp_path):
     assert not any(case.find("failure") is not None for cases in suites.values() for case in cases.values())
 
 
-@pytest.mark.torch
 def test_a_run_that_judged_nothing_skips_every_testcase(tmp_path):
     done, _, document, suites = run(tmp_path, "none", "--engine", "tests/engines/no_ops.py", "--families", "expr",
                                     "--cases-per-family", "3")
@@ -150,7 +148,6 @@ def test_a_run_that_judged_nothing_skips_every_testcase(tmp_path):
 
 
 # -- parity compare ------------------------------------------------------------------
-@pytest.mark.torch
 def test_compare_groups_the_regressions_by_finding_in_json_and_junit(passing, failing, tmp_path):
     (_, baseline, _, _), (_, current, failed, _) = passing, failing
     done = parity("compare", baseline, current, "--json", tmp_path / "c.json", "--junit-xml", tmp_path / "c.xml")
@@ -171,7 +168,6 @@ def test_compare_groups_the_regressions_by_finding_in_json_and_junit(passing, fa
     assert groups[0]["finding"]["replay"] in failure.get("message")
 
 
-@pytest.mark.torch
 def test_compare_without_regressions_passes_one_testcase_and_json_goes_to_stdout(passing, tmp_path):
     report = passing[1]
     done = parity("compare", report, report, "--json", "-", "--junit-xml", tmp_path / "c.xml")
@@ -184,7 +180,6 @@ def test_compare_without_regressions_passes_one_testcase_and_json_goes_to_stdout
 
 
 # -- parity grade --------------------------------------------------------------------
-@pytest.mark.torch
 def test_grade_gives_a_testsuite_per_submission_and_a_testcase_per_rubric_item(tmp_path):
     from parity.rubric import load_rubric
 

@@ -56,7 +56,6 @@ def lost(row):
     return {name for name, weight in POINTS.items() if float(row[name]) < weight}
 
 
-@pytest.mark.torch
 def test_correct_lecture_engines_get_full_marks(class_grades):
     _, rows, _ = class_grades
     for name in CORRECT:
@@ -65,7 +64,6 @@ def test_correct_lecture_engines_get_full_marks(class_grades):
         assert "edge " in rows[name]["findings"] and "multi_pass backward" in rows[name]["findings"]
 
 
-@pytest.mark.torch
 def test_each_buggy_engine_loses_exactly_the_item_of_its_bug_and_its_feedback_names_the_op(class_grades):
     out, rows, _ = class_grades
     for name, item in BUGGY.items():
@@ -75,7 +73,6 @@ def test_each_buggy_engine_loses_exactly_the_item_of_its_bug_and_its_feedback_na
         assert "replay it: `parity replay" in text
 
 
-@pytest.mark.torch
 def test_dave_is_blamed_for_mul_not_for_backward(class_grades):
     # Regression: a reuse bug in mul's backward made every op built on mul
     # fail its reuse probes, and the diagnosis blamed the machinery.
@@ -84,7 +81,6 @@ def test_dave_is_blamed_for_mul_not_for_backward(class_grades):
     assert "wrong backward" not in rows["dave"]["findings"]
 
 
-@pytest.mark.torch
 def test_crashing_hanging_exiting_and_memory_eating_engines_get_the_items_they_finished(class_grades):
     out, rows, _ = class_grades
     for name, item in NO_ANSWER.items():
@@ -94,7 +90,6 @@ def test_crashing_hanging_exiting_and_memory_eating_engines_get_the_items_they_f
         assert test["tags"] == [ERROR] and test["score"] == 0
 
 
-@pytest.mark.torch
 def test_an_op_that_hangs_on_its_probe_is_not_run_again(class_grades):
     # Regression: heidi's exp hangs; each of its cases cost a timeout.
     out, _, _ = class_grades
@@ -104,7 +99,6 @@ def test_an_op_that_hangs_on_its_probe_is_not_run_again(class_grades):
     assert all("(when exp was probed alone; its cases are not run)" in row["detail"] for row in rows)
 
 
-@pytest.mark.torch
 def test_submissions_that_do_not_load_get_zero_and_the_reason(class_grades):
     out, rows, _ = class_grades
     for name, why in NOT_LOADING.items():
@@ -112,7 +106,6 @@ def test_submissions_that_do_not_load_get_zero_and_the_reason(class_grades):
         assert why in (out / "feedback" / f"{name}.md").read_text()
 
 
-@pytest.mark.torch
 def test_the_others_grades_do_not_depend_on_the_hostile_ones(class_grades, tmp_path):
     _, rows, _ = class_grades
     alone = ("alice", "dave", "erin")
@@ -124,7 +117,6 @@ def test_the_others_grades_do_not_depend_on_the_hostile_ones(class_grades, tmp_p
             {k: v for k, v in rows[name].items() if k != "engine"}
 
 
-@pytest.mark.torch
 def test_every_results_json_follows_gradescopes_schema(class_grades):
     import jsonschema
 
@@ -149,7 +141,6 @@ def test_the_schema_check_refuses_what_gradescope_would():
             jsonschema.validate(bad, schema)
 
 
-@pytest.mark.torch
 @pytest.mark.skipif(shutil.which("chromium") is None,
                     reason="Chromium is not installed (Debian: apt-get install -y chromium)")
 def test_chromium_renders_the_class_gradebook(class_grades, tmp_path):
@@ -167,7 +158,6 @@ def test_chromium_renders_the_class_gradebook(class_grades, tmp_path):
         assert (abs(rgb - colour).max(axis=1) <= 2).sum() > 100, colour
 
 
-@pytest.mark.torch
 def test_the_gradebook_page_shows_what_to_teach_again(class_grades):
     out, _, _ = class_grades
     page = (out / "gradebook.html").read_text()
@@ -177,7 +167,6 @@ def test_the_gradebook_page_shows_what_to_teach_again(class_grades):
     assert "<script" not in page  # self-contained, and nothing of a submission's text runs
 
 
-@pytest.mark.torch
 def test_resume_grades_only_the_rest_and_a_used_folder_is_refused(tmp_path):
     out = tmp_path / "grades"
     first = parity("grade", str(CLASS / "alice"), str(CLASS / "erin"), "--out", str(out), *CASES)
@@ -195,7 +184,6 @@ def test_resume_grades_only_the_rest_and_a_used_folder_is_refused(tmp_path):
     assert set(gradebook(out)) == {"alice", "erin", "judy"}
 
 
-@pytest.mark.torch
 def test_sigterm_leaves_a_valid_gradebook_of_those_done_and_no_job_running(tmp_path):
     import signal
     import time
@@ -226,7 +214,6 @@ def _cmdline_mentions(process, text):
         return False
 
 
-@pytest.mark.torch
 def test_a_submission_stopped_at_its_time_limit_is_graded_error(tmp_path):
     done = parity("grade", str(CLASS / "alice"), "--out", str(tmp_path), *CASES, "--submission-timeout", "0.5")
     assert done.returncode == 0, done.stderr
@@ -234,7 +221,6 @@ def test_a_submission_stopped_at_its_time_limit_is_graded_error(tmp_path):
     assert float(row["score"]) == 0 and "--submission-timeout 0.5" in row["status"]
 
 
-@pytest.mark.torch
 def test_a_reference_excuses_what_it_gets_wrong(tmp_path):
     # erin's tanh derivative is the course's convention here: with erin as
     # the reference, erin passes tanh, and so does alice (torch's tanh),

@@ -43,7 +43,6 @@ def test_cases_per_family_by_name_and_bad_forms():
         RunSpec(families=("expr", "mlp"), family_cases=(("expr", 5),))
 
 
-@pytest.mark.torch
 def test_cases_is_the_runs_total(tmp_path, capsys):
     out = tmp_path / "run.csv"
     assert main(["run", "--families", "expr,accumulation,edges", "--cases", "60", "--out", str(out), "--quiet"]) == 0

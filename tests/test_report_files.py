@@ -17,16 +17,13 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.torch
-torch = pytest.importorskip("torch")
-
-from parity import report_files  # noqa: E402
-from parity.campaign import run  # noqa: E402
-from parity.cli import main  # noqa: E402
-from parity.plan import RunSpec, Shard  # noqa: E402
-from parity.report import read_report  # noqa: E402
-from parity.report_files import CampaignError, partial_path, sidecar_path  # noqa: E402
-from parity.run_lock import OutputBusy, lock_path, output_lock  # noqa: E402
+from parity import report_files
+from parity.campaign import run
+from parity.cli import main
+from parity.plan import RunSpec, Shard
+from parity.report import read_report
+from parity.report_files import CampaignError, partial_path, sidecar_path
+from parity.run_lock import OutputBusy, lock_path, output_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

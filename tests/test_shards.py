@@ -109,7 +109,6 @@ def campaign(tmp_path_factory):
     """(whole.csv, the directory of its 4 shards): shard 1 from a Slurm
     array, 2 from GitLab, 3 from PARITY_SHARD (a GitHub matrix), 4 from a
     Slurm array numbered from 0 and named with {shard}."""
-    pytest.importorskip("torch")
     where = tmp_path_factory.mktemp("campaign")
     shards = where / "shards"
     said = [
@@ -145,7 +144,6 @@ def copied(shards, to):
     return Path(shutil.copytree(shards, to))
 
 
-@pytest.mark.torch
 def test_shards_from_several_schedulers_merge_into_the_whole_run(campaign, capsys, tmp_path):
     whole, shards = campaign
     assert sorted(p.name for p in shards.glob("*.csv")) == [
@@ -168,7 +166,6 @@ def test_shards_from_several_schedulers_merge_into_the_whole_run(campaign, capsy
         path.unlink()
 
 
-@pytest.mark.torch
 def test_a_missing_shard_is_named(campaign, capsys, tmp_path):
     _, shards = campaign
     given = [shard_files(shards, k)[0] for k in (1, 2, 4)]
@@ -177,7 +174,6 @@ def test_a_missing_shard_is_named(campaign, capsys, tmp_path):
     assert not (tmp_path / "merged.csv").exists()
 
 
-@pytest.mark.torch
 def test_an_unfinished_shard_in_a_directory_is_named_not_missing(campaign, capsys, tmp_path):
     _, shards = campaign
     copy = copied(shards, tmp_path / "shards")
@@ -188,7 +184,6 @@ def test_an_unfinished_shard_in_a_directory_is_named_not_missing(campaign, capsy
     assert f"{report} is an unfinished run: finish it with `parity run ... --resume` first" in err
 
 
-@pytest.mark.torch
 def test_a_shard_given_twice_is_named_with_both_files(campaign, capsys, tmp_path):
     _, shards = campaign
     copy = copied(shards, tmp_path / "shards")
@@ -201,7 +196,6 @@ def test_a_shard_given_twice_is_named_with_both_files(campaign, capsys, tmp_path
     assert f"shard 1/4 given twice: {report} is named twice" in err
 
 
-@pytest.mark.torch
 def test_shards_of_other_runs_or_engines_are_named_with_the_difference(campaign, capsys, tmp_path, monkeypatch):
     _, shards = campaign
     first = shard_files(shards, 1)[0]
