@@ -120,6 +120,12 @@ class _Evaluation:
         self.node_values = node_values  # every value of the graph, exact
         self.trials = {}  # seed -> (random.Random, [deviations of each trial])
         self._kink_leaves = None
+        self._value_bounds = None
+
+    def value_bounds(self, case):
+        if self._value_bounds is None:
+            self._value_bounds = _value_bounds(case, self.node_values)
+        return self._value_bounds
 
     def kink_leaves(self, case):
         if self._kink_leaves is None:
@@ -193,7 +199,23 @@ class OracleBackend:
         its magnitude (the module doc).  0 where the perturbed runs all
         equal the exact one (nan and infinities included), inf where they
         leave its class.  The runs are one seeded sequence, and a case's
-        are kept: asked again for more trials, only the new ones run."""
+        are kept: asked again for more trials, only the new ones run.
+
+        ``trials=0`` runs none: each value's first-order bound instead (the
+        exact run's running error bound, _value_bounds) and each gradient's
+        magnitude floor - cheap, from the exact run alone, and wider than
+        the trials' sample of the same first-order effect; compare.judge
+        asks it first when the oracle is the reference (an ill-conditioned
+        value within it needs no trial)."""
+        if trials == 0 and case.family not in ("higher_order", "forward"):
+            with mpmath.workprec(self.precision_bits):
+                evaluation = self._evaluation(case)
+                _, grads, magnitudes = evaluation.exact
+                grad_err = [UNIT_ROUNDOFF_FLOAT * m if mpmath.isfinite(g) else 0.0
+                            for m, g in zip(magnitudes, grads)]
+                for leaf in evaluation.kink_leaves(case):
+                    grad_err[leaf] = math.inf
+                return list(evaluation.value_bounds(case)), grad_err
         with mpmath.workprec(self.precision_bits):
             evaluation = self._evaluation(case)
             values, grads, magnitudes = evaluation.exact
@@ -227,6 +249,40 @@ class OracleBackend:
                 self._higher_kept.pop(next(iter(self._higher_kept)))
             self._higher_kept[key] = oracle_higher.exact(case)
         return self._higher_kept[key]
+
+
+def _value_bounds(case, values):
+    """Per value of the case's Result (each output, then the loss), a first-
+    order bound on how far a float64 evaluation that rounds each op's result
+    once (by up to u, relative) can be from the exact value: the running
+    error bound E(out) = u |out| + sum over operands of |d out / d operand|
+    * E(operand) (plus the row's formula error), leaves exact; the loss adds
+    u times each partial sum.  Infinite where a value or a partial is not
+    finite (a class, not a size, is then at stake).  From the exact run's
+    values alone: no perturbed trial."""
+    graph = case.graph
+    n = graph.n_leaves
+    bound = [0.0] * n
+    u = UNIT_ROUNDOFF_FLOAT
+    for i, node in enumerate(graph.nodes):
+        op = OPS[node.op]
+        operands = [values[a] for a in node.args]
+        out = values[n + i]
+        magnitude = abs(to_float(out)) if mpmath.isfinite(out) else math.inf
+        total = u * magnitude
+        if op.formula_error is not None and math.isfinite(total):
+            total += u * abs(float(op.formula_errors(operands, out, node.const)[0]))
+        for a, partial in zip(node.args, op.oracle_partials(operands, out, node.const)):
+            if partial is not None and bound[a]:
+                term = abs(to_float(float64_range(partial))) * bound[a] if mpmath.isfinite(partial) else math.inf
+                total += term if term == term else math.inf
+        bound.append(total if total == total else math.inf)
+    outputs = [bound[o] for o in graph.outputs]
+    loss, partial_sum = outputs[0], values[graph.outputs[0]]
+    for o in graph.outputs[1:]:
+        partial_sum = partial_sum + values[o]
+        loss += bound[o] + (u * abs(to_float(partial_sum)) if mpmath.isfinite(partial_sum) else math.inf)
+    return outputs + [loss if loss == loss else math.inf]
 
 
 # A computed value this many ulps from a kink may lie on its other side in
