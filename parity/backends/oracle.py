@@ -115,17 +115,12 @@ class _Evaluation:
     magnitudes), and per seed the perturbed trials run so far, each a list
     of deviations per quantity, with the generator that continues them."""
 
-    def __init__(self, exact, node_values):
+    def __init__(self, exact, node_values, value_bounds):
         self.exact = exact
         self.node_values = node_values  # every value of the graph, exact
+        self.value_bounds = value_bounds  # each value's first-order bound (_value_bounds)
         self.trials = {}  # seed -> (random.Random, [deviations of each trial])
         self._kink_leaves = None
-        self._value_bounds = None
-
-    def value_bounds(self, case):
-        if self._value_bounds is None:
-            self._value_bounds = _value_bounds(case, self.node_values)
-        return self._value_bounds
 
     def kink_leaves(self, case):
         if self._kink_leaves is None:
@@ -149,8 +144,9 @@ class OracleBackend:
         key = (case.graph, tuple(map(repr, case.leaves)), case.passes, case.zero_grad_between, mpmath.mp.prec)
         evaluation = self._evaluations.pop(key, None)
         if evaluation is None:
-            trace = []
-            evaluation = _Evaluation(_forward_backward(case, float64_range, magnitudes=True, trace=trace), trace[0])
+            trace, bounds = [], []
+            evaluation = _Evaluation(_forward_backward(case, float64_range, magnitudes=True, trace=trace,
+                                                       bounds=bounds), trace[0], bounds)
         self._evaluations[key] = evaluation
         if len(self._evaluations) > KEPT_CASES:
             self._evaluations.popitem(last=False)
@@ -215,7 +211,7 @@ class OracleBackend:
                             for m, g in zip(magnitudes, grads)]
                 for leaf in evaluation.kink_leaves(case):
                     grad_err[leaf] = math.inf
-                return list(evaluation.value_bounds(case)), grad_err
+                return list(evaluation.value_bounds), grad_err
         with mpmath.workprec(self.precision_bits):
             evaluation = self._evaluation(case)
             values, grads, magnitudes = evaluation.exact
@@ -251,38 +247,15 @@ class OracleBackend:
         return self._higher_kept[key]
 
 
-def _value_bounds(case, values):
-    """Per value of the case's Result (each output, then the loss), a first-
-    order bound on how far a float64 evaluation that rounds each op's result
-    once (by up to u, relative) can be from the exact value: the running
-    error bound E(out) = u |out| + sum over operands of |d out / d operand|
-    * E(operand) (plus the row's formula error), leaves exact; the loss adds
-    u times each partial sum.  Infinite where a value or a partial is not
-    finite (a class, not a size, is then at stake).  From the exact run's
-    values alone: no perturbed trial."""
-    graph = case.graph
-    n = graph.n_leaves
-    bound = [0.0] * n
-    u = UNIT_ROUNDOFF_FLOAT
-    for i, node in enumerate(graph.nodes):
-        op = OPS[node.op]
-        operands = [values[a] for a in node.args]
-        out = values[n + i]
-        magnitude = abs(to_float(out)) if mpmath.isfinite(out) else math.inf
-        total = u * magnitude
-        if op.formula_error is not None and math.isfinite(total):
-            total += u * abs(float(op.formula_errors(operands, out, node.const)[0]))
-        for a, partial in zip(node.args, op.oracle_partials(operands, out, node.const)):
-            if partial is not None and bound[a]:
-                term = abs(to_float(float64_range(partial))) * bound[a] if mpmath.isfinite(partial) else math.inf
-                total += term if term == term else math.inf
-        bound.append(total if total == total else math.inf)
-    outputs = [bound[o] for o in graph.outputs]
-    loss, partial_sum = outputs[0], values[graph.outputs[0]]
-    for o in graph.outputs[1:]:
-        partial_sum = partial_sum + values[o]
-        loss += bound[o] + (u * abs(to_float(partial_sum)) if mpmath.isfinite(partial_sum) else math.inf)
-    return outputs + [loss if loss == loss else math.inf]
+# _value_bounds: per value of a case's Result (each output, then the loss), a
+# first-order bound on how far a float64 evaluation that rounds each op's
+# result once (by up to u, relative) can be from the exact value: the running
+# error bound E(out) = u |out| + sum over operands of |d out / d operand| *
+# E(operand) (plus the row's formula error), leaves exact; the loss adds u
+# times each partial sum.  Infinite where a value or a partial is not finite
+# (a class, not a size, is then at stake).  Computed by the exact run
+# (_forward_backward's ``bounds``) from the partials its backward pass takes
+# anyway: no perturbed trial.
 
 
 # A computed value this many ulps from a kink may lie on its other side in
@@ -394,18 +367,25 @@ def _deviation(got, want):
     return to_float(abs(got - want))
 
 
-def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None):
+def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None, bounds=None):
     """(values, grads, leaf magnitudes) as mpf: the outputs, then the loss;
     d loss / d leaf after all passes; with ``magnitudes``, per leaf the sum
     over paths to it of |the product of the local derivatives| (a float),
     else None.  ``rounded`` is applied to every computed number; ``noise``,
     if given, to the op rows' formula errors (size -> a number to add).
     ``trace``, a list, gets every value of the graph and its gradient of
-    one pass (None: unreached)."""
+    one pass (None: unreached); ``bounds``, a list, the first-order bound
+    of each of the returned values (_value_bounds), computed on the way
+    from the partials the backward pass takes anyway."""
     graph = case.graph
+    n_leaves = graph.n_leaves
     values = [mpf(x) for x in case.leaves]
     negative_zero = [x == 0 and math.copysign(1.0, x) < 0 for x in case.leaves]
-    signed_partials = {}  # node -> torch's float64 partials, where the node meets a zero
+    signed_partials = {}  # node -> the sign rules' float64 partials, where the node meets a zero
+    # With bounds, each node's partials are taken in the forward pass (its
+    # values are final there) and kept for the backward one.
+    kept_partials = [] if bounds is not None else None
+    error = [0.0] * n_leaves if bounds is not None else None
     for i, node in enumerate(graph.nodes):
         op = OPS[node.op]
         operands = [values[a] for a in node.args]
@@ -413,16 +393,22 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None):
         if noise is not None and op.formula_error is not None:
             out += noise(op.formula_errors(operands, out, node.const)[0])
         negative = False
-        if out == 0 or any(x == 0 for x in operands):
+        if _is_zero(out) or any(map(_is_zero, operands)):
             signed_out, signed_partials[i] = _float64_signs(
                 op, [_signed_float(x, negative_zero[a]) for x, a in zip(operands, node.args)], node.const)
             out = _with_sign_of(out, signed_out)
-            negative = out == 0 and signed_out == signed_out and math.copysign(1.0, signed_out) < 0
+            negative = _is_zero(out) and signed_out == signed_out and math.copysign(1.0, signed_out) < 0
         values.append(out)
         negative_zero.append(negative)
+        if kept_partials is not None:
+            partials = _partials(op, operands, out, node.const, rounded, signed_partials.get(i))
+            kept_partials.append(partials)
+            error.append(_running_error(op, operands, out, node, partials, error))
     loss = values[graph.outputs[0]]
     for o in graph.outputs[1:]:
         loss = rounded(loss + values[o])
+    if bounds is not None:
+        bounds += _output_bounds(graph, values, error)
 
     # Reverse mode, like torch's engine: only values that reach the loss get a
     # gradient (None: unreached), a zero upstream gradient still flows (0 *
@@ -439,17 +425,20 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None):
         upstream = adjoint[out]
         if upstream is None:
             continue
-        operands = [values[a] for a in node.args]
-        # Partials are float64 numbers in torch too: they overflow before the
-        # upstream gradient multiplies them (0 * overflow is nan).
-        op = OPS[node.op]
-        partials = [None if p is None else rounded(p)
-                    for p in op.oracle_partials(operands, values[out], node.const)]
-        if noise is not None and op.formula_error is not None:
-            errors = op.formula_errors(operands, values[out], node.const)[1]
-            partials = [None if p is None else p + noise(e) for p, e in zip(partials, errors)]
-        if i in signed_partials:
-            partials = [None if p is None else _with_sign_of(p, t) for p, t in zip(partials, signed_partials[i])]
+        if kept_partials is not None:
+            partials = kept_partials[i]
+        else:
+            operands = [values[a] for a in node.args]
+            # Partials are float64 numbers in torch too: they overflow before the
+            # upstream gradient multiplies them (0 * overflow is nan).
+            op = OPS[node.op]
+            partials = [None if p is None else rounded(p)
+                        for p in op.oracle_partials(operands, values[out], node.const)]
+            if noise is not None and op.formula_error is not None:
+                errors = op.formula_errors(operands, values[out], node.const)[1]
+                partials = [None if p is None else p + noise(e) for p, e in zip(partials, errors)]
+            if i in signed_partials:
+                partials = [None if p is None else _with_sign_of(p, t) for p, t in zip(partials, signed_partials[i])]
         for a, partial in zip(node.args, partials):
             # None: torch selects a zero here (relu's threshold_backward, pow's
             # where(exponent == 0, 0, ...)), which not even nan gets through.
@@ -464,6 +453,49 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None):
     outputs = [values[o] for o in graph.outputs]
     leaf_magnitudes = [_known_magnitude(m * accumulated) for m in magnitude[:graph.n_leaves]] if magnitudes else None
     return outputs + [loss], grads, leaf_magnitudes
+
+
+_ZERO = mpf(0)._mpf_
+
+
+def _is_zero(x):
+    # mpf's == costs a few microseconds, and every operand of every node is asked
+    parts = getattr(x, "_mpf_", None)
+    return parts == _ZERO if parts is not None else x == 0
+
+
+def _partials(op, operands, out, const, rounded, signs):
+    """An exact run's partials of one node, as its backward pass takes them."""
+    partials = [None if p is None else rounded(p) for p in op.oracle_partials(operands, out, const)]
+    if signs is not None:
+        partials = [None if p is None else _with_sign_of(p, t) for p, t in zip(partials, signs)]
+    return partials
+
+
+def _running_error(op, operands, out, node, partials, error):
+    """_value_bounds' E(out) for one node, from its operands' E."""
+    u = UNIT_ROUNDOFF_FLOAT
+    if not mpmath.isfinite(out):
+        return math.inf
+    total = u * abs(float(out))
+    if op.formula_error is not None:
+        total += u * abs(float(op.formula_errors(operands, out, node.const)[0]))
+    for a, partial in zip(node.args, partials):
+        if partial is not None and error[a]:
+            term = abs(float(partial)) * error[a] if mpmath.isfinite(partial) else math.inf
+            total += term if term == term else math.inf
+    return total if total == total else math.inf
+
+
+def _output_bounds(graph, values, error):
+    """_value_bounds' bounds of the outputs and the loss, from every value's E."""
+    u = UNIT_ROUNDOFF_FLOAT
+    outputs = [error[o] for o in graph.outputs]
+    loss, partial_sum = outputs[0], values[graph.outputs[0]]
+    for o in graph.outputs[1:]:
+        partial_sum = partial_sum + values[o]
+        loss += error[o] + (u * abs(float(partial_sum)) if mpmath.isfinite(partial_sum) else math.inf)
+    return outputs + [loss if loss == loss else math.inf]
 
 
 def _known_magnitude(magnitude):
