@@ -252,8 +252,8 @@ class OracleBackend:
 # result once (by up to u, relative) can be from the exact value: the running
 # error bound E(out) = u |out| + sum over operands of |d out / d operand| *
 # E(operand) (plus the row's formula error), leaves exact; the loss adds u
-# times each partial sum.  Infinite where a value or a partial is not finite
-# (a class, not a size, is then at stake).  Computed by the exact run
+# times each partial sum.  0 for a value that is not finite (its class is
+# what is at stake, which the trials see), infinite past an infinite partial.  Computed by the exact run
 # (_forward_backward's ``bounds``) from the partials its backward pass takes
 # anyway: no perturbed trial.
 
@@ -476,7 +476,7 @@ def _running_error(op, operands, out, node, partials, error):
     """_value_bounds' E(out) for one node, from its operands' E."""
     u = UNIT_ROUNDOFF_FLOAT
     if not mpmath.isfinite(out):
-        return math.inf
+        return 0.0  # an infinity or a nan is one at any precision (rounding changes its class: the trials see it)
     total = u * abs(float(out))
     if op.formula_error is not None:
         total += u * abs(float(op.formula_errors(operands, out, node.const)[0]))
