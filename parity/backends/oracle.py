@@ -51,6 +51,7 @@ does) passes 0 even for a nan upstream gradient.
 import collections
 import functools
 import math
+from math import isfinite as _isfinite
 import random
 import time
 
@@ -473,17 +474,18 @@ def _partials(op, operands, out, const, rounded, signs):
 
 
 def _running_error(op, operands, out, node, partials, error):
-    """_value_bounds' E(out) for one node, from its operands' E."""
+    """_value_bounds' E(out) for one node, from its operands' E.  (A value
+    is in float64's range, so float() of a finite one is finite.)"""
     u = UNIT_ROUNDOFF_FLOAT
-    if not mpmath.isfinite(out):
+    size = abs(float(out))
+    if not _isfinite(size):
         return 0.0  # an infinity or a nan is one at any precision (rounding changes its class: the trials see it)
-    total = u * abs(float(out))
+    total = u * size
     if op.formula_error is not None:
         total += u * abs(float(op.formula_errors(operands, out, node.const)[0]))
     for a, partial in zip(node.args, partials):
         if partial is not None and error[a]:
-            term = abs(float(partial)) * error[a] if mpmath.isfinite(partial) else math.inf
-            total += term if term == term else math.inf
+            total += abs(float(partial)) * error[a]  # an infinite partial: an infinite bound; 0 * inf: nan
     return total if total == total else math.inf
 
 
