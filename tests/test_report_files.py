@@ -73,7 +73,10 @@ def slow_engine(tmp_path, seconds=2):
 # -- one writer per output -----------------------------------------------------------
 def test_a_second_run_on_the_same_out_is_refused_at_once_naming_the_first(tmp_path):
     out = tmp_path / "run.csv"
-    argv = ["run", "--engine", slow_engine(tmp_path), "--families", "accumulation", "--cases-per-family", "8", "--out", out]
+    # 6 s: the first run must still hold its output when the second has
+    # started (judged by the oracle, without torch to import, a run is quick)
+    argv = ["run", "--engine", slow_engine(tmp_path, seconds=6), "--families", "accumulation", "--cases-per-family",
+            "8", "--out", out]
     first = start(*argv)
     try:
         wait_for(lambda: lock_path(out).exists() and lock_path(out).read_text().strip())
