@@ -29,6 +29,7 @@ from collections import Counter
 import csv
 import os
 from pathlib import Path
+import resource
 import statistics
 import subprocess
 import sys
@@ -47,13 +48,18 @@ AGREE = {("pass", "pass"), ("pass", "ill_conditioned"), ("ill_conditioned", "ill
 
 
 def timed_run(reference, out, extra, env):
+    """(wall seconds, CPU seconds) of one run: its CPU time (user + system,
+    of the run and the processes it waited for) is what a loaded machine
+    disturbs least."""
     argv = [sys.executable, "-m", "parity.cli", "run", "--quiet", "--reference", reference, "--out", str(out), *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr[-2000:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def verdicts(path):
@@ -99,16 +105,21 @@ def main(argv=None):
             engines.append(("buggy tanh", ["--engine", buggy_copy(tmp), "--isolation", "process"]))
         for label, engine in engines:
             seconds = {reference: [] for reference in REFERENCES}
+            cpu = {reference: [] for reference in REFERENCES}
             for repeat in range(args.repeats):
                 for reference in REFERENCES:
                     out = tmp / f"{label.replace(' ', '_')}-{reference}-{repeat}.csv"
-                    seconds[reference].append(timed_run(reference, out, extra + engine, env))
-                print(f"{label}, repeat {repeat + 1}: torch {seconds['torch'][-1]:.1f} s, oracle "
-                      f"{seconds['oracle'][-1]:.1f} s ({seconds['oracle'][-1] / seconds['torch'][-1]:.2f}x)",
-                      flush=True)
-            torch_s, oracle_s = (statistics.median(seconds[r]) for r in REFERENCES)
-            print(f"{label}: median of {args.repeats}: torch {torch_s:.1f} s, oracle {oracle_s:.1f} s: "
-                  f"{oracle_s / torch_s:.2f}x")
+                    wall, used = timed_run(reference, out, extra + engine, env)
+                    seconds[reference].append(wall)
+                    cpu[reference].append(used)
+                print(f"{label}, repeat {repeat + 1}: wall torch {seconds['torch'][-1]:.1f} s, oracle "
+                      f"{seconds['oracle'][-1]:.1f} s ({seconds['oracle'][-1] / seconds['torch'][-1]:.2f}x); CPU "
+                      f"torch {cpu['torch'][-1]:.1f} s, oracle {cpu['oracle'][-1]:.1f} s "
+                      f"({cpu['oracle'][-1] / cpu['torch'][-1]:.2f}x)", flush=True)
+            for what, table in (("wall", seconds), ("CPU", cpu)):
+                torch_s, oracle_s = (statistics.median(table[r]) for r in REFERENCES)
+                print(f"{label}: {what}, median of {args.repeats}: torch {torch_s:.1f} s, oracle {oracle_s:.1f} s: "
+                      f"{oracle_s / torch_s:.2f}x")
             last = args.repeats - 1
             pairs, bad = compare(*(tmp / f"{label.replace(' ', '_')}-{r}-{last}.csv" for r in REFERENCES))
             report(label, pairs, bad)
