@@ -46,11 +46,13 @@ The reference need not be torch (backends/reference.py): with the oracle's
 exact answer, rounded to float64, in torch's place (``reference="oracle"``,
 a Python without torch), a case passes when the engine is within the
 tolerance of it, and a mismatch is judged by the oracle's allowance as
-above: ill_conditioned or fail.  torch_off cannot occur (the reference is
-the exact answer), there is no screen (no cheap estimate of the spread:
-every mismatch costs the oracle's trials), and no float32 judgement.  A
-higher derivative's allowance then lacks torch's distance from the exact
-value (below, _at_least_torchs_error): the trials' alone.
+above: ill_conditioned or fail - first on the exact run's own first-order
+bounds (OracleBackend.spread with 0 trials: they settle an ill-conditioned
+case without a trial, never a fail), then on the trials.  torch_off cannot
+occur (the reference is the exact answer), there is no screen (torch's
+cheap estimate of the spread) and no float32 judgement.  The higher_order
+and forward families need torch (plan.RunSpec refuses the oracle for them:
+their allowance is torch's own distance from the exact value, below).
 
 A failing case of an engine that computes in float32 is judged once more,
 against torch in float32, and its detail says whether it is right to that
