@@ -187,3 +187,35 @@ def test_regression_a_tangent_through_cos_of_a_huge_argument_is_not_a_false_fail
     finally:
         engine.close()
     assert row["verdict"] == "ill_conditioned", row["detail"]
+
+
+DUAL_NUMBER = ROOT / "tests" / "engines" / "dual_number.py"
+DUAL_ADAPTER = ROOT / "tests" / "engines" / "dual_number_adapter.py"
+
+
+def run_dual(engine, tmp_path):
+    out = tmp_path / "run.csv"
+    status = main(["run", "--engine", str(engine), "--adapter", str(DUAL_ADAPTER), "--families", "forward",
+                   "--ops", "supported", "--cases", "200", "--out", str(out), "--quiet"])
+    import pandas as pd
+    return status, json.loads(out.with_suffix(".json").read_text()), pd.read_csv(out)
+
+
+def test_a_dual_number_class_is_checked_through_its_tangent_attribute(tmp_path):
+    """A CS107-style Dual (no backward) named by an adapter file's TANGENT:
+    every case passes but the nested one - one tangent per number confuses
+    the two perturbations, and that is its one finding."""
+    status, sidecar, report = run_dual(DUAL_NUMBER, tmp_path)
+    assert status == 1
+    assert [(f["op"], f["part"].split(":")[0]) for f in sidecar["diagnosis"]] == [("jvp", "perturbation confusion")]
+    bad = report[report.verdict.isin(["fail", "error"])]
+    assert list(bad.case_id) == ["forward-0-0"] and (report.verdict == "pass").sum() > 100
+
+
+def test_a_wrong_tangent_in_a_dual_number_class_names_its_op(tmp_path):
+    engine = tmp_path / "dual_number.py"
+    engine.write_text(DUAL_NUMBER.read_text().replace("Dual(math.sin(self.real), math.cos(self.real) * self.dual)",
+                                                      "Dual(math.sin(self.real), -math.cos(self.real) * self.dual)"))
+    status, sidecar, _ = run_dual(engine, tmp_path)
+    wrong = {(f["op"], f["part"]) for f in sidecar["diagnosis"]}
+    assert ("sin", "tangent (forward mode)") in wrong and {op for op, _ in wrong} == {"sin", "jvp"}, wrong
