@@ -12,14 +12,15 @@ plain ``Dual(primal, tangent)``; engine.forward hands out newer ones) and its
 primal and tangent are numbers or Duals of older levels, so a derivative of a
 derivative is a Dual of Duals.  An op works at the newest level among its
 operands; an operand of an older level is a constant there, with no tangent
-(torch's undefined tangent: an exact zero, which even 0 * inf leaves 0).
+(torch's undefined tangent: an exact zero, which stays 0 even times inf).
 """
 import math
 import numbers
 from collections import namedtuple
 
 from . import floatmath
-from .value import SOFTPLUS_THRESHOLD, Value
+from .value import (_GELU_3KAPPA, _GELU_BETA, _GELU_KAPPA, _GELU_TANH_BETA, _LN2, _SQRT1_2, SOFTPLUS_THRESHOLD,
+                    Value)
 
 _NUMBER = (float, int)  # as Value's operators: bool and numpy.float64 are numbers too
 
@@ -209,13 +210,6 @@ def _times(a, b):
     return None if a is None or b is None else a * b
 
 
-# gelu's constants and M_LN2, as Value has them
-_SQRT1_2 = 0.70710678118654752440
-_GELU_BETA = 1.12837916709551257390 * 0.70710678118654752440 * 0.5
-_GELU_TANH_BETA = 1.41421356237309504880 * 1.12837916709551257390 * 0.5
-_GELU_KAPPA = 0.044715
-_GELU_3KAPPA = 3.0 * _GELU_KAPPA
-_LN2 = 0.693147180559945309417
 _2_SQRTPI = 1.12837916709551257390  # M_2_SQRTPI: erf'(z) = 2 / sqrt(pi) * exp(-z * z)
 
 # -- ops inside formulas that are not Value's ------------------------------
@@ -262,17 +256,19 @@ SUB_CONST = Rule(_on_values(lambda a, c: a - c), lambda t, x, y, c: t)
 RSUB = Rule(_on_values(lambda a, c: c - a), lambda t, x, y, c: -t)
 MUL_CONST = Rule(_on_values(lambda a, c: a * c), lambda t, x, y, c: t * c)
 DIV_CONST = Rule(_on_values(lambda a, c: a / c), lambda t, x, y, c: _apply(DIV_CONST, (t,), c))
-# torch's c / x is x.reciprocal() * c: reciprocal's tangent, times c
-RDIV = Rule(_on_values(lambda a, c: c / a),
-            lambda t, x, y, c: (-t * _square(_apply(RECIPROCAL, (x,)))) * c)
+
+
+def _rdiv_tangent(t, x, y, c):
+    # torch's c / x is x.reciprocal() * c: reciprocal's tangent, times c
+    r = _apply(RECIPROCAL, (x,))
+    return (-t * (r * r)) * c
+
+
+RDIV = Rule(_on_values(lambda a, c: c / a), _rdiv_tangent)
 POW_CONST = Rule(_on_values(lambda a, c: a ** c),
                  lambda t, x, y, c: 0.0 if c == 0.0 else t * (c * _apply(POW_CONST, (x,), c - 1.0)))
 RPOW = Rule(_on_values(lambda a, c: c ** a),
             lambda t, x, y, c: t * (0.0 if c == 0.0 and _real(x) >= 0.0 else y * floatmath.log(c)))
-
-
-def _square(r):
-    return r * r
 
 
 NEG = Rule(_on_values(lambda a: -a), lambda t, x, y: -t)
