@@ -158,7 +158,10 @@ Rule = namedtuple("Rule", "forward tangent")
 def _apply(rule, operands, *const):
     """The op on floats and Duals of any levels: its result at the newest
     level, whose primal is the op one level down (floats at the bottom)."""
-    level = max((x.level for x in operands if isinstance(x, Dual)), default=-1)
+    level = -1
+    for x in operands:
+        if isinstance(x, Dual) and x.level > level:
+            level = x.level
     if level < 0:
         return rule.forward(*operands, *const)
     primals, tangents = [], []
@@ -288,15 +291,24 @@ EXP2 = Rule(_on_values(Value.exp2), lambda t, x, y: t * y * _LN2)
 SQUARE = Rule(_on_values(Value.square), lambda t, x, y: t * (2.0 * x))  # pow_backward(t, x, 2)
 RECIPROCAL = Rule(_on_values(Value.reciprocal), lambda t, x, y: -t * (y * y))
 LEAKY_RELU = Rule(_on_values(Value.leaky_relu), lambda t, x, y, slope: t if _real(x) > 0.0 else t * slope)
-ELU = Rule(_on_values(Value.elu), lambda t, x, y: t * _apply(EXP, (x,)) if _real(x) <= 0.0 else t)
 CLAMP = Rule(_on_values(lambda a, bounds: a.clamp(*bounds)),
              lambda t, x, y, bounds: t if bounds[0] <= _real(x) <= bounds[1] else 0.0)
+
+
+# Kinks at second order: torch differentiates elu_backward and softplus_backward
+# with masks of their own (elu_double_backward's x < 0, softplus_double_backward's
+# x < threshold), strict where the first derivative's are not: at the kink
+# itself the x-dependence is a constant (its float), so the second derivative is 0.
+def _elu_tangent(t, x, y):
+    if not _real(x) <= 0.0:
+        return t
+    return t * _apply(EXP, (_real(x) if _real(x) == 0.0 else x,))
 
 
 def _softplus_tangent(t, x, y):
     if _real(x) > SOFTPLUS_THRESHOLD:
         return t
-    z = _apply(EXP, (x,))
+    z = _apply(EXP, (_real(x) if _real(x) == SOFTPLUS_THRESHOLD else x,))
     return _div(t * z, z + 1.0)
 
 
@@ -324,6 +336,7 @@ def _gelu_tanh_tangent(t, x, y):
     return t * (left_derivative + left * tanh_derivative * inner_derivative)
 
 
+ELU = Rule(_on_values(Value.elu), _elu_tangent)
 SOFTPLUS = Rule(_on_values(Value.softplus), _softplus_tangent)
 SILU = Rule(_on_values(Value.silu), _silu_tangent)
 GELU = Rule(_on_values(Value.gelu), _gelu_tangent)

@@ -346,6 +346,17 @@ def test_forward_over_forward_gives_higher_derivatives(x):
                                                                                              abs=1e-300)
 
 
+def test_second_derivative_at_kinks_is_torchs():
+    # torch's elu_double_backward and softplus_double_backward mask by x < 0 and
+    # x < 20, where the first derivatives take x <= 0 and x <= 20: at the kink
+    # the second derivative is 0, the side with the identity's
+    assert derivative(derivative(lambda v: v.elu()))(0.0) == 0.0
+    assert derivative(derivative(lambda v: v.elu()))(-0.5) == math.exp(-0.5)
+    assert derivative(derivative(lambda v: v.softplus()))(20.0) == 0.0
+    assert derivative(derivative(lambda v: v.softplus()))(19.5) > 0.0
+    assert derivative(derivative(lambda v: v.relu()))(0.0) == 0.0
+
+
 @pytest.mark.parametrize("name", OP_NAMES)
 @given(data=st.data())
 def test_nested_primal_is_the_first_order_tangent(name, data):
@@ -495,6 +506,26 @@ def test_forward_over_forward_matches_torch(torch, name, data):
 
     _, torch_second = torch_jvp(torch, torch_first, xs, vs)
     assert close(second, torch_second, 1e-12, 1e-14), (second, torch_second)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", OP_NAMES)
+def test_forward_over_forward_matches_torch_at_edge_points(torch, name):
+    op = OPS[name]
+    us, vs = (1.0, -0.5)[:op.arity], (0.75, 2.0)[:op.arity]
+    for xs, const in edge_points(op):
+        _, second = jvp(lambda *duals: engine_jvp(op, duals, us, const)[1], xs, vs)
+
+        def torch_first(*tensors):
+            return torch.func.jvp(lambda *t: op.apply_torch(t, const), tensors,
+                                  tuple(torch.tensor(u, dtype=torch.float64) for u in us))[1]
+
+        _, torch_second = torch_jvp(torch, torch_first, xs, vs)
+        if name == "gelu" and math.isfinite(xs[0]) and math.isinf(xs[0] * xs[0]):
+            # torch's gelu_double_backward squares x: inf * 0 is its nan; ours is the limit, 0
+            assert math.isnan(torch_second) and second == 0.0
+            continue
+        assert close(second, torch_second, 1e-12, 1e-14), (xs, const, second, torch_second)
 
 
 @pytest.mark.torch
