@@ -318,6 +318,14 @@ def test_no_perturbation_confusion():
     assert jvp(f, (5.0,), (1.0,)) == (5.0, 1.0)
 
 
+def test_one_shared_level_is_what_confuses():
+    # the same example on one level: x's perturbation leaks into d/dy
+    with dual_level() as level:
+        x = make_dual(5.0, 1.0, level=level)
+        inner = (x + make_dual(1.0, 1.0, level=level)).tangent
+        assert inner == 2.0 and (x * inner).tangent == 2.0
+
+
 def test_inner_jvp_returns_outer_level_duals():
     seen = {}
 
