@@ -431,18 +431,21 @@ def test_tangent_matches_torch_at_edge_points(torch, name):
                 assert close(tangent, torch_tangent, TORCH_ROUNDING), (xs, ts, const)
 
 
+CONSTANT_EDGES = (0.0, -0.0, 1.0, -2.0, 0.5, 1000.0, inf, -inf, nan)
+
+
 @pytest.mark.torch
 @pytest.mark.parametrize("name", BINARY)
 def test_a_constant_operand_has_torchs_undefined_tangent(torch, name):
     # An operand of an older level (here a plain Dual) is a constant at the
     # jvp's level, as a tensor without a tangent is for torch: its tangent is
     # torch's efficient zero (0 * inf is 0 and x + 0 keeps a -0.0), bit for bit.
+    # max and min take a number for such an operand too.
     op = OPS[name]
-    for (a, b), side in itertools.product(itertools.product(op.edges, repeat=2), (0, 1)):
-        x, c = (a, b) if side == 0 else (b, a)
-        constant = Dual(c, 1.0)
+    for x, c, side in itertools.product(op.edges, CONSTANT_EDGES, (0, 1)):
         c_tensor = torch.tensor(c, dtype=torch.float64)
-        for t in (1.0, -0.5, 0.0, -0.0, inf):
+        constants = (Dual(c, 1.0), c) if name in ("max", "min") and side == 0 else (Dual(c, 1.0),)
+        for t, constant in itertools.product((1.0, 0.0, -0.0, inf), constants):
             if side == 0:
                 ours = jvp(lambda v: op.apply_engine((v, constant)), (x,), (t,))
                 theirs = torch_jvp(torch, lambda v: op.apply_torch((v, c_tensor)), (x,), (t,))
