@@ -60,7 +60,7 @@ def iter_cases(family, seed, n, config=None, skip=frozenset()):
 
 def case_from_id(case_id, config=None):
     """Rebuild the case "<family>-<seed>-<index>" alone."""
-    match = re.fullmatch(r"([a-z]+)-(\d+)-(\d+)", case_id)
+    match = re.fullmatch(r"([a-z_]+)-(\d+)-(\d+)", case_id)
     if not match:
         raise ValueError(f"case id {case_id!r}: expected <family>-<seed>-<index>, e.g. expr-0-17")
     family, seed, index = match.group(1), int(match.group(2)), int(match.group(3))
@@ -91,6 +91,17 @@ class _Builder:
 
     def graph(self, *outputs):
         return Graph(self.n_leaves, tuple(self.nodes), outputs or (self.n_leaves + len(self.nodes) - 1,))
+
+
+def named_case(family, seed, index, named):
+    """Case ``index`` of a family's named ones: (name, graph, leaves, spec)."""
+    name, graph, leaves, spec = named[index]
+    return _case(family, seed, index, graph, leaves, spec=dict(spec), name=name, structure=f"{family}:{name}")
+
+
+def ops_of(config):
+    """The op mix a family's config asks for (``--ops``), else every built-in op."""
+    return tuple(config["ops"]) if isinstance(config, dict) and "ops" in config else OP_NAMES
 
 
 def _single_op_graph(op_name, n_operands, const=None):
@@ -398,6 +409,10 @@ def edges_case(seed, index, config=None):
 
 def n_fixed_cases(family):
     """How many named/swept cases a family starts with before its random ones."""
+    if family in ("higher_order", "forward"):
+        from .forward_mode import named_cases as forward_named
+        from .higher_order import named_cases
+        return len(named_cases() if family == "higher_order" else forward_named())
     return {"expr": 0, "mlp": 1,
             "accumulation": len(ACCUMULATION_NAMED) * len(ACCUMULATION_LEAVES),
             "function": len(_function_named()), "edges": len(_edge_fixed())}[family]
@@ -409,5 +424,16 @@ def probe_case(seed, index, config=None):
     return probe_case(seed, index, config)
 
 
+def higher_order_case(seed, index, config=None):
+    from .higher_order import higher_order_case
+    return higher_order_case(seed, index, config)
+
+
+def forward_case(seed, index, config=None):
+    from .forward_mode import forward_case
+    return forward_case(seed, index, config)
+
+
 FAMILY_BUILDERS = {"expr": expr_case, "mlp": mlp_case, "accumulation": accumulation_case,
-                   "function": function_case, "edges": edges_case, "probe": probe_case}
+                   "function": function_case, "edges": edges_case, "higher_order": higher_order_case,
+                   "forward": forward_case, "probe": probe_case}

@@ -19,10 +19,12 @@ import time
 from . import __version__
 from .campaign import run
 from .ci_outputs import ResultFiles
-from .case import FAMILIES
+from .case import DEFAULT_FAMILIES, FAMILIES
 from .isolation import Limits
 from .judges import load_backends
 from .plan import RunSpec, Shard, parse_cases
+from .sandbox.forward_mode import NO_FORWARD_MODE
+from .sandbox.higher_order import NO_HIGHER_ORDER
 from .report_files import (CampaignError, check_output, copy_atomic, merge, partial_path, read_sidecar, shard_reports,
                            sidecar_path)
 from .report import (BAD_VERDICTS, GROWTH_FACTOR, GROWTH_FLOOR, ReportError, Summary, compare_reports, iter_report,
@@ -145,7 +147,12 @@ def run_command(args):
     if outcome.engine_log:
         print(f"the engine printed: {outcome.engine_log}")
     status = _status(outcome.summary.failed, outcome.diagnosis, args.expect)
-    if not outcome.judged:
+    lacking = {"higher_order": NO_HIGHER_ORDER, "forward": NO_FORWARD_MODE}.get(args.families)
+    if not outcome.judged and lacking:
+        print(f"parity: no case was judged: {lacking} (README: Higher-order gradients and forward mode)",
+              file=sys.stderr)
+        status = NOTHING_JUDGED
+    elif not outcome.judged:
         findings = "; ".join(outcome.probe_lines) or "no op of these cases was probed"
         print(f"parity: no case was judged: every case of the run needs an op the engine lacks (the probes: "
               f"{findings}); choose ops it has with --ops supported, or map our op names to the engine's calls "
@@ -186,9 +193,11 @@ def engine_lines(given, engine):
     found = adapter.get("found") or {}
     where = f"class {adapter.get('class')}" + (" (detected: the only candidate)" if "detected" in
                                                   str(adapter.get("class_found")) else "")
+    derivative = (f"tangent .{adapter['tangent']} (the adapter file's TANGENT: a dual number, forward mode only)"
+                  if adapter.get("tangent") else
+                  f"gradient .{adapter.get('grad')} ({found.get('grad', 'named')}); backward: {adapter.get('backward')}")
     lines = [f"engine: {given}: {where}; leaves {adapter.get('constructor')}; number .{adapter.get('data')} "
-             f"({found.get('data', 'named')}), gradient .{adapter.get('grad')} ({found.get('grad', 'named')}); "
-             f"backward: {adapter.get('backward')}"]
+             f"({found.get('data', 'named')}), {derivative}"]
     if adapter.get("adapter_file"):
         lines[0] += f"; adapter file {adapter['adapter_file'].get('path')}"
     ops = adapter.get("ops") or {}
@@ -244,7 +253,7 @@ def _sigterm_interrupts():
 
 
 def _spec(args, ops=None):
-    families = tuple(f.strip() for f in args.families.split(",") if f.strip()) if args.families else FAMILIES
+    families = tuple(f.strip() for f in args.families.split(",") if f.strip()) if args.families else DEFAULT_FAMILIES
 
     def make():
         chosen, family_cases = families, None
@@ -623,7 +632,7 @@ def _parser():
     run_ = command("run", run_command, "run the harness: one CSV row per case, a summary at the end")
     _engine_options(run_)
     _case_options(run_)
-    run_.add_argument("--families", metavar="LIST", help=f"comma-separated, of {','.join(FAMILIES)} (default: all)")
+    run_.add_argument("--families", metavar="LIST", help=f"comma-separated, of {','.join(FAMILIES)} (default: all but higher_order)")
     counts = run_.add_mutually_exclusive_group()
     counts.add_argument("--cases", metavar="N|FAMILY=N,...", help="cases in all, shared among the families in "
                         "proportion to the default mix (8,489 cases, well under a minute), or each family's own "

@@ -9,11 +9,12 @@ from dataclasses import asdict, dataclass
 import shlex
 from typing import NamedTuple, Optional
 
-from .case import FAMILIES
+from .case import DEFAULT_FAMILIES, FAMILIES
 
 # Without --cases, each family's fixed cases (named ones, the edge table) and
 # this many random ones: a mix that runs in well under a minute on 2 cores.
-DEFAULT_RANDOM_CASES = {"expr": 3200, "mlp": 63, "accumulation": 200, "function": 200, "edges": 800}
+DEFAULT_RANDOM_CASES = {"expr": 3200, "mlp": 63, "accumulation": 200, "function": 200, "edges": 800,
+                        "higher_order": 400, "forward": 400}
 # The work in one task sent to a worker, in node evaluations (see cost()):
 # a fraction of a second, so the workers stay balanced and Ctrl-C is not
 # kept waiting; 4 times more per task ran no faster.
@@ -24,7 +25,7 @@ TASK_COST = 5_000
 class RunSpec:
     """Everything that decides which cases a run has and what their rows say."""
     engine: str = "engine"
-    families: tuple = FAMILIES
+    families: tuple = DEFAULT_FAMILIES
     cases: Optional[int] = None       # per family; None: DEFAULT_RANDOM_CASES after the fixed ones
     family_cases: Optional[tuple] = None  # ((family, n), ...): each family's own count, before ``cases``
     seed: int = 0

@@ -24,8 +24,10 @@ torch = pytest.importorskip("torch")
 
 # CI sizes: expr is the bulk (about 5 s on 2 cores); edges is its whole fixed
 # sweep plus some of its random graphs.
-CI_CASES = {"expr": 2000, "mlp": 40, "accumulation": 200, "function": 300, "edges": n_fixed_cases("edges") + 200}
-SLOW_CASES = {"expr": 20000, "mlp": 400, "accumulation": 3000, "function": 3000, "edges": n_fixed_cases("edges") + 5000}
+CI_CASES = {"expr": 2000, "mlp": 40, "accumulation": 200, "function": 300, "edges": n_fixed_cases("edges") + 200,
+            "higher_order": n_fixed_cases("higher_order") + 300, "forward": n_fixed_cases("forward") + 300}
+SLOW_CASES = {"expr": 20000, "mlp": 400, "accumulation": 3000, "function": 3000, "edges": n_fixed_cases("edges") + 5000,
+              "higher_order": n_fixed_cases("higher_order") + 3000, "forward": n_fixed_cases("forward") + 5000}
 
 
 @pytest.fixture(scope="module")

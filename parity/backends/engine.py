@@ -18,10 +18,12 @@ restart and show the same.  Ops registered after loading (the
 function family's) are probed on first use.
 """
 from ..case import Result
+from ..higher_order import n_quantities
 from ..isolation import Death, EngineBroken, Limits, Sandbox, is_no_answer
 from ..ops import ANY, NONZERO, OPS, POSITIVE
 from ..sandbox import engine_runner
 from ..sandbox.engine_runner import ABSENT, BROKEN, PROBE_STATUSES, EngineSpecError, SPEC_FORMS  # noqa: F401
+from ..sandbox.higher_order import UNSUPPORTED
 from ..sandbox.text import clean
 from ..sandbox.wire import encode_cases
 
@@ -248,7 +250,7 @@ def _well_formed(case, reply):
     if error is not None:
         return type(error) is str and values is None and grads is None
     return (type(values) is list and type(grads) is list and len(values) == len(case.graph.outputs) + 1
-            and len(grads) == len(case.leaves) and all(type(x) is float for x in values)
+            and len(grads) == n_quantities(case) and all(type(x) is float for x in values)
             and all(type(g) is float for g in grads))
 
 
@@ -266,6 +268,9 @@ def _well_formed_trace(case, reply):
 def _result(reply):
     values, grads, error, seconds = reply
     if error is not None:
+        if error.startswith(UNSUPPORTED):  # "...: the engine has no forward mode: ..." -> "forward mode"
+            lacks = error[len(UNSUPPORTED):].split(":")[0].removeprefix("the engine has no ")
+            return Result(unsupported=clean(lacks), seconds=float(seconds))
         return Result(error=clean(error), seconds=float(seconds))
     return Result(values=values, grads=grads, seconds=float(seconds))
 

@@ -121,6 +121,7 @@ class OracleBackend:
     def __init__(self, precision_bits=256):
         self.precision_bits = precision_bits
         self._evaluations = collections.OrderedDict()  # key -> _Evaluation, the most recent last
+        self._higher_kept = {}  # a higher_order case's key -> its exact higher derivatives
 
     def _evaluation(self, case):
         """The case's _Evaluation, from _forward_backward(case, float64_range,
@@ -148,6 +149,12 @@ class OracleBackend:
                 values, grads, _ = self._evaluation(case).exact
             exact = [to_float(x) for x in values + grads]
             result = Result(values=exact[:len(values)], grads=exact[len(values):])
+            if case.family == "higher_order":
+                result.grads += self._higher(case)[0]
+            elif case.family == "forward":
+                result.grads = self._higher(case)[0]
+                if case.spec.get("nested"):  # x * d/dy (x + y) = x, exactly; its tangent along x
+                    result.values = [case.leaves[0]] * 2
         except Exception as exc:  # a backend reports, it does not raise
             result = Result(error=f"oracle: {type(exc).__name__}: {exc}")
         result.seconds = time.perf_counter() - start
@@ -178,7 +185,21 @@ class OracleBackend:
         # Not where the exact gradient is infinite or nan: its class decides.
         grad_err = [max(e, UNIT_ROUNDOFF_FLOAT * m) if mpmath.isfinite(g) else e
                     for e, m, g in zip(err[len(values):], magnitudes, grads)]
+        if case.family in ("higher_order", "forward"):
+            exact, smooth = self._higher(case)
+            higher = [s if ok else math.inf for s, ok in zip(oracle_higher.spread(case, exact, trials), smooth)]
+            grad_err = higher if case.family == "forward" else grad_err + higher
         return err[:len(values)], grad_err
+
+    def _higher(self, case):
+        """(exact, smooth) of a higher_order case's higher derivatives or a
+        forward case's tangents (oracle_higher.py), the last few cases' kept."""
+        key = (case.graph, tuple(map(repr, case.leaves)), repr(case.spec))
+        if key not in self._higher_kept:
+            if len(self._higher_kept) >= KEPT_CASES:
+                self._higher_kept.pop(next(iter(self._higher_kept)))
+            self._higher_kept[key] = oracle_higher.exact(case)
+        return self._higher_kept[key]
 
 
 def _trial(case, exact, rng):
@@ -342,3 +363,6 @@ def _float64_signs_cached(name, operands, const):
     out = OPS[name].apply_torch(leaves, const)
     grads = torch.autograd.grad(out, leaves, allow_unused=True) if out.requires_grad else [None] * len(leaves)
     return out.item(), tuple(0.0 if g is None else g.item() for g in grads)
+
+
+from . import oracle_higher  # noqa: E402  (it builds on this module's reverse pass)

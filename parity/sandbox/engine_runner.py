@@ -30,6 +30,7 @@ import traceback
 import engine
 
 from . import adapter as adapters
+from . import forward_mode, higher_order
 from .adapter import EngineSpecError  # noqa: F401  (defined there: the adapter raises it too)
 from .engine_ops import ENGINE_OPS
 from .text import describe
@@ -87,11 +88,12 @@ class EngineRunner:
         self.grad_attr = self.adapter.grad_attr
         self.make = self.adapter.make
         self.read_data, self.read_grad = self.adapter.read_data, self.adapter.read_grad
-        self.backward = self.adapter.backward
+        self.backward = self.adapter.backward or _no_backward
         self.timeout = timeout
         self.engine_ops = engine_ops  # {op name: engine call}
         self.is_ours = issubclass(value_class, engine.Value)  # engine.nn and engine.Function work on ours only
         self._forward_for = (None, None)  # (graph, its compiled forward): the last one compiled
+        self._differentiate = None  # higher_order cases' one step, found when the first one runs
         if adapter is None:
             self._check_attributes()
 
@@ -128,6 +130,9 @@ class EngineRunner:
                     return [ABSENT, "the engine returns NotImplemented"]
                 if not isinstance(out, self.value_class):
                     return [BROKEN, f"returns {_kind(out)}, not a {self.value_class.__name__}"]
+                if self.adapter.tangent_attr:  # a dual number: its value is all there is to read
+                    _as_float(self.read_data(out), "the value of its result")
+                    return [PRESENT, ""]
                 try:
                     self.backward(out)
                 except Exception as exc:
@@ -169,7 +174,9 @@ class EngineRunner:
 
     def run(self, case, forward=None):
         start = time.perf_counter()
-        run = self._run_native_mlp if self._runs_native_mlp(case) else lambda case: self._run_graph(case, forward)
+        run = (self._run_native_mlp if self._runs_native_mlp(case) else self._run_higher_order
+               if case.family == "higher_order" else self._run_forward_mode if case.family == "forward"
+               else lambda case: self._run_graph(case, forward))
         result, error = self._guarded(run, case)
         values, grads = result or (None, None)
         return values, grads, error, time.perf_counter() - start
@@ -191,6 +198,8 @@ class EngineRunner:
             return None, f"timeout after {self.timeout:g} s"
         except _EngineFault as e:  # a complex result, a Value nested in .data: said plainly
             return None, str(e)
+        except higher_order.Unsupported as e:
+            return None, higher_order.UNSUPPORTED + str(e)
         except KeyboardInterrupt:  # Ctrl-C: the run stops (a worker ignores SIGINT; see worker.py)
             raise
         except BaseException as e:  # SystemExit and the like: the engine's exceptions like any other
@@ -262,6 +271,46 @@ class EngineRunner:
             g = read_grad(leaf)
             grads.append(g if type(g) is float else self._grad(leaf, f"grad of leaf v{i}"))
         return values, grads
+
+    def _run_higher_order(self, case):
+        """(values, grads): the outputs and the loss; the leaves' gradients,
+        then the case's higher derivatives (parity/higher_order.py), each
+        found by differentiating the engine's gradients again."""
+        if self._differentiate is None:
+            grad = higher_order.grad_function(self.value_class, sys.modules)
+            if grad is not None:
+                self._differentiate = higher_order.by_grad_function(grad)
+            elif higher_order.takes_create_graph(self.value_class):
+                self._differentiate = higher_order.by_value_gradients(self.grad_attr, self.value_class)
+            else:
+                raise higher_order.Unsupported(higher_order.NO_HIGHER_ORDER)
+        leaves = [self.make(x) for x in case.leaves]
+        values, loss = self._evaluate(case.graph, leaves)
+        outputs = [values[o] for o in case.graph.outputs] + [loss]
+        ops = higher_order.BackendOps(self.engine_ops, self.value_class)
+        first, extra = higher_order.derivatives(case.spec, leaves, loss, self._differentiate, ops)
+        labels = [f"v{o}" for o in case.graph.outputs] + ["loss"]
+        data = [_as_float(self.read_data(v), f"value of {label}") for v, label in zip(outputs, labels)]
+        return data, [self._number(g, f"derivative {i}") for i, g in enumerate(first + extra)]
+
+    def _run_forward_mode(self, case):
+        """(values, tangents) of the outputs and the loss, by the engine's jvp."""
+        def evaluate(leaves):
+            values, loss = self._evaluate(case.graph, list(leaves))
+            return [values[o] for o in case.graph.outputs] + [loss]
+
+        jvp = (forward_mode.attribute_jvp(self.make, self.adapter.tangent_attr, self.read_data)
+               if self.adapter.tangent_attr else forward_mode.jvp_function(self.value_class, sys.modules))
+        primals, tangents = forward_mode.run_forward(case, jvp, evaluate, self.engine_ops)
+        labels = [f"v{o}" for o in case.graph.outputs] + ["the loss"]
+        return ([_as_float(x, f"value of {label}") for x, label in zip(primals, labels)],
+                [_as_float(t, f"tangent of {label}") for t, label in zip(tangents, labels)])
+
+    def _number(self, x, what):
+        """A derivative's number: 0 for None (no dependence), a Value's data, a plain number."""
+        if x is None:
+            return 0.0
+        return _as_float(self.read_data(x) if isinstance(x, self.value_class) else x, what)
 
     def _runs_native_mlp(self, case):
         return case.family == "mlp" and self.is_ours and _MLP_SPEC_KEYS <= case.spec.keys()
@@ -351,6 +400,10 @@ def _compile_graph(graph, engine_ops):
     lines.append(f"    return [{', '.join(f'v{o}' for o in graph.outputs)}], loss")
     exec(compile("\n".join(lines), f"<parity: graph of {graph.n_nodes} ops>", "exec"), namespace)
     return namespace["forward"]
+
+
+def _no_backward(root):
+    raise _EngineFault(adapters.FORWARD_ONLY)
 
 
 def _as_float(x, what):

@@ -49,7 +49,7 @@ def encode_cases(cases):
             graph = case.graph
             graphs.append([graph.n_leaves, [[n.op, list(n.args), n.const] for n in graph.nodes],
                            list(graph.outputs)])
-        spec = case.spec if case.family == "mlp" else {}
+        spec = case.spec if case.family in ("mlp", "higher_order", "forward") else {}
         rows.append([index_of[key], [float(x) for x in case.leaves], case.passes, case.zero_grad_between,
                      case.family, case.index, spec])
     return {"graphs": graphs, "cases": rows}
