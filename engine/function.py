@@ -19,7 +19,11 @@ forward and backward run with graph recording off.  forward returns a Value,
 a number, or a tuple of them; backward returns one gradient per forward
 argument (None for numbers, or for inputs that need none).
 """
-from .grad_mode import _GradMode, no_grad
+import functools
+import weakref
+
+from .backward_ops import delayed_error
+from .grad_mode import _GradMode, is_grad_enabled, no_grad
 from .value import BackwardPass, Value, _node
 
 
@@ -92,7 +96,22 @@ class Function:
             else:
                 outputs.append(_node(data, (function_node,), f"{cls.__name__}[{index}]", _output_backward, index))
         outputs = tuple(outputs)
+        _link_saved_outputs(ctx, args, raw_outputs, outputs)
         return outputs if is_tuple else outputs[0]
+
+
+def _link_saved_outputs(ctx, args, raw_outputs, outputs):
+    """A saved forward result stands for its output when a backward runs with
+    create_graph (engine/autograd.py), so that it is differentiable as torch's
+    saved outputs are.  Weakly: an output that held its own node through the
+    ctx would be a reference cycle."""
+    links = {}
+    for position, saved in enumerate(ctx.saved_values):
+        for index, r in enumerate(raw_outputs):
+            if saved is r and isinstance(r, Value) and outputs[index]._prev and not any(r is a for a in args):
+                links[position] = (index, weakref.ref(outputs[index]))
+    if links:
+        ctx._saved_outputs = links
 
 
 class _FunctionRecord:
@@ -139,3 +158,43 @@ def _function_backward(node, g):
                 f"at position {position + 1}, but the corresponding forward input was not a Value"
             )
         arg._g += grad.data if isinstance(grad, Value) else float(grad)
+
+
+ONCE_DIFFERENTIABLE_MESSAGE = ("trying to differentiate twice a function that was marked with "
+                               "@once_differentiable")
+
+
+def once_differentiable(backward):
+    """Mark a Function's backward as differentiable once only, as torch's
+    ``torch.autograd.function.once_differentiable``: it runs with graph
+    recording off, and under backward(create_graph=True) or
+    grad(create_graph=True) each gradient it returns is a node whose own
+    backward raises RuntimeError("trying to differentiate twice a function
+    that was marked with @once_differentiable") once a second derivative
+    flows through it.
+
+    torch only marks the gradients when an incoming gradient requires grad,
+    and its autograd.grad then prunes the error node (that second-derivative
+    term is silently dropped); here the node hangs on the Function's inputs
+    and incoming gradients, so any derivative through it raises.
+    """
+    @functools.wraps(backward)
+    def wrapper(ctx, *grad_outputs):
+        with no_grad():
+            grads = backward(ctx, *grad_outputs)
+        if not is_grad_enabled():
+            return grads
+        prev = tuple(getattr(ctx, "_graph_inputs", ())) + tuple(
+            g for g in grad_outputs if isinstance(g, Value))
+        message = f"{ONCE_DIFFERENTIABLE_MESSAGE} ({backward.__qualname__})"
+
+        def mark(g):
+            if g is None:
+                return None
+            return delayed_error(float(g), prev, message)
+
+        if isinstance(grads, tuple):
+            return tuple(mark(g) for g in grads)
+        return mark(grads)
+
+    return wrapper

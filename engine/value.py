@@ -72,6 +72,22 @@ class Value:
     def __float__(self):
         return self.data
 
+    @property
+    def grad_value(self):
+        """The gradient as a Value in a graph, after backward(create_graph=True):
+        what .grad holds, differentiable.  None when no such backward reached
+        this node, or when .grad changed since (a float backward, zero_grad);
+        set it to None to drop the graph when you zero .grad by hand.  Kept in
+        the pass-gradient slot, so it costs a first-order node nothing."""
+        from .autograd import grad_value
+        return grad_value(self)
+
+    @grad_value.setter
+    def grad_value(self, value):
+        if value is not None:
+            raise ValueError("grad_value can only be set to None (backward(create_graph=True) sets it)")
+        self._g = 0.0
+
     # -- binary operators -------------------------------------------------
     def __add__(self, other):
         if isinstance(other, Value):
@@ -240,12 +256,20 @@ class Value:
         return _node(high if high < y else y, (self,), "clamp", _clamp_backward, (low, high))
 
     # -- backpropagation --------------------------------------------------
-    def backward(self, gradient=1.0):
+    def backward(self, gradient=1.0, create_graph=False):
         """Add d(self)/d(node) * gradient to the .grad of every node of the graph.
 
         Like torch's backward(retain_graph=True) with retain_grad() on every
         node: calling it twice accumulates twice.
+
+        With ``create_graph=True`` every gradient is also built as a Value in
+        a graph, to be differentiated again: ``.grad`` still accumulates the
+        float (to the bit, as without it), and ``.grad_value`` is that
+        gradient as a Value (engine/autograd.py).
         """
+        if create_graph:
+            from .autograd import backward_graph
+            return backward_graph(self, gradient)
         BackwardPass.number += 1
         order = topological_order(self)
         for node in order:

@@ -10,10 +10,10 @@ import json
 
 from .graph import Graph, floats_from_json, floats_to_json
 
-FAMILIES = ("expr", "mlp", "accumulation", "function", "edges", "higher_order")
+FAMILIES = ("expr", "mlp", "accumulation", "function", "edges", "higher_order", "forward")
 # A run's families unless --families says otherwise: first order.  Most
-# micrograd-style engines have no higher-order gradients, and hundreds of
-# `unsupported` cases would hide their first-order verdicts.
+# micrograd-style engines have no higher-order gradients nor forward mode,
+# and hundreds of `unsupported` cases would hide their first-order verdicts.
 DEFAULT_FAMILIES = FAMILIES[:5]
 
 

@@ -470,9 +470,10 @@ def edges_case(seed, index, config=None):
 
 def n_fixed_cases(family):
     """How many named/swept cases a family starts with before its random ones."""
-    if family == "higher_order":
+    if family in ("higher_order", "forward"):
+        from .forward_mode import named_cases as forward_named
         from .higher_order import named_cases
-        return len(named_cases())
+        return len(named_cases() if family == "higher_order" else forward_named())
     return {"expr": 0, "mlp": 1,
             "accumulation": len(ACCUMULATION_NAMED) * len(ACCUMULATION_LEAVES),
             "function": len(_function_named()), "edges": len(_edge_fixed())}[family]
@@ -489,6 +490,11 @@ def higher_order_case(seed, index, config=None):
     return higher_order_case(seed, index, config)
 
 
+def forward_case(seed, index, config=None):
+    from .forward_mode import forward_case
+    return forward_case(seed, index, config)
+
+
 FAMILY_BUILDERS = {"expr": expr_case, "mlp": mlp_case, "accumulation": accumulation_case,
                    "function": function_case, "edges": edges_case, "higher_order": higher_order_case,
-                   "probe": probe_case}
+                   "forward": forward_case, "probe": probe_case}

@@ -23,6 +23,7 @@ from .case import DEFAULT_FAMILIES, FAMILIES
 from .isolation import Limits
 from .judges import load_backends
 from .plan import RunSpec, Shard, parse_cases
+from .sandbox.forward_mode import NO_FORWARD_MODE
 from .sandbox.higher_order import NO_HIGHER_ORDER
 from .report_files import (CampaignError, check_output, copy_atomic, merge, partial_path, read_sidecar, shard_reports,
                            sidecar_path)
@@ -146,8 +147,10 @@ def run_command(args):
     if outcome.engine_log:
         print(f"the engine printed: {outcome.engine_log}")
     status = _status(outcome.summary.failed, outcome.diagnosis, args.expect)
-    if not outcome.judged and args.families == "higher_order":
-        print(f"parity: no case was judged: {NO_HIGHER_ORDER} (README: Higher-order gradients)", file=sys.stderr)
+    lacking = {"higher_order": NO_HIGHER_ORDER, "forward": NO_FORWARD_MODE}.get(args.families)
+    if not outcome.judged and lacking:
+        print(f"parity: no case was judged: {lacking} (README: Higher-order gradients and forward mode)",
+              file=sys.stderr)
         status = NOTHING_JUDGED
     elif not outcome.judged:
         findings = "; ".join(outcome.probe_lines) or "no op of these cases was probed"

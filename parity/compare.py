@@ -156,7 +156,7 @@ def quantity_names(case, n_values, n_grads):
         names = [f"value of output v{o}" for o in outputs] + ["loss"]
     else:
         names = [f"value {i}" for i in range(n_values)]
-    n_leaves = min(n_grads, case.graph.n_leaves)
+    n_leaves = 0 if case.family == "forward" else min(n_grads, case.graph.n_leaves)
     return names + [f"grad of leaf v{i}" for i in range(n_leaves)] + derivative_names(case)[:n_grads - n_leaves]
 
 
@@ -305,7 +305,7 @@ def near(x, exact, allowance):
 
 
 def _at_least_torchs_error(case, allowance, torch, exact, tol):
-    """The allowances, a higher derivative's widened to allowance_factor
+    """The allowances, a higher derivative's (or a JVP's) widened to allowance_factor
     times torch's own distance from the exact value.  The oracle's trials
     perturb the forward pass and the first backward pass, not the second
     one's own arithmetic, where the terms of a second derivative can cancel
@@ -313,7 +313,7 @@ def _at_least_torchs_error(case, allowance, torch, exact, tol):
     trials' spread a thousandth of that).  torch is a correct float64
     evaluation, so its error measures what rounding does to the quantity;
     torch_off cannot be a higher derivative's verdict."""
-    if case.family != "higher_order":
+    if case.family not in ("higher_order", "forward"):
         return allowance
     first = len(allowance) - len(derivative_names(case))
     return [a if i < first or not (math.isfinite(t) and math.isfinite(x)) else

@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 from .cases import ACCUMULATION_LEAVES, ACCUMULATION_NAMED, BEHAVIOURS, behaviour
 from .compare import NARROW, WITHIN_NARROW
+from .forward_mode import FORWARD_PROBE, PERTURBATION_CONFUSION_INDEX, forward_probes
 from .higher_order import SECOND_ORDER, second_order_probes
 from .ops import OPS
 from .probes import DEEP_OP, control_key, probe_cases
@@ -147,10 +148,13 @@ def probe_findings(rows, cases):
     wrong = set(findings) | {op for op in ops if built_from(op) & set(findings)}
     machinery += [(c, r) for c, r in bad.get(("backward", "machinery"), []) if not set(c.graph.ops()) & wrong]
     for op in ops:
-        second = bad.get((op, SECOND_ORDER))
+        second, tangent = bad.get((op, SECOND_ORDER)), bad.get((op, FORWARD_PROBE))
         if second and op not in wrong:
             findings[op] = _finding(op, "second derivatives (its backward is not differentiable with Values, "
                                     "or a second-derivative formula is wrong)", "wrong", second)
+        if tangent and op not in findings:  # forward mode has rules of its own: a first-order bug is apart
+            parts = sorted({_part(c, r) for c, r in tangent})
+            findings[op] = _finding(op, " and ".join(parts), "wrong", tangent)
     result = list(findings.values())
     if machinery and "add" not in findings:  # the machinery's probes sum their outputs with add
         result.append(_finding("backward", "gradients of a node used more than once (accumulation, or the "
@@ -245,6 +249,12 @@ def _finding(op, part, kind, evidence):
 def _part(case, row):
     if row["verdict"] == "error":  # what it raised, or how its worker ended: up to the first ':', ';' or '('
         return f"raises ({re.split(r'[:;(]', row['detail'])[0].strip()})"
+    if case.spec.get("nested"):
+        return "perturbation confusion: a nested jvp's inner derivative picks up the outer perturbation"
+    if row["detail"].startswith("tangent of"):
+        tangents = case.spec["tangents"]
+        along = tangents.index(1.0) + 1 if case.graph.n_leaves > 1 and 1.0 in tangents else None
+        return "tangent (forward mode)" + (f" along operand {along}" if along else "")
     order = re.match(r"(d[23] loss|Hessian-vector)", row["detail"])
     if order:
         return "third derivative" if order.group(1) == "d3 loss" else "second derivative"
@@ -307,6 +317,8 @@ def _explaining(row, by_kind, passes_of):
     ops = ops.union(*map(built_from, ops))
     if row.get("family") == "higher_order":  # an engine builds its gradients' graphs with these too
         ops |= set(CONTROL_OPS)
+    if row["case_id"].startswith("forward-") and row["case_id"].endswith(f"-{PERTURBATION_CONFUSION_INDEX}"):
+        ops |= {"jvp"}
     for finding in by_kind["wrong"]:
         if finding.op in ops:
             return finding
@@ -361,9 +373,9 @@ def diagnose(rows, backends, spec):
     run through ``backends`` (engine, torch, oracle, tolerances), their
     findings, and the rows attributed."""
     ops = {op for row in rows for op in str(row["ops"]).split(";") if op in OPS}
-    higher = {op for row in rows if row.get("family") == "higher_order" for op in _ops(row) | set(CONTROL_OPS)
-              if op in OPS}
-    return explain(probe(ops, backends, spec, higher=higher).findings, rows, backends, spec)
+    higher, forward = ({op for row in rows if row.get("family") == family for op in _ops(row) | set(CONTROL_OPS)
+                        if op in OPS} for family in ("higher_order", "forward"))
+    return explain(probe(ops, backends, spec, higher=higher, forward=forward).findings, rows, backends, spec)
 
 
 class Probed(NamedTuple):
@@ -371,14 +383,15 @@ class Probed(NamedTuple):
     bad: list       # the case ids of the probes that failed or errored
 
 
-def probe(ops, backends, spec, excused=frozenset(), higher=frozenset()):
-    """The probes of ``ops`` (and CONTROL_OPS) and of the machinery, and
-    the second-order ones of ``higher`` (ops of failing higher_order
-    cases), run, leaving out those whose case ids are ``excused``."""
+def probe(ops, backends, spec, excused=frozenset(), higher=frozenset(), forward=frozenset()):
+    """The probes of ``ops`` (and CONTROL_OPS) and of the machinery, the
+    second-order ones of ``higher`` and the tangent ones of ``forward``
+    (ops of failing higher_order and forward cases), run, leaving out
+    those whose case ids are ``excused``."""
     from .judges import run_task
 
     probes = [case for case in probe_cases(sorted(set(ops) | set(CONTROL_OPS))) + second_order_probes(higher)
-              if case.case_id not in excused]
+              + forward_probes(forward) if case.case_id not in excused]
     # A probe is the same case whatever the run's knobs: its replay needs none.
     probe_spec = replace(spec, edge_rate=None, max_nodes=None, ops=None)
     rows = list(run_task(probes, probe_spec, backends))
@@ -436,7 +449,7 @@ def _unexplained(row, backends, spec):
     # An mlp case is a network (a trajectory, engine.nn), a higher_order
     # case's derivatives name its leaves: each is shown as it is.
     node_values = None
-    if case.family not in ("mlp", "higher_order"):
+    if case.family not in ("mlp", "higher_order", "forward"):
         try:
             node_values = backends[1].trace(case)[0]
         except Exception:  # torch cannot evaluate it node by node: the case as it is

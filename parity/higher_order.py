@@ -171,6 +171,9 @@ def second_order_probes(ops, seed=0):
 def derivative_names(case):
     """Names of the quantities a higher_order case adds after the leaves' gradients."""
     spec = case.spec
+    if case.family == "forward":
+        from .forward_mode import tangent_names
+        return tangent_names(case)
     if case.family != "higher_order":
         return []
     if "hvp" in spec:
@@ -181,7 +184,10 @@ def derivative_names(case):
 
 def n_quantities(case):
     """How many numbers a case's Result.grads holds: the leaves' gradients,
-    then, for a higher_order case, its higher derivatives."""
+    then, for a higher_order case, its higher derivatives; a forward case's
+    tangents (forward_mode.py) instead."""
+    if case.family == "forward":
+        return len(case.graph.outputs) + 1
     if case.family != "higher_order":
         return len(case.leaves)
     return len(case.leaves) + (len(case.leaves) if "hvp" in case.spec else len(case.spec["derivatives"]))

@@ -14,7 +14,7 @@ from .case import DEFAULT_FAMILIES, FAMILIES
 # Without --cases, each family's fixed cases (named ones, the edge table) and
 # this many random ones: a mix that runs in well under a minute on 2 cores.
 DEFAULT_RANDOM_CASES = {"expr": 3200, "mlp": 63, "accumulation": 200, "function": 200, "edges": 800,
-                        "higher_order": 400}
+                        "higher_order": 400, "forward": 400}
 # The work in one task sent to a worker, in node evaluations (see cost()):
 # a fraction of a second, so the workers stay balanced and Ctrl-C is not
 # kept waiting; 4 times more per task ran no faster.

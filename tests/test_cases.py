@@ -20,7 +20,7 @@ from parity.ops import ANY, OP_NAMES, OPS
 
 # Enough of each family to reach past its named cases into its random ones.
 SIZES = {"expr": 100, "mlp": 12, "accumulation": 60, "function": 80, "edges": n_fixed_cases("edges") + 20,
-         "higher_order": n_fixed_cases("higher_order") + 30}
+         "higher_order": n_fixed_cases("higher_order") + 30, "forward": n_fixed_cases("forward") + 30}
 
 
 def run_engine(case):

@@ -31,7 +31,7 @@ from parity.graph import Graph, Node  # noqa: E402
 from parity.probes import probe_cases  # noqa: E402
 from parity.report_files import sidecar_path  # noqa: E402
 from parity.runner import run_cases  # noqa: E402
-from parity.sandbox import adapter, unsupported  # noqa: E402
+from parity.sandbox import adapter  # noqa: E402
 from parity.sandbox.higher_order import UNSUPPORTED as HIGHER_ORDER  # noqa: E402
 from parity.sandbox.wire import decode_cases, encode_cases  # noqa: E402
 
@@ -175,7 +175,7 @@ def test_a_seed_is_found_from_the_backward_signature():
     assert found == {"Keyword.backward": "Keyword.backward(gradient=g)", "Named.backprop": "Named.backprop(grad=g)",
                      "NumberDefault.backward": "NumberDefault.backward(start=g)",
                      "NoSeed.backward": "none: NoSeed.backward(self) takes no gradient argument",
-                     "FlagOnly.backward": "none: FlagOnly.backward(self, retain_graph=False) takes no gradient argument",
+                     "FlagOnly.backward": "none: FlagOnly.backward(self, retain_graph) takes no gradient argument",
                      "backward_of": "backward_of(seed=g)", "positional": "positional(g)"}
     calls = []
     call, why, _ = adapter.seeded_backward(lambda root, gradient, /: calls.append((root, gradient)), None, "f")
@@ -183,16 +183,21 @@ def test_a_seed_is_found_from_the_backward_signature():
     assert why is None and calls == [("root", 2.5)]
 
 
-def test_unsupported_features_are_marked_in_the_reply_and_read_back():
-    assert unsupported.marked("higher-order", "x").startswith(HIGHER_ORDER)  # the higher-order prefix is one
-    assert unsupported.parse(HIGHER_ORDER + "why") == "higher-order gradients"
-    assert unsupported.parse(unsupported.Unsupported("seeded backward", "Value.backward(self) takes none").reply()) \
-        == "backward(gradient=g): Value.backward(self) takes none"
-    # an engine's exception, whatever it says, is no such mark: describe() puts a name without spaces first
-    assert unsupported.parse("ValueError: seeded backward unsupported: no") is None
-    assert unsupported.parse("seededbackward unsupported: no") is None
-    with pytest.raises(ValueError):
-        unsupported.marked("anything", "x")
+def test_an_engine_without_a_seed_replies_unsupported_as_higher_order_and_forward_mode_do():
+    from parity.backends.engine import _result
+    from parity.sandbox.engine_runner import EngineRunner
+
+    class NoSeed:
+        def __init__(self, data):
+            self.data, self.grad = data, 0.0
+
+        def backward(self):
+            self.grad = 1.0
+
+    case = Case("t-0-0", "accumulation", 0, 0, Graph(1, (), (0,)), [1.5], spec={"gradient": 2.0})
+    reply = EngineRunner(NoSeed, "1").run(case)
+    assert reply[2].startswith(HIGHER_ORDER)  # the one mark of a case the engine has no way to run
+    assert _result(reply).unsupported == "backward(gradient=g) (NoSeed.backward(self) takes no gradient argument)"
 
 
 def test_micrograd_without_a_seed_gets_unsupported_seed_cases_and_passes_the_others():
@@ -206,8 +211,8 @@ def test_micrograd_without_a_seed_gets_unsupported_seed_cases_and_passes_the_oth
         if "gradient" in case.spec:
             assert row["verdict"] == "unsupported", row
             if "log" not in case.graph.ops():  # micrograd has no log: that one lacks the op
-                assert row["detail"] == ("engine lacks backward(gradient=g): Value.backward(self) takes no gradient "
-                                         "argument"), row
+                assert row["detail"] == ("engine lacks backward(gradient=g) (Value.backward(self) takes no gradient "
+                                         "argument)"), row
         else:
             assert row["verdict"] == "pass", (case.name, row["detail"])
 

@@ -57,10 +57,10 @@ def test_perturbation_confusion_is_one_and_a_named_case():
     assert OracleBackend().run(case).grads[-1] == 1.0
 
 
-def run(engine, tmp_path, cases=300, *extra):
+def run(engine, tmp_path, cases=300, ops=VALUE_GRADS_OPS, family="higher_order"):
     out = tmp_path / "run.csv"
-    status = main(["run", "--engine", f"{engine}:Value", "--families", "higher_order", "--ops", VALUE_GRADS_OPS,
-                   "--cases", str(cases), "--out", str(out), "--quiet", *extra])
+    status = main(["run", "--engine", f"{engine}:Value", "--families", family, "--cases", str(cases),
+                   "--out", str(out), "--quiet", *(["--ops", ops] if ops else [])])
     return status, json.loads(out.with_suffix(".json").read_text())
 
 
@@ -97,3 +97,93 @@ def test_an_engine_without_higher_derivatives_is_unsupported_not_failed(tmp_path
                    "higher_order", "--cases", "60", "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
     assert status == 2 and "no higher-order gradients" in err, err  # nothing judged: exit 2
+
+
+# -- planted bugs in a copy of our engine ---------------------------------------------
+OUR_BUGS = {
+    # right at first order, not differentiable: the contribution to a is g * (b's number)
+    "not_differentiable_mul": ("graph_backward.py", "    yield a, g * b\n    yield b, g * a\n",
+                               "    yield a, g * b.data\n    yield b, g * a\n", "mul"),
+    # tanh's double backward with the wrong sign: d2 tanh / dx2 = +2 y (1 - y^2)
+    "wrong_second_derivative_tanh": ("backward_ops.py", "    yield y, gg * ((y * -2.0) * grad)\n",
+                                     "    yield y, gg * ((y * 2.0) * grad)\n", "tanh"),
+}
+
+
+def planted_copy(tmp_path, name, file, old, new):
+    """engine/ copied to package ``name`` under tmp_path, ``old`` -> ``new`` in ``file``."""
+    import shutil
+
+    package = tmp_path / name
+    shutil.copytree(ROOT / "engine", package, ignore=shutil.ignore_patterns("__pycache__"))
+    source = (package / file).read_text()
+    assert source.count(old) == 1, f"{name}: the planted line must occur once in engine/{file}"
+    (package / file).write_text(source.replace(old, new))
+    return f"{package}/__init__.py"
+
+
+@pytest.mark.parametrize("bug", sorted(OUR_BUGS))
+def test_a_planted_higher_order_bug_in_our_engine_is_caught_and_named(tmp_path, bug):
+    file, old, new, op = OUR_BUGS[bug]
+    engine = planted_copy(tmp_path, f"planted_{bug}", file, old, new)
+    status, sidecar = run(engine, tmp_path, 200, ops=None)
+    assert status == 1
+    wrong = [f for f in sidecar["diagnosis"] if f["kind"] == "wrong"]
+    assert [(f["op"], f["part"].split(" (")[0]) for f in wrong] == [(op, "second derivatives")], wrong
+
+
+def test_our_engine_passes_the_family_with_no_finding(tmp_path):
+    status, sidecar = run(ROOT / "engine" / "__init__.py", tmp_path, 600, ops=None)
+    assert status == 0 and not sidecar["diagnosis"], sidecar["diagnosis"]
+
+
+def test_our_engine_passes_the_forward_family_with_no_finding(tmp_path):
+    status, sidecar = run(ROOT / "engine" / "__init__.py", tmp_path, 800, ops=None, family="forward")
+    assert status == 0 and not sidecar["diagnosis"], sidecar["diagnosis"]
+
+
+def test_a_planted_tangent_rule_bug_is_one_finding_naming_its_op(tmp_path):
+    """cos's tangent with the wrong sign (t * sin x): caught in forward mode,
+    named as cos's tangent, while its reverse mode stays right."""
+    engine = planted_copy(tmp_path, "planted_cos_tangent", "dual.py",
+                          "lambda t, x, y: t * -_apply(SIN, (x,)))", "lambda t, x, y: t * _apply(SIN, (x,)))")
+    status, sidecar = run(engine, tmp_path, 300, ops=None, family="forward")
+    assert status == 1
+    wrong = [f for f in sidecar["diagnosis"] if f["kind"] == "wrong"]
+    assert [(f["op"], f["part"]) for f in wrong] == [("cos", "tangent (forward mode)")], wrong
+    assert wrong[0]["cases"] > 10
+
+
+def test_an_engine_without_jvp_is_unsupported_not_failed(tmp_path, capsys):
+    status = main(["run", "--engine", f"{VALUE_GRADS}:Value", "--families", "forward", "--cases", "40",
+                   "--out", str(tmp_path / "run.csv"), "--quiet"])
+    assert status == 2 and "no forward mode" in capsys.readouterr().err
+
+
+def test_perturbation_confusion_in_nested_jvps_is_caught_and_named(tmp_path):
+    """Every jvp on one level: the inner jvp of x + y along y picks up the
+    outer perturbation of x, and d/dx [x * d/dy (x + y)] comes out 2."""
+    engine = planted_copy(tmp_path, "planted_one_level", "forward.py",
+                          "_new_level = itertools.count(1).__next__", "_new_level = lambda: 1")
+    status, sidecar = run(engine, tmp_path, 120, ops=None, family="forward")
+    assert status == 1
+    wrong = [f for f in sidecar["diagnosis"] if f["kind"] == "wrong"]
+    assert [f["op"] for f in wrong] == ["jvp"] and wrong[0]["part"].startswith("perturbation confusion"), wrong
+    assert "engine 1.4, torch 0.7" in wrong[0]["detail"]  # x * 2 where x * 1: the confused inner tangent
+
+
+def test_regression_a_tangent_through_cos_of_a_huge_argument_is_not_a_false_fail():
+    """forward-0-3609 (a 5,000-case soak): cos of 2.7e53 and its tangent
+    -sin(2.7e53) dv; the oracle's step of 2**-40 relative spans many periods,
+    so its differences disagreed, the quantity was 'unknown' and a 30 %
+    difference between the engine's and torch's libm failed our engine.
+    Not smooth now means an infinite spread: float64 cannot pin it."""
+    from parity.backends.engine import load_engine
+    from parity.runner import run_cases
+
+    engine = load_engine("engine")
+    try:
+        (row,) = run_cases([case_from_id("forward-0-3609")], engine, TorchBackend(), OracleBackend())
+    finally:
+        engine.close()
+    assert row["verdict"] == "ill_conditioned", row["detail"]

@@ -11,7 +11,7 @@ import pytest
 from parity.backends.engine import load_engine
 from parity.backends.oracle import OracleBackend
 from parity.backends.torch import TorchBackend
-from parity.case import DEFAULT_FAMILIES as FAMILIES  # higher_order: with our engine's grad (issue 12)
+from parity.case import FAMILIES
 from parity.cases import EDGE_TABLE, build_cases, case_from_id, n_fixed_cases
 from parity.graph import floats_from_json
 from parity.report import COLUMNS
@@ -24,8 +24,10 @@ torch = pytest.importorskip("torch")
 
 # CI sizes: expr is the bulk (about 5 s on 2 cores); edges is its whole fixed
 # sweep plus some of its random graphs.
-CI_CASES = {"expr": 2000, "mlp": 40, "accumulation": 200, "function": 300, "edges": n_fixed_cases("edges") + 200}
-SLOW_CASES = {"expr": 20000, "mlp": 400, "accumulation": 3000, "function": 3000, "edges": n_fixed_cases("edges") + 5000}
+CI_CASES = {"expr": 2000, "mlp": 40, "accumulation": 200, "function": 300, "edges": n_fixed_cases("edges") + 200,
+            "higher_order": n_fixed_cases("higher_order") + 300, "forward": n_fixed_cases("forward") + 300}
+SLOW_CASES = {"expr": 20000, "mlp": 400, "accumulation": 3000, "function": 3000, "edges": n_fixed_cases("edges") + 5000,
+              "higher_order": n_fixed_cases("higher_order") + 3000, "forward": n_fixed_cases("forward") + 5000}
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from ..isolation import Death, EngineBroken, Limits, Sandbox, is_no_answer
 from ..ops import ANY, NONZERO, OPS, POSITIVE
 from ..sandbox import engine_runner
 from ..sandbox.engine_runner import ABSENT, BROKEN, PROBE_STATUSES, EngineSpecError, SPEC_FORMS  # noqa: F401
-from ..sandbox import unsupported
+from ..sandbox.higher_order import UNSUPPORTED
 from ..sandbox.text import clean
 from ..sandbox.wire import encode_cases
 
@@ -268,8 +268,8 @@ def _well_formed_trace(case, reply):
 def _result(reply):
     values, grads, error, seconds = reply
     if error is not None:
-        lacks = unsupported.parse(error)  # a feature the case asks for (higher derivatives, a seed)
-        if lacks:
+        if error.startswith(UNSUPPORTED):  # "...: the engine has no forward mode: ..." -> "forward mode"
+            lacks = error[len(UNSUPPORTED):].split(":")[0].removeprefix("the engine has no ")
             return Result(unsupported=clean(lacks), seconds=float(seconds))
         return Result(error=clean(error), seconds=float(seconds))
     return Result(values=values, grads=grads, seconds=float(seconds))

@@ -152,6 +152,10 @@ class OracleBackend:
             result = Result(values=exact[:len(values)], grads=exact[len(values):])
             if case.family == "higher_order":
                 result.grads += self._higher(case)[0]
+            elif case.family == "forward":
+                result.grads = self._higher(case)[0]
+                if case.spec.get("nested"):  # x * d/dy (x + y) = x, exactly; its tangent along x
+                    result.values = [case.leaves[0]] * 2
         except Exception as exc:  # a backend reports, it does not raise
             result = Result(error=f"oracle: {type(exc).__name__}: {exc}")
         result.seconds = time.perf_counter() - start
@@ -182,14 +186,15 @@ class OracleBackend:
         # Not where the exact gradient is infinite or nan: its class decides.
         grad_err = [max(e, UNIT_ROUNDOFF_FLOAT * m) if mpmath.isfinite(g) else e
                     for e, m, g in zip(err[len(values):], magnitudes, grads)]
-        if case.family == "higher_order":
+        if case.family in ("higher_order", "forward"):
             exact, smooth = self._higher(case)
-            grad_err += [s if ok else math.nan for s, ok in zip(oracle_higher.spread(case, exact, trials), smooth)]
+            higher = [s if ok else math.inf for s, ok in zip(oracle_higher.spread(case, exact, trials), smooth)]
+            grad_err = higher if case.family == "forward" else grad_err + higher
         return err[:len(values)], grad_err
 
     def _higher(self, case):
-        """(exact, smooth) of a higher_order case's higher derivatives
-        (oracle_higher.py), the last few cases' kept."""
+        """(exact, smooth) of a higher_order case's higher derivatives or a
+        forward case's tangents (oracle_higher.py), the last few cases' kept."""
         key = (case.graph, tuple(map(repr, case.leaves)), repr(case.spec))
         if key not in self._higher_kept:
             if len(self._higher_kept) >= KEPT_CASES:

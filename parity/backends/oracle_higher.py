@@ -1,4 +1,5 @@
-"""The oracle's higher derivatives: its exact gradient, differenced.
+"""The oracle's higher derivatives and tangents: its exact gradient (and
+forward pass), differenced.
 
 The oracle's reverse pass (oracle.py) gives the exact gradient G(x) of a
 graph at any leaves x, in mpmath.  A higher_order case's quantities are
@@ -8,12 +9,16 @@ third derivative, with h = 2**-40 times max(1, |x_j|).  The truncation
 error is about h**2 of the next derivative (2**-80 relative) and the
 rounding error 2**-256 / h per level: both far below float64's 2**-53.
 A Hessian-vector product is one directional difference of G along the
-vector (the Hessian is symmetric where it exists).
+vector (the Hessian is symmetric where it exists); a forward case's
+tangents, one directional difference of the outputs and the loss.
 
 Central differences need a smooth neighbourhood: where one crosses a kink
-(relu at 0, a max at a tie that the step breaks), the difference at h and
-at h / 64 disagree, and the quantity is unknown (nan): compare.judge then
-has no opinion from the oracle, only a gross disagreement with torch fails.
+(relu at 0, a max at a tie that the step breaks) or the function turns
+within the step (cos of 2.7e53: a step of 2**-40 relative is many periods),
+the differences at h and at h / 64 disagree.  The quantity's spread is then
+infinite: float64 cannot pin it either (one rounding of cos's argument
+there moves it as far), so any answer is within it - a false fail of a
+correct engine is the worse error, and a buggy op fails elsewhere.
 
 The spread, as oracle.py's: per trial, every intermediate value, gradient
 contribution and sum of G multiplied by (1 + d * 2**-53), the same d at
@@ -42,15 +47,25 @@ def quantities(case, rounded=lambda: float64_range, step=STEP):
     graph, spec = case.graph, case.spec
     cache = {}
 
-    def gradient(x):
+    def run(x):
         key = tuple(x)
         if key not in cache:
             point = SimpleNamespace(graph=graph, leaves=list(x), passes=1, zero_grad_between=False)
-            cache[key] = _forward_backward(point, rounded())[1]
+            cache[key] = _forward_backward(point, rounded())
         return cache[key]
+
+    def gradient(x):
+        return run(x)[1]
 
     x0 = [mpf(v) for v in case.leaves]
     steps = [step * max(1, abs(v)) for v in x0]
+    if case.family == "forward" and spec.get("nested"):  # d/dx [x * d/dy (x + y)] = d/dx x
+        return [mpf(1)] * 2
+    if case.family == "forward":  # the outputs' and the loss's tangents: a difference of the values
+        direction = [mpf(t) for t in spec["tangents"]]
+        up = run([v + step * t for v, t in zip(x0, direction)])[0]
+        down = run([v - step * t for v, t in zip(x0, direction)])[0]
+        return [(a - b) / (2 * step) for a, b in zip(up, down)]
     if "hvp" in spec:
         direction = [mpf(c) for c in spec["hvp"]]
         up = gradient([v + step * c for v, c in zip(x0, direction)])

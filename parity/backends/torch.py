@@ -19,9 +19,11 @@ from contextlib import contextmanager
 import math
 import operator
 import time
+import warnings
 
 from ..case import Result
 from ..higher_order import n_quantities
+from ..sandbox.forward_mode import nested_jvp
 from ..sandbox.higher_order import BackendOps, derivatives
 from ..ops import OPS, Op
 
@@ -83,8 +85,9 @@ class TorchBackend:
         """One Result per case, in order; cases sharing a graph run as one
         batch.  In float64, the specification; in float32, the reference for
         an engine that computes in float32 (compare.py's narrow engines)."""
-        results = [_run_higher_order(case, dtype) if case.family == "higher_order" else None for case in cases]
-        batched = [i for i, case in enumerate(cases) if case.family != "higher_order"]  # they run one by one
+        results = [_run_higher_order(case, dtype) if case.family == "higher_order" else
+                   _run_forward(case, dtype) if case.family == "forward" else None for case in cases]
+        batched = [i for i, case in enumerate(cases) if results[i] is None]  # the others run one by one
         for indices in _batches([cases[i] for i in batched]):
             for i, result in zip(indices, _run_together([cases[batched[i]] for i in indices], dtype)):
                 results[batched[i]] = result
@@ -108,10 +111,10 @@ class TorchBackend:
         factor of about 16.  A quantity is nan where they do not (a kink
         crossed, an overflow, second-order terms), where a run is not
         finite, or where the batch raised: unknown, the oracle decides."""
-        # None for a higher_order case: the model covers one backward pass.
+        # Unknown for a higher_order or forward case: the model covers one backward pass.
         estimates = [[math.nan] * (len(case.graph.outputs) + 1 + n_quantities(case))
-                     if case.family == "higher_order" else None for case in cases]
-        batched = [i for i, case in enumerate(cases) if case.family != "higher_order"]
+                     if case.family in ("higher_order", "forward") else None for case in cases]
+        batched = [i for i, estimate in enumerate(estimates) if estimate is None]
         with _single_threaded():
             for indices in _batches([cases[i] for i in batched]):
                 together = _rounding_spread_together([cases[batched[i]] for i in indices], trials, scale, seed)
@@ -218,6 +221,30 @@ def _run_higher_order(case, dtype="float64"):
         first, extra = derivatives(case.spec, leaves, loss, differentiate, ops)
         result = Result(values=[values[o].item() for o in case.graph.outputs] + [loss.item()],
                         grads=[0.0 if g is None else g.item() for g in first + extra])
+    except Exception as exc:  # a backend reports, it does not raise
+        result = Result(error=f"{type(exc).__name__}: {exc}")
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _run_forward(case, dtype="float64"):
+    """A forward case's Result: torch.func.jvp of its outputs and loss."""
+    torch = _torch()
+    start = time.perf_counter()
+    try:
+        def f(*leaves):
+            values, loss = case.graph.evaluate(list(leaves), Op.apply_torch, operator.add)
+            return tuple(values[o] for o in case.graph.outputs) + (loss,)
+
+        with warnings.catch_warnings():  # torch.func's first import warns that torch.jit.script is deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torch.func import jvp
+        as_tensors = lambda xs: tuple(torch.tensor(x, dtype=getattr(torch, dtype)) for x in xs)  # noqa: E731
+        if case.spec.get("nested"):
+            primals, tangents = nested_jvp(jvp, *as_tensors([*case.leaves, 1.0]), operator.add, operator.mul)
+        else:
+            primals, tangents = jvp(f, as_tensors(case.leaves), as_tensors(case.spec["tangents"]))
+        result = Result(values=[x.item() for x in primals], grads=[t.item() for t in tangents])
     except Exception as exc:  # a backend reports, it does not raise
         result = Result(error=f"{type(exc).__name__}: {exc}")
     result.seconds = time.perf_counter() - start

@@ -31,7 +31,8 @@ first parameter after the root named like a seed (SEED_NAMES: ``gradient``,
 ``grad``, ``grad_output``, ...), else its first parameter after the root if
 that has a number for its default (``backward(self, start=1.0)``).  An
 engine whose backward has neither (micrograd's ``backward(self)``) runs no
-such case: they are `unsupported` (sandbox/unsupported.py), and
+such case: they are `unsupported` (the reply's error is higher_order.py's
+UNSUPPORTED mark, "the engine has no backward(gradient=g) (...)"), and
 ``report["backward_gradient"]`` says why.
 """
 import dis
@@ -289,10 +290,14 @@ def seeded_backward(function, method_name, label):
 
 
 def _signature(function):
+    """``(self, retain_graph)``: the parameters' names only (an annotation's
+    colon would end the reason where engine.py reads an unsupported reply)."""
     try:
-        return str(inspect.signature(function))
+        parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
         return "()"
+    return "(" + ", ".join(("*" if p.kind == p.VAR_POSITIONAL else "**" if p.kind == p.VAR_KEYWORD else "") + p.name
+                           for p in parameters) + ")"
 
 
 def _seed_parameter(function):

@@ -30,8 +30,7 @@ import traceback
 import engine
 
 from . import adapter as adapters
-from . import higher_order
-from . import unsupported
+from . import forward_mode, higher_order
 from .adapter import EngineSpecError  # noqa: F401  (defined there: the adapter raises it too)
 from .engine_ops import ENGINE_OPS
 from .text import describe
@@ -173,7 +172,8 @@ class EngineRunner:
     def run(self, case, forward=None):
         start = time.perf_counter()
         run = (self._run_native_mlp if self._runs_native_mlp(case) else self._run_higher_order
-               if case.family == "higher_order" else lambda case: self._run_graph(case, forward))
+               if case.family == "higher_order" else self._run_forward_mode if case.family == "forward"
+               else lambda case: self._run_graph(case, forward))
         result, error = self._guarded(run, case)
         values, grads = result or (None, None)
         return values, grads, error, time.perf_counter() - start
@@ -197,8 +197,6 @@ class EngineRunner:
             return None, str(e)
         except higher_order.Unsupported as e:
             return None, higher_order.UNSUPPORTED + str(e)
-        except unsupported.Unsupported as e:  # a feature the case asks of backward (a seed)
-            return None, e.reply()
         except KeyboardInterrupt:  # Ctrl-C: the run stops (a worker ignores SIGINT; see worker.py)
             raise
         except BaseException as e:  # SystemExit and the like: the engine's exceptions like any other
@@ -287,8 +285,8 @@ class EngineRunner:
         if not spec or "gradient" not in spec:
             return self.backward
         seeded = self.adapter.seeded_backward
-        if seeded is None:
-            raise unsupported.Unsupported("seeded backward", self.adapter.no_seed)
+        if seeded is None:  # `unsupported`: "backward(gradient=g) (Value.backward(self) takes no gradient argument)"
+            raise higher_order.Unsupported(f"the engine has no backward(gradient=g) ({self.adapter.no_seed})")
         gradient = float(spec["gradient"])
         return lambda root: seeded(root, gradient)
 
@@ -330,6 +328,18 @@ class EngineRunner:
         labels = [f"v{o}" for o in case.graph.outputs] + ["loss"]
         data = [_as_float(self.read_data(v), f"value of {label}") for v, label in zip(outputs, labels)]
         return data, [self._number(g, f"derivative {i}") for i, g in enumerate(first + extra)]
+
+    def _run_forward_mode(self, case):
+        """(values, tangents) of the outputs and the loss, by the engine's jvp."""
+        def evaluate(leaves):
+            values, loss = self._evaluate(case.graph, list(leaves))
+            return [values[o] for o in case.graph.outputs] + [loss]
+
+        jvp = forward_mode.jvp_function(self.value_class, sys.modules)
+        primals, tangents = forward_mode.run_forward(case, jvp, evaluate, self.engine_ops)
+        labels = [f"v{o}" for o in case.graph.outputs] + ["the loss"]
+        return ([_as_float(x, f"value of {label}") for x, label in zip(primals, labels)],
+                [_as_float(t, f"tangent of {label}") for t, label in zip(tangents, labels)])
 
     def _number(self, x, what):
         """A derivative's number: 0 for None (no dependence), a Value's data, a plain number."""

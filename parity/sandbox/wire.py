@@ -22,7 +22,7 @@ PROGRESS_BYTES = 8
 # The spec keys that change how a case's backward runs, sent for every
 # family (parity/cases.py's BEHAVIOURS): "gradient" (the seed of every
 # backward pass) and "rebuild" (how many times the graph is built, on fresh
-# leaves).  mlp and higher_order cases send their whole spec.
+# leaves).  mlp, higher_order and forward cases send their whole spec.
 BACKWARD_SPEC_KEYS = ("gradient", "rebuild")
 
 Node = namedtuple("Node", "op args const")
@@ -55,7 +55,7 @@ def encode_cases(cases):
             graph = case.graph
             graphs.append([graph.n_leaves, [[n.op, list(n.args), n.const] for n in graph.nodes],
                            list(graph.outputs)])
-        spec = case.spec if case.family in ("mlp", "higher_order") else _backward_keys(case.spec)
+        spec = case.spec if case.family in ("mlp", "higher_order", "forward") else _backward_keys(case.spec)
         rows.append([index_of[key], [float(x) for x in case.leaves], case.passes, case.zero_grad_between,
                      case.family, case.index, spec])
     return {"graphs": graphs, "cases": rows}
