@@ -97,6 +97,17 @@ class _Builder:
         return Graph(self.n_leaves, tuple(self.nodes), outputs or (self.n_leaves + len(self.nodes) - 1,))
 
 
+def named_case(family, seed, index, named):
+    """Case ``index`` of a family's named ones: (name, graph, leaves, spec)."""
+    name, graph, leaves, spec = named[index]
+    return _case(family, seed, index, graph, leaves, spec=dict(spec), name=name, structure=f"{family}:{name}")
+
+
+def ops_of(config):
+    """The op mix a family's config asks for (``--ops``), else every built-in op."""
+    return tuple(config["ops"]) if isinstance(config, dict) and "ops" in config else OP_NAMES
+
+
 def _single_op_graph(op_name, n_operands, const=None):
     build = _Builder(n_operands)
     build(op_name, *range(n_operands), const=const)

@@ -193,9 +193,11 @@ def engine_lines(given, engine):
     found = adapter.get("found") or {}
     where = f"class {adapter.get('class')}" + (" (detected: the only candidate)" if "detected" in
                                                   str(adapter.get("class_found")) else "")
+    derivative = (f"tangent .{adapter['tangent']} (the adapter file's TANGENT: a dual number, forward mode only)"
+                  if adapter.get("tangent") else
+                  f"gradient .{adapter.get('grad')} ({found.get('grad', 'named')}); backward: {adapter.get('backward')}")
     lines = [f"engine: {given}: {where}; leaves {adapter.get('constructor')}; number .{adapter.get('data')} "
-             f"({found.get('data', 'named')}), gradient .{adapter.get('grad')} ({found.get('grad', 'named')}); "
-             f"backward: {adapter.get('backward')}"]
+             f"({found.get('data', 'named')}), {derivative}"]
     if adapter.get("adapter_file"):
         lines[0] += f"; adapter file {adapter['adapter_file'].get('path')}"
     ops = adapter.get("ops") or {}

@@ -390,8 +390,11 @@ def probe(ops, backends, spec, excused=frozenset(), higher=frozenset(), forward=
     those whose case ids are ``excused``."""
     from .judges import run_task
 
-    probes = [case for case in probe_cases(sorted(set(ops) | set(CONTROL_OPS))) + second_order_probes(higher)
-              + forward_probes(forward) if case.case_id not in excused]
+    if (getattr(backends[0], "adapter", None) or {}).get("tangent"):  # a dual number: forward mode is all it has
+        probes = forward_probes(set(forward) | set(ops))
+    else:
+        probes = probe_cases(sorted(set(ops) | set(CONTROL_OPS))) + second_order_probes(higher) + forward_probes(forward)
+    probes = [case for case in probes if case.case_id not in excused]
     # A probe is the same case whatever the run's knobs: its replay needs none.
     probe_spec = replace(spec, edge_rate=None, max_nodes=None, ops=None)
     rows = list(run_task(probes, probe_spec, backends))

@@ -136,6 +136,14 @@ def _op_probes(op):
     return probes
 
 
+def alone_at_ordinary_point(op, k=0):
+    """(graph, leaves): ``op`` alone on its leaves at its k-th ordinary
+    point, its first ordinary constant if it takes one (the probes' first
+    ``ordinary`` case; the higher_order and forward families' single-op cases)."""
+    const = ([c for c in op.constants if c not in op.edge_constants] or [None])[0]
+    return _alone(op, const), [ORDINARY[d][k][i % 2] for i, d in enumerate(op.domains)]
+
+
 def _alone(op, const):
     build = _Builder(op.arity)
     build(op.name, *range(op.arity), const=const)

@@ -21,7 +21,9 @@ guess an adapter file says (``--adapter my_adapter.py``):
            "pow_const": lambda a, c: a.pow(c),             # c: the op's number operand
            "sigmoid": None}                                 # None: the engine has no such op
 
-Every name is optional.  This module runs in the engine's worker: it
+Every name is optional.  ``TANGENT = "der"`` says the class is a dual
+number (forward mode, no backward): a leaf is ``make(x)`` with its tangent
+attribute set, and only the ``forward`` family can check it.  This module runs in the engine's worker: it
 imports nothing of the judge.
 
 A seed for backward (the behaviour checks' ``backward(gradient=g)``,
@@ -53,7 +55,9 @@ SEED_NAMES = ("gradient", "grad", "grad_output", "grad_out", "out_grad", "upstre
 # A constructor's extra required parameters, by name: the value to pass.
 _EXTRA_ARGUMENTS = {"label": "", "name": "", "op": "", "_op": "", "children": (), "_children": (),
                     "_prev": (), "prev": (), "parents": (), "_parents": (), "requires_grad": True}
-ADAPTER_FILE_NAMES = {"CLASS", "DATA", "GRAD", "make", "backward", "OPS"}
+ADAPTER_FILE_NAMES = {"CLASS", "DATA", "GRAD", "TANGENT", "make", "backward", "OPS"}
+FORWARD_ONLY = ("the adapter file's TANGENT makes the engine a dual number, forward mode only: it has no "
+                "backward; check it with --families forward")
 PROBE_NUMBER = 1.5
 
 
@@ -67,7 +71,9 @@ class Adapter:
     (None where the engine keeps none), ``grad_attr`` (zeroed between
     passes), ``backward(root)``, ``seeded_backward(root, g)`` (None where
     the engine's backward takes no seed; ``no_seed`` then says why), ``ops``
-    ({op name: call}), ``report``."""
+    ({op name: call}), ``report``; ``tangent_attr`` for a dual-number class
+    (then backward and seeded_backward are None)."""
+    tangent_attr = None
 
     def __init__(self, value_class, make, data_attr, data_is_method, grad_attr, backward, ops, report,
                  seeded=(None, "")):
@@ -154,12 +160,23 @@ def _fit(cls, module, where, data_attr, grad_attr, backward, extra, strict):
     if not isinstance(value, cls) and "make" not in extra:
         raise EngineSpecError(f"{cname}({PROBE_NUMBER}) is not a {cname}")
     data, data_is_method, data_how = _data_attribute(value, data_attr, cname)
+    if "TANGENT" in extra:
+        return _dual_number(cls, make, data, data_is_method, constructor, data_how, extra["TANGENT"])
     back, back_how = _backward(cls, module, where, backward, extra)
     grad, grad_how = _grad_attribute(value, grad_attr, data, cname, make, back)
     seeded = _seeded(cls, back, extra)
     report = {"class": cname, "data": data, "grad": grad, "backward": back_how, "backward_gradient": seeded[2],
               "constructor": constructor, "found": {"data": data_how, "grad": grad_how}}
     return Adapter(cls, make, data, data_is_method, grad, back, None, report, seeded[:2])
+
+
+def _dual_number(cls, make, data, data_is_method, constructor, data_how, tangent):
+    """The Adapter of a dual-number class: no gradient, no backward."""
+    report = {"class": cls.__name__, "data": data, "grad": None, "tangent": tangent, "backward": FORWARD_ONLY,
+              "constructor": constructor, "found": {"data": data_how, "grad": "none: forward mode only"}}
+    found = Adapter(cls, make, data, data_is_method, None, None, None, report)
+    found.tangent_attr = tangent
+    return found
 
 
 def _constructor(cls):
@@ -430,7 +447,7 @@ def load_adapter_file(path, engine_module):
     for name in ("make", "backward"):
         if name in found and not callable(found[name]):
             raise EngineSpecError(f"--adapter {path}: {name} must be a function")
-    for name in ("CLASS", "DATA", "GRAD"):
+    for name in ("CLASS", "DATA", "GRAD", "TANGENT"):
         if name in found and not isinstance(found[name], str):
             raise EngineSpecError(f"--adapter {path}: {name} must be a string (a name)")
     ops = found.get("OPS", {})

@@ -88,7 +88,7 @@ class EngineRunner:
         self.grad_attr = self.adapter.grad_attr
         self.make = self.adapter.make
         self.read_data, self.read_grad = self.adapter.read_data, self.adapter.read_grad
-        self.backward = self.adapter.backward
+        self.backward = self.adapter.backward or _no_backward
         self.timeout = timeout
         self.engine_ops = engine_ops  # {op name: engine call}
         self.is_ours = issubclass(value_class, engine.Value)  # engine.nn and engine.Function work on ours only
@@ -130,6 +130,9 @@ class EngineRunner:
                     return [ABSENT, "the engine returns NotImplemented"]
                 if not isinstance(out, self.value_class):
                     return [BROKEN, f"returns {_kind(out)}, not a {self.value_class.__name__}"]
+                if self.adapter.tangent_attr:  # a dual number: its value is all there is to read
+                    _as_float(self.read_data(out), "the value of its result")
+                    return [PRESENT, ""]
                 try:
                     self.backward(out)
                 except Exception as exc:
@@ -285,6 +288,8 @@ class EngineRunner:
         if not spec or "gradient" not in spec:
             return self.backward
         seeded = self.adapter.seeded_backward
+        if seeded is None and self.adapter.backward is None:  # a dual number: no backward at all
+            return self.backward
         if seeded is None:  # `unsupported`: "backward(gradient=g) (Value.backward(self) takes no gradient argument)"
             raise higher_order.Unsupported(f"the engine has no backward(gradient=g) ({self.adapter.no_seed})")
         gradient = float(spec["gradient"])
@@ -335,7 +340,8 @@ class EngineRunner:
             values, loss = self._evaluate(case.graph, list(leaves))
             return [values[o] for o in case.graph.outputs] + [loss]
 
-        jvp = forward_mode.jvp_function(self.value_class, sys.modules)
+        jvp = (forward_mode.attribute_jvp(self.make, self.adapter.tangent_attr, self.read_data)
+               if self.adapter.tangent_attr else forward_mode.jvp_function(self.value_class, sys.modules))
         primals, tangents = forward_mode.run_forward(case, jvp, evaluate, self.engine_ops)
         labels = [f"v{o}" for o in case.graph.outputs] + ["the loss"]
         return ([_as_float(x, f"value of {label}") for x, label in zip(primals, labels)],
@@ -435,6 +441,10 @@ def _compile_graph(graph, engine_ops):
     lines.append(f"    return [{', '.join(f'v{o}' for o in graph.outputs)}], loss")
     exec(compile("\n".join(lines), f"<parity: graph of {graph.n_nodes} ops>", "exec"), namespace)
     return namespace["forward"]
+
+
+def _no_backward(root):
+    raise _EngineFault(adapters.FORWARD_ONLY)
 
 
 def _as_float(x, what):
