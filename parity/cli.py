@@ -503,6 +503,8 @@ def replay_command(args):
     print(f"case {case.case_id} ({case.family}{', ' + case.name if case.name else ''}); "
           f"engine {engine.name} {engine.version or ''}".rstrip())
     print(case.graph.render(case.leaves))
+    if _backward_line(case):
+        print(_backward_line(case))
     print()
     print(_replay_table(_replay_labels(case, trajectory), engine_result, torch_result, oracle_result))
     print()
@@ -511,6 +513,18 @@ def replay_command(args):
         print()
     print(f"verdict: {verdict.verdict}" + (f": {verdict.detail}" if verdict.detail else ""))
     return FAILED if verdict.verdict in BAD_VERDICTS else OK
+
+
+def _backward_line(case):
+    """How the case's backward runs, where it is not one plain backward()."""
+    spec = case.spec or {}
+    parts = [f"{case.passes} passes" + (", zero_grad between" if case.zero_grad_between else "")] \
+        if case.passes > 1 else []
+    if "gradient" in spec:
+        parts.append(f"each backward(gradient={spec['gradient']!r})")
+    if spec.get("rebuild", 1) > 1:
+        parts.append(f"the graph built {spec['rebuild']} times on fresh leaves (the last run shown)")
+    return "backward: " + "; ".join(parts) if parts else ""
 
 
 NODE_ROWS = 80  # a larger graph's table shows the nodes that disagree and their consumers
@@ -635,7 +649,7 @@ def _parser():
     run_.add_argument("--families", metavar="LIST", help=f"comma-separated, of {','.join(FAMILIES)} (default: all but higher_order)")
     counts = run_.add_mutually_exclusive_group()
     counts.add_argument("--cases", metavar="N|FAMILY=N,...", help="cases in all, shared among the families in "
-                        "proportion to the default mix (8,489 cases, well under a minute), or each family's own "
+                        "proportion to the default mix (8,519 cases, well under a minute), or each family's own "
                         "count: expr=5000,mlp=100")
     counts.add_argument("--cases-per-family", type=int, metavar="N", help="N cases in each family")
     run_.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")

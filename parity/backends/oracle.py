@@ -128,7 +128,8 @@ class OracleBackend:
         magnitudes=True) the first time: the last KEPT_CASES are kept (and
         their runs only read), keyed on everything they depend on."""
         # Leaves by repr: -0.0 == 0.0, but the oracle tells them apart.
-        key = (case.graph, tuple(map(repr, case.leaves)), case.passes, case.zero_grad_between, mpmath.mp.prec)
+        key = (case.graph, tuple(map(repr, case.leaves)), case.passes, case.zero_grad_between, repr(_seed(case)),
+               mpmath.mp.prec)
         evaluation = self._evaluations.pop(key, None)
         if evaluation is None:
             evaluation = _Evaluation(_forward_backward(case, float64_range, magnitudes=True))
@@ -294,11 +295,14 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None):
     # gradient (None: unreached), a zero upstream gradient still flows (0 *
     # inf is nan in torch too), and a value's gradient sums its consumers'
     # contributions in torch's order, the latest consumer first.
+    # The loss's seed (the case's spec["gradient"], else 1) reaches each
+    # output as it is: the sum's partials are 1.
     adjoint = [None] * graph.n_values
     magnitude = [0.0] * graph.n_values
+    seed = _seed(case)
     for o in graph.outputs:
-        adjoint[o] = mpf(1) if adjoint[o] is None else rounded(adjoint[o] + 1)
-        magnitude[o] += 1.0
+        adjoint[o] = mpf(seed) if adjoint[o] is None else rounded(adjoint[o] + seed)
+        magnitude[o] += abs(seed)
     for i in reversed(range(graph.n_nodes)):
         node = graph.nodes[i]
         out = graph.n_leaves + i
@@ -328,6 +332,14 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None):
     outputs = [values[o] for o in graph.outputs]
     leaf_magnitudes = [_known_magnitude(m * accumulated) for m in magnitude[:graph.n_leaves]] if magnitudes else None
     return outputs + [loss], grads, leaf_magnitudes
+
+
+def _seed(case):
+    """backward()'s gradient: the case's spec["gradient"] (a behaviour check,
+    parity/cases.py), else 1.  (A case built twice, spec["rebuild"], is the
+    same exact function every time: one run is all of them.)"""
+    spec = getattr(case, "spec", None)
+    return float(spec["gradient"]) if spec and "gradient" in spec else 1.0
 
 
 def _known_magnitude(magnitude):

@@ -216,6 +216,12 @@ class EngineRunner:
         return data, [_as_float_or_none(self.read_grad(v)) for v in values]
 
     def _run_graph(self, case, forward=None):
+        spec = case.spec
+        if spec and spec.get("rebuild", 1) > 1:
+            return self._run_rebuilt(case, forward)
+        return self._run_graph_once(case, forward)
+
+    def _run_graph_once(self, case, forward=None):
         graph = case.graph
         leaves = [self.make(x) for x in case.leaves]
         if forward is not None and len(leaves) == graph.n_leaves:
@@ -255,7 +261,8 @@ class EngineRunner:
 
     def _backward_and_read(self, case, loss, leaves, outputs, labels):
         """``labels[i]`` names ``outputs[i]`` in error messages (only read then)."""
-        grad_attr, read_data, read_grad, backward = self.grad_attr, self.read_data, self.read_grad, self.backward
+        grad_attr, read_data, read_grad = self.grad_attr, self.read_data, self.read_grad
+        backward = self._backward_for(case)
         values = []
         for i, v in enumerate(outputs):
             x = read_data(v)
@@ -271,6 +278,40 @@ class EngineRunner:
             g = read_grad(leaf)
             grads.append(g if type(g) is float else self._grad(leaf, f"grad of leaf v{i}"))
         return values, grads
+
+    # -- behaviour checks (parity/cases.py's BEHAVIOURS) ---------------------------
+    def _backward_for(self, case):
+        """backward(root) as the case asks: the adapter's, or with the
+        case's seed (spec "gradient"); Unsupported where the engine's
+        backward takes none."""
+        spec = case.spec
+        if not spec or "gradient" not in spec:
+            return self.backward
+        seeded = self.adapter.seeded_backward
+        if seeded is None and self.adapter.backward is None:  # a dual number: no backward at all
+            return self.backward
+        if seeded is None:  # `unsupported`: "backward(gradient=g) (Value.backward(self) takes no gradient argument)"
+            raise higher_order.Unsupported(f"the engine has no backward(gradient=g) ({self.adapter.no_seed})")
+        gradient = float(spec["gradient"])
+        return lambda root: seeded(root, gradient)
+
+    def _run_rebuilt(self, case, forward):
+        """(values, grads) of the last of spec["rebuild"] runs, each building
+        the graph on fresh leaves and running its backward passes; an error
+        naming the first quantity where two runs differ (nan equals nan)."""
+        runs = [self._run_graph_once(case, forward) for _ in range(case.spec["rebuild"])]
+        first_values, first_grads = runs[0]
+        names = _OutputLabels(case.graph.outputs)
+        for k, (values, grads) in enumerate(runs[1:], 2):
+            for what, a, b in (("values", first_values, values), ("grads", first_grads, grads)):
+                for i, (x, y) in enumerate(zip(a, b)):
+                    if not (x == y or (x != x and y != y)):
+                        name = (f"grad of leaf v{i}" if what == "grads" else "loss" if names[i] == "loss"
+                                else f"value of output {names[i]}")
+                        raise _EngineFault(
+                            f"{len(runs)} identical graphs (each built on fresh leaves) give different results: "
+                            f"{name}: run 1 {x!r}, run {k} {y!r} (the engine keeps state across graphs?)")
+        return runs[-1]
 
     def _run_higher_order(self, case):
         """(values, grads): the outputs and the loss; the leaves' gradients,
