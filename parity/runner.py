@@ -34,9 +34,10 @@ def run_case(case, engine, torch_backend, oracle=None, tolerances=None):
 def _judged(group, engine, torch_backend, oracle, tolerances):
     """[(engine Result, torch Result, Verdict)] for a group of _groups."""
     if is_trajectory(group[0]):
-        results = [(run_trajectory(engine, group[0]), run_trajectory(torch_backend, group[0]))]
+        steps = []  # torch's, for the estimate: its per-step spreads need not run them again
+        results = [(run_trajectory(engine, group[0]), run_trajectory(torch_backend, group[0], steps))]
         referee = TrajectoryOracle(oracle) if oracle else None
-        estimate, in_float32 = (lambda: [trajectory_spread(torch_backend, group[0])]), None
+        estimate, in_float32 = (lambda: [trajectory_spread(torch_backend, group[0], steps)]), None
     else:
         engine_results = submit(engine, group)  # a sandboxed engine works while torch does
         torch_results = run_all(torch_backend, group)

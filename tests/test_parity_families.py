@@ -183,6 +183,31 @@ def test_a_trajectory_s_estimated_spread_follows_the_oracle_s(backends):
     assert sum(estimated > 0 for _, estimated in known) > len(known) / 2
 
 
+def test_a_trajectory_s_estimate_is_one_batch_of_its_steps(backends):
+    # Once per training case, not once per step (issue "Diagnosis", Speed:
+    # a buggy engine's training cases all ask for it), on torch's own steps
+    # when the runner hands them over, the same steps when it does not.
+    case = dataclasses.replace(case_from_id("mlp-0-0"), spec={**case_from_id("mlp-0-0").spec, "steps": 4})
+    steps = []
+    torch_result = run_trajectory(backends[1], case, steps)
+    assert [s.leaves for s in steps[1:]] == [
+        [p - case.spec["lr"] * g for p, g in zip(s.leaves, backends[1].run(s).grads)] for s in steps[:-1]]
+
+    class Counting(TorchBackend):
+        calls = []
+
+        def rounding_spread(self, cases, *args, **kwargs):
+            self.calls.append(len(cases))
+            return super().rounding_spread(cases, *args, **kwargs)
+
+    counting = Counting()
+    given = trajectory_rounding_spread(counting, case, steps)
+    assert counting.calls == [4]
+    assert trajectory_rounding_spread(counting, case) == given  # the steps run again: the same ones
+    assert counting.calls == [4, 4]
+    assert len(given) == len(torch_result.values) + len(torch_result.grads)
+
+
 def test_trajectory_reports_the_step_that_failed():
     class FailsOnThirdStep:
         calls = 0
