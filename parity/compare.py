@@ -52,6 +52,7 @@ import struct
 import sys
 from typing import Callable
 
+from .case import DERIVATIVE_FAMILIES
 from .higher_order import derivative_names
 
 PASS, FAIL, TORCH_OFF, ILL_CONDITIONED, ERROR, UNSUPPORTED = (
@@ -59,7 +60,6 @@ PASS, FAIL, TORCH_OFF, ILL_CONDITIONED, ERROR, UNSUPPORTED = (
 VERDICTS = (PASS, FAIL, TORCH_OFF, ILL_CONDITIONED, ERROR, UNSUPPORTED)
 _SEVERITY = {ILL_CONDITIONED: 1, TORCH_OFF: 2, FAIL: 3}
 TINY = sys.float_info.min  # smallest normal: the floor of relative errors' denominators
-UNIT_ROUNDOFF = 2.0 ** -53
 _isfinite = math.isfinite
 
 
@@ -320,17 +320,15 @@ def _at_least_torchs_error(case, allowance, torch, exact, tol):
     relative floor, 450,000 ulps, which a wrong formula (1e-7 relative off
     and more) still exceeds.  Where the terms cancel to an exact 0 (a third
     derivative of a polynomial), no relative floor helps: an engine leaves
-    ulps of its terms (value_grads.py: 1.8e-15, higher_order-2-1688), so
-    the floor is also allowance_factor roundings of the case's largest
-    derivative.  torch_off cannot be a higher derivative's verdict."""
-    if case.family not in ("higher_order", "forward"):
+    ulps of its terms (value_grads.py: 1.8e-15, higher_order-2-1688): the
+    oracle's spread of these quantities is at least u times the case's
+    largest derivative (oracle.py).  torch_off cannot be a higher
+    derivative's verdict."""
+    if case.family not in DERIVATIVE_FAMILIES:
         return allowance
     first = len(allowance) - len(derivative_names(case))
-    n_values = len(case.graph.outputs) + 1
-    scale = max((abs(x) for x in exact[n_values:] if math.isfinite(x)), default=0.0)
-    floor = tol.allowance_factor * UNIT_ROUNDOFF * scale
     return [a if i < first or not (math.isfinite(t) and math.isfinite(x)) or a != a else
-            max(a, floor, tol.allowance_factor * abs(t - x), tol.atol + tol.higher_rtol * abs(x))
+            max(a, tol.allowance_factor * abs(t - x), tol.atol + tol.higher_rtol * abs(x))
             for i, (a, t, x) in enumerate(zip(allowance, torch, exact))]
 
 

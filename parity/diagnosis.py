@@ -39,6 +39,7 @@ import re
 from typing import NamedTuple
 
 from .cases import ACCUMULATION_LEAVES, ACCUMULATION_NAMED, BEHAVIOURS, behaviour
+from .case import DERIVATIVE_FAMILIES
 from .compare import NARROW, WITHIN_NARROW
 from .forward_mode import FORWARD_PROBE, PERTURBATION_CONFUSION_INDEX, forward_probes
 from .higher_order import SECOND_ORDER, second_order_probes
@@ -394,7 +395,7 @@ def diagnose(rows, backends, spec):
     findings, and the rows attributed."""
     ops = {op for row in rows for op in str(row["ops"]).split(";") if op in OPS}
     higher, forward = ({op for row in rows if row.get("family") == family for op in _ops(row) | set(CONTROL_OPS)
-                        if op in OPS} for family in ("higher_order", "forward"))
+                        if op in OPS} for family in DERIVATIVE_FAMILIES)
     return explain(probe(ops, backends, spec, higher=higher, forward=forward).findings, rows, backends, spec)
 
 
@@ -472,7 +473,7 @@ def _unexplained(row, backends, spec):
     # An mlp case is a network (a trajectory, engine.nn), a higher_order
     # case's derivatives name its leaves: each is shown as it is.
     node_values = None
-    if case.family not in ("mlp", "higher_order", "forward"):
+    if case.family not in ("mlp", *DERIVATIVE_FAMILIES):
         try:
             node_values = backends[1].trace(case)[0]
         except Exception:  # torch cannot evaluate it node by node: the case as it is

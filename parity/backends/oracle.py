@@ -53,7 +53,7 @@ import time
 import mpmath
 from mpmath.libmp import MPZ, mpf_mul
 
-from ..case import Result
+from ..case import DERIVATIVE_FAMILIES, Result
 from ..ops import OPS
 
 mpf = mpmath.mpf
@@ -154,8 +154,8 @@ class OracleBackend:
                 result.grads += self._higher(case)[0]
             elif case.family == "forward":
                 result.grads = self._higher(case)[0]
-                if case.spec.get("nested"):  # x * d/dy (x + y) = x, exactly; its tangent along x
-                    result.values = [case.leaves[0]] * 2
+                if case.spec.get("nested"):  # x * d/dy (graph): its value from the exact gradient
+                    result.values = [to_float(mpf(case.leaves[0]) * grads[1])] * 2
         except Exception as exc:  # a backend reports, it does not raise
             result = Result(error=f"oracle: {type(exc).__name__}: {exc}")
         result.seconds = time.perf_counter() - start
@@ -186,9 +186,14 @@ class OracleBackend:
         # Not where the exact gradient is infinite or nan: its class decides.
         grad_err = [max(e, UNIT_ROUNDOFF_FLOAT * m) if mpmath.isfinite(g) else e
                     for e, m, g in zip(err[len(values):], magnitudes, grads)]
-        if case.family in ("higher_order", "forward"):
+        if case.family in DERIVATIVE_FAMILIES:
             exact, smooth = self._higher(case)
-            higher = [s if ok else math.inf for s, ok in zip(oracle_higher.spread(case, exact, trials), smooth)]
+            # At least u times the case's largest derivative: where terms
+            # cancel to an exact 0 an engine leaves ulps of them, as a
+            # gradient's spread is at least u times its magnitude.
+            scale = max((abs(x) for x in exact + [to_float(g) for g in grads] if math.isfinite(x)), default=0.0)
+            higher = [max(s, UNIT_ROUNDOFF_FLOAT * scale) if ok else math.inf
+                      for s, ok in zip(oracle_higher.spread(case, exact, trials), smooth)]
             grad_err = higher if case.family == "forward" else grad_err + higher
         return err[:len(values)], grad_err
 

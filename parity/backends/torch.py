@@ -21,7 +21,7 @@ import operator
 import time
 import warnings
 
-from ..case import Result
+from ..case import DERIVATIVE_FAMILIES, Result
 from ..higher_order import n_quantities
 from ..sandbox.forward_mode import nested_jvp
 from ..sandbox.higher_order import BackendOps, derivatives
@@ -113,7 +113,7 @@ class TorchBackend:
         finite, or where the batch raised: unknown, the oracle decides."""
         # Unknown for a higher_order or forward case: the model covers one backward pass.
         estimates = [[math.nan] * (len(case.graph.outputs) + 1 + n_quantities(case))
-                     if case.family in ("higher_order", "forward") else None for case in cases]
+                     if case.family in DERIVATIVE_FAMILIES else None for case in cases]
         batched = [i for i, estimate in enumerate(estimates) if estimate is None]
         with _single_threaded():
             for indices in _batches([cases[i] for i in batched]):
