@@ -15,7 +15,7 @@ from parity.case import FAMILIES
 from parity.cases import EDGE_TABLE, build_cases, case_from_id, n_fixed_cases
 from parity.graph import floats_from_json
 from parity.report import COLUMNS
-from parity.runner import run_case, run_cases, summarize
+from parity.runner import run_case, run_cases, run_tasks, summarize
 from parity.trajectory import TrajectoryOracle, run_trajectory
 from parity.trajectory import rounding_spread as trajectory_rounding_spread
 
@@ -107,6 +107,50 @@ def test_runner_batches_consecutive_cases_of_one_structure(backends):
     rows = list(run_cases(cases, engine, torch_backend, oracle))
     assert [len(b) for b in torch_backend.batches] == [16, 16, 8]
     assert [r["case_id"] for r in rows] == [c.case_id for c in cases]
+
+
+class RecordingEngine:
+    """An engine whose requests say when they start and when their results are collected."""
+
+    def __init__(self, engine):
+        self.engine, self.name, self.events = engine, engine.name, []
+
+    def submit(self, cases):
+        self.events.append(("start", cases[0].case_id))
+        wait = self.engine.submit(cases)
+
+        def results():
+            self.events.append(("collected", cases[0].case_id))
+            return wait()
+        return results
+
+
+def test_the_engine_starts_on_the_next_group_while_one_is_judged_across_tasks_too(backends):
+    # The judge's work (a buggy engine's estimates and oracle consultations)
+    # overlaps the engine's on the next group, one request at a time; the
+    # rows are those of the tasks run one by one.
+    engine, torch_backend, oracle = backends
+    recording = RecordingEngine(engine)
+    cases = build_cases("expr", 0, 40, {"draws_per_graph": 16})
+    tasks = [cases[:16], cases[16:], []]
+    rows = run_tasks(tasks, recording, torch_backend, oracle)
+    first = next(rows)
+    assert recording.events == [("start", "expr-0-0"), ("collected", "expr-0-0"), ("start", "expr-0-16")]
+    rows = [first] + list(rows)
+    assert recording.events[3:] == [("collected", "expr-0-16"), ("start", "expr-0-32"), ("collected", "expr-0-32")]
+    one_by_one = [row for task in tasks for row in run_cases(task, engine, torch_backend, oracle)]
+    timing = ("engine_seconds", "torch_seconds")
+    assert [{k: v for k, v in row.items() if k not in timing} for row in rows] == [
+        {k: v for k, v in row.items() if k not in timing} for row in one_by_one]
+
+
+def test_a_reader_that_stops_early_leaves_the_engine_idle(backends):
+    engine, torch_backend, oracle = backends
+    recording = RecordingEngine(engine)
+    rows = run_cases(build_cases("expr", 0, 40, {"draws_per_graph": 16}), recording, torch_backend, oracle)
+    next(rows)
+    rows.close()
+    assert recording.events[-2:] == [("start", "expr-0-16"), ("collected", "expr-0-16")]
 
 
 def test_rows_have_the_report_schema(backends):
