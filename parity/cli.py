@@ -19,7 +19,7 @@ import time
 from . import __version__
 from .campaign import run
 from .ci_outputs import ResultFiles
-from .case import DEFAULT_FAMILIES, FAMILIES
+from .case import DEFAULT_FAMILIES, DERIVATIVE_FAMILIES, FAMILIES
 from .isolation import Limits
 from .judges import load_backends
 from .plan import RunSpec, Shard, parse_cases
@@ -147,9 +147,11 @@ def run_command(args):
     if outcome.engine_log:
         print(f"the engine printed: {outcome.engine_log}")
     status = _status(outcome.summary.failed, outcome.diagnosis, args.expect)
-    lacking = {"higher_order": NO_HIGHER_ORDER, "forward": NO_FORWARD_MODE}.get(args.families)
-    if not outcome.judged and lacking:
-        print(f"parity: no case was judged: {lacking} (README: Higher-order gradients and forward mode)",
+    # A run of the derivative families alone that judged nothing: the engine lacks the feature, not ops.
+    lacking = [{"higher_order": NO_HIGHER_ORDER, "forward": NO_FORWARD_MODE}[family] for family in spec.families
+               if family in DERIVATIVE_FAMILIES]
+    if not outcome.judged and lacking and len(lacking) == len(spec.families):
+        print(f"parity: no case was judged: {'; '.join(lacking)} (README: Higher-order gradients and forward mode)",
               file=sys.stderr)
         status = NOTHING_JUDGED
     elif not outcome.judged:

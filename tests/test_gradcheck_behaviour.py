@@ -32,7 +32,7 @@ from parity.probes import probe_cases  # noqa: E402
 from parity.report_files import sidecar_path  # noqa: E402
 from parity.runner import run_cases  # noqa: E402
 from parity.sandbox import adapter  # noqa: E402
-from parity.sandbox.higher_order import UNSUPPORTED as HIGHER_ORDER  # noqa: E402
+from parity.sandbox.unsupported import UNSUPPORTED  # noqa: E402
 from parity.sandbox.wire import decode_cases, encode_cases  # noqa: E402
 
 TORCH, ORACLE = TorchBackend(), OracleBackend()
@@ -196,7 +196,7 @@ def test_an_engine_without_a_seed_replies_unsupported_as_higher_order_and_forwar
 
     case = Case("t-0-0", "accumulation", 0, 0, Graph(1, (), (0,)), [1.5], spec={"gradient": 2.0})
     reply = EngineRunner(NoSeed, "1").run(case)
-    assert reply[2].startswith(HIGHER_ORDER)  # the one mark of a case the engine has no way to run
+    assert reply[2].startswith(UNSUPPORTED)  # the one mark of a case the engine has no way to run
     assert _result(reply).unsupported == "backward(gradient=g) (NoSeed.backward(self) takes no gradient argument)"
 
 

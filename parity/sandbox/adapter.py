@@ -33,7 +33,7 @@ first parameter after the root named like a seed (SEED_NAMES: ``gradient``,
 ``grad``, ``grad_output``, ...), else its first parameter after the root if
 that has a number for its default (``backward(self, start=1.0)``).  An
 engine whose backward has neither (micrograd's ``backward(self)``) runs no
-such case: they are `unsupported` (the reply's error is higher_order.py's
+such case: they are `unsupported` (the reply's error is unsupported.py's
 UNSUPPORTED mark, "the engine has no backward(gradient=g) (...)"), and
 ``report["backward_gradient"]`` says why.
 """

@@ -31,6 +31,7 @@ import engine
 
 from . import adapter as adapters
 from . import forward_mode, higher_order
+from .unsupported import UNSUPPORTED, Unsupported
 from .adapter import EngineSpecError  # noqa: F401  (defined there: the adapter raises it too)
 from .engine_ops import ENGINE_OPS
 from .text import describe
@@ -198,8 +199,8 @@ class EngineRunner:
             return None, f"timeout after {self.timeout:g} s"
         except _EngineFault as e:  # a complex result, a Value nested in .data: said plainly
             return None, str(e)
-        except higher_order.Unsupported as e:
-            return None, higher_order.UNSUPPORTED + str(e)
+        except Unsupported as e:
+            return None, UNSUPPORTED + str(e)
         except KeyboardInterrupt:  # Ctrl-C: the run stops (a worker ignores SIGINT; see worker.py)
             raise
         except BaseException as e:  # SystemExit and the like: the engine's exceptions like any other
@@ -291,7 +292,7 @@ class EngineRunner:
         if seeded is None and self.adapter.backward is None:  # a dual number: no backward at all
             return self.backward
         if seeded is None:  # `unsupported`: "backward(gradient=g) (Value.backward(self) takes no gradient argument)"
-            raise higher_order.Unsupported(f"the engine has no backward(gradient=g) ({self.adapter.no_seed})")
+            raise Unsupported(f"the engine has no backward(gradient=g) ({self.adapter.no_seed})")
         gradient = float(spec["gradient"])
         return lambda root: seeded(root, gradient)
 
@@ -324,7 +325,7 @@ class EngineRunner:
             elif higher_order.takes_create_graph(self.value_class):
                 self._differentiate = higher_order.by_value_gradients(self.grad_attr, self.value_class)
             else:
-                raise higher_order.Unsupported(higher_order.NO_HIGHER_ORDER)
+                raise Unsupported(higher_order.NO_HIGHER_ORDER)
         leaves = [self.make(x) for x in case.leaves]
         values, loss = self._evaluate(case.graph, leaves)
         outputs = [values[o] for o in case.graph.outputs] + [loss]

@@ -7,7 +7,7 @@ engine calls.  Plain Python: no torch here.
 """
 import inspect
 
-from .higher_order import Unsupported
+from .unsupported import Unsupported
 
 NO_FORWARD_MODE = ("the engine has no forward mode: no jvp(f, primals, tangents) function beside its class "
                    "(torch.func.jvp's signature)")
