@@ -20,7 +20,7 @@ with a ``grad_fn`` does: Python's cycle collector frees both once unused,
 or set ``grad_value = None`` to free them at once.
 """
 from .backward_ops import materialize
-from .function import _function_backward, _output_backward
+from .function import _function_backward, _output_backward, checked_gradients
 from .grad_mode import _GradMode
 from .graph_backward import RULES
 from .value import Value, _node
@@ -212,19 +212,5 @@ def _function_contributions(node, grad_outputs):
     finally:
         del ctx._graph_inputs
         ctx.saved_values = saved
-    if not isinstance(grads, tuple):
-        grads = (grads,)
-    if len(grads) != len(args):
-        raise RuntimeError(
-            f"function {cls.__name__}Backward returned an incorrect number of "
-            f"gradients (expected {len(args)}, got {len(grads)})"
-        )
-    for position, (arg, g) in enumerate(zip(args, grads)):
-        if g is None:
-            continue
-        if not isinstance(arg, Value):
-            raise RuntimeError(
-                f"function {cls.__name__}Backward returned a gradient different than None "
-                f"at position {position + 1}, but the corresponding forward input was not a Value"
-            )
+    for arg, g in checked_gradients(cls, args, grads):
         yield arg, g if isinstance(g, Value) else Value(float(g))

@@ -12,14 +12,15 @@ plain ``Dual(primal, tangent)``; engine.forward hands out newer ones) and its
 primal and tangent are numbers or Duals of older levels, so a derivative of a
 derivative is a Dual of Duals.  An op works at the newest level among its
 operands; an operand of an older level is a constant there, with no tangent
-(torch's undefined tangent: an exact zero, which even 0 * inf leaves 0).
+(torch's undefined tangent: an exact zero, which stays 0 even times inf).
 """
 import math
 import numbers
 from collections import namedtuple
 
 from . import floatmath
-from .value import SOFTPLUS_THRESHOLD, Value
+from .value import (_GELU_3KAPPA, _GELU_BETA, _GELU_KAPPA, _GELU_TANH_BETA, _LN2, _SQRT1_2, SOFTPLUS_THRESHOLD,
+                    Value)
 
 _NUMBER = (float, int)  # as Value's operators: bool and numpy.float64 are numbers too
 
@@ -157,7 +158,10 @@ Rule = namedtuple("Rule", "forward tangent")
 def _apply(rule, operands, *const):
     """The op on floats and Duals of any levels: its result at the newest
     level, whose primal is the op one level down (floats at the bottom)."""
-    level = max((x.level for x in operands if isinstance(x, Dual)), default=-1)
+    level = -1
+    for x in operands:
+        if isinstance(x, Dual) and x.level > level:
+            level = x.level
     if level < 0:
         return rule.forward(*operands, *const)
     primals, tangents = [], []
@@ -209,13 +213,6 @@ def _times(a, b):
     return None if a is None or b is None else a * b
 
 
-# gelu's constants and M_LN2, as Value has them
-_SQRT1_2 = 0.70710678118654752440
-_GELU_BETA = 1.12837916709551257390 * 0.70710678118654752440 * 0.5
-_GELU_TANH_BETA = 1.41421356237309504880 * 1.12837916709551257390 * 0.5
-_GELU_KAPPA = 0.044715
-_GELU_3KAPPA = 3.0 * _GELU_KAPPA
-_LN2 = 0.693147180559945309417
 _2_SQRTPI = 1.12837916709551257390  # M_2_SQRTPI: erf'(z) = 2 / sqrt(pi) * exp(-z * z)
 
 # -- ops inside formulas that are not Value's ------------------------------
@@ -262,17 +259,19 @@ SUB_CONST = Rule(_on_values(lambda a, c: a - c), lambda t, x, y, c: t)
 RSUB = Rule(_on_values(lambda a, c: c - a), lambda t, x, y, c: -t)
 MUL_CONST = Rule(_on_values(lambda a, c: a * c), lambda t, x, y, c: t * c)
 DIV_CONST = Rule(_on_values(lambda a, c: a / c), lambda t, x, y, c: _apply(DIV_CONST, (t,), c))
-# torch's c / x is x.reciprocal() * c: reciprocal's tangent, times c
-RDIV = Rule(_on_values(lambda a, c: c / a),
-            lambda t, x, y, c: (-t * _square(_apply(RECIPROCAL, (x,)))) * c)
+
+
+def _rdiv_tangent(t, x, y, c):
+    # torch's c / x is x.reciprocal() * c: reciprocal's tangent, times c
+    r = _apply(RECIPROCAL, (x,))
+    return (-t * (r * r)) * c
+
+
+RDIV = Rule(_on_values(lambda a, c: c / a), _rdiv_tangent)
 POW_CONST = Rule(_on_values(lambda a, c: a ** c),
                  lambda t, x, y, c: 0.0 if c == 0.0 else t * (c * _apply(POW_CONST, (x,), c - 1.0)))
 RPOW = Rule(_on_values(lambda a, c: c ** a),
             lambda t, x, y, c: t * (0.0 if c == 0.0 and _real(x) >= 0.0 else y * floatmath.log(c)))
-
-
-def _square(r):
-    return r * r
 
 
 NEG = Rule(_on_values(lambda a: -a), lambda t, x, y: -t)
@@ -292,15 +291,24 @@ EXP2 = Rule(_on_values(Value.exp2), lambda t, x, y: t * y * _LN2)
 SQUARE = Rule(_on_values(Value.square), lambda t, x, y: t * (2.0 * x))  # pow_backward(t, x, 2)
 RECIPROCAL = Rule(_on_values(Value.reciprocal), lambda t, x, y: -t * (y * y))
 LEAKY_RELU = Rule(_on_values(Value.leaky_relu), lambda t, x, y, slope: t if _real(x) > 0.0 else t * slope)
-ELU = Rule(_on_values(Value.elu), lambda t, x, y: t * _apply(EXP, (x,)) if _real(x) <= 0.0 else t)
 CLAMP = Rule(_on_values(lambda a, bounds: a.clamp(*bounds)),
              lambda t, x, y, bounds: t if bounds[0] <= _real(x) <= bounds[1] else 0.0)
+
+
+# Kinks at second order: torch differentiates elu_backward and softplus_backward
+# with masks of their own (elu_double_backward's x < 0, softplus_double_backward's
+# x < threshold), strict where the first derivative's are not: at the kink
+# itself the x-dependence is a constant (its float), so the second derivative is 0.
+def _elu_tangent(t, x, y):
+    if not _real(x) <= 0.0:
+        return t
+    return t * _apply(EXP, (_real(x) if _real(x) == 0.0 else x,))
 
 
 def _softplus_tangent(t, x, y):
     if _real(x) > SOFTPLUS_THRESHOLD:
         return t
-    z = _apply(EXP, (x,))
+    z = _apply(EXP, (_real(x) if _real(x) == SOFTPLUS_THRESHOLD else x,))
     return _div(t * z, z + 1.0)
 
 
@@ -328,6 +336,7 @@ def _gelu_tanh_tangent(t, x, y):
     return t * (left_derivative + left * tanh_derivative * inner_derivative)
 
 
+ELU = Rule(_on_values(Value.elu), _elu_tangent)
 SOFTPLUS = Rule(_on_values(Value.softplus), _softplus_tangent)
 SILU = Rule(_on_values(Value.silu), _silu_tangent)
 GELU = Rule(_on_values(Value.gelu), _gelu_tangent)

@@ -142,6 +142,14 @@ def _function_backward(node, g):
     grad_outputs = tuple(record.grad_outputs_of_this_pass())
     with no_grad():
         grads = cls.backward(ctx, *grad_outputs)
+    for arg, grad in checked_gradients(cls, args, grads):
+        arg._g += grad.data if isinstance(grad, Value) else float(grad)
+
+
+def checked_gradients(cls, args, grads):
+    """(input, gradient) for each Value input a Function's backward gave a
+    gradient for; RuntimeError, in torch's words, for a wrong count or a
+    gradient of a number argument."""
     if not isinstance(grads, tuple):
         grads = (grads,)
     if len(grads) != len(args):
@@ -157,7 +165,7 @@ def _function_backward(node, g):
                 f"function {cls.__name__}Backward returned a gradient different than None "
                 f"at position {position + 1}, but the corresponding forward input was not a Value"
             )
-        arg._g += grad.data if isinstance(grad, Value) else float(grad)
+        yield arg, grad
 
 
 ONCE_DIFFERENTIABLE_MESSAGE = ("trying to differentiate twice a function that was marked with "

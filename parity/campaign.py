@@ -176,7 +176,7 @@ def _diagnose(spec, report, engine):
     from .diagnosis import bad_rows, diagnose
 
     backends = load_backends(spec, engine)
-    return diagnose(bad_rows(report), backends, spec)
+    return diagnose(bad_rows(report, checked=True), backends, spec)  # write_ordered read it back
 
 
 def run_metadata(engine_backend, workers, limits):

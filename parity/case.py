@@ -15,6 +15,9 @@ FAMILIES = ("expr", "mlp", "accumulation", "function", "edges", "higher_order", 
 # micrograd-style engines have no higher-order gradients nor forward mode,
 # and hundreds of `unsupported` cases would hide their first-order verdicts.
 DEFAULT_FAMILIES = FAMILIES[:5]
+# Families whose Result.grads hold derivatives beyond one reverse pass
+# (higher_order.n_quantities): every backend computes them case by case.
+DERIVATIVE_FAMILIES = ("higher_order", "forward")
 
 
 @dataclass

@@ -13,7 +13,10 @@ cases in any process.
   are the parameters.  Cases with ``spec["steps"] > 0`` are trajectories
   (trajectory.py).
 - accumulation: named gradient-accumulation cases (``a + a``, diamonds,
-  repeated backward passes), then random small graphs with heavy reuse.
+  repeated backward passes), then gradcheck-style behaviour checks (a seed
+  ``backward(gradient=g)``, the graph rebuilt on fresh leaves, a leaf the
+  output does not reach: BEHAVIOURS), then random small graphs with heavy
+  reuse.
 - function: the custom Function ops of functions.py, alone, over repeated
   passes, then mixed with primitive ops in random graphs.
 - edges: the reference table of DESIGN.md and the op rows' facts (the
@@ -39,6 +42,7 @@ from .functions import FUNCTION_OPS
 from .generate import ExprConfig, random_leaves, random_structure
 from .graph import Graph, Node, floats_to_json
 from .ops import OP_NAMES, OPS
+from .sandbox.wire import BACKWARD_SPEC_KEYS  # noqa: F401  (the spec keys that change how backward runs)
 
 INF, NAN = math.inf, math.nan
 
@@ -91,6 +95,17 @@ class _Builder:
 
     def graph(self, *outputs):
         return Graph(self.n_leaves, tuple(self.nodes), outputs or (self.n_leaves + len(self.nodes) - 1,))
+
+
+def named_case(family, seed, index, named):
+    """Case ``index`` of a family's named ones: (name, graph, leaves, spec)."""
+    name, graph, leaves, spec = named[index]
+    return _case(family, seed, index, graph, leaves, spec=dict(spec), name=name, structure=f"{family}:{name}")
+
+
+def ops_of(config):
+    """The op mix a family's config asks for (``--ops``), else every built-in op."""
+    return tuple(config["ops"]) if isinstance(config, dict) and "ops" in config else OP_NAMES
 
 
 def _single_op_graph(op_name, n_operands, const=None):
@@ -229,17 +244,85 @@ def _two_depths():
     return build.graph()
 
 
-# (name, graph, passes, zero_grad_between)
+def _log_times():
+    build = _Builder(2)
+    build("mul", build("log", 0), 1)
+    return build.graph()
+
+
+def _unused_leaf():
+    """tanh(a) * a, over leaves a and b: b is not used at all."""
+    build = _Builder(2)
+    build("mul", build("tanh", 0), 0)
+    return build.graph()
+
+
+def _dead_branch():
+    """tanh(a) * a, over leaves a and b: b is used by b * b, which the output
+    does not reach."""
+    build = _Builder(2)
+    build("mul", 1, 1)
+    build("mul", build("tanh", 0), 0)
+    return build.graph()
+
+
+# gradcheck-style behaviour checks (torch.autograd.gradcheck checks more than
+# the numbers), each a named case whose spec asks for it:
+# - "gradient": g: every backward pass is backward(gradient=g) (torch:
+#   loss.backward(gradient=torch.tensor(g))), the gradients g times the unit
+#   seed's, and exactly 0 for g = 0 - except where a partial derivative is
+#   infinite or nan: 0 * inf is nan in torch too, so every backend computes
+#   the seed's gradients and torch is the reference, never a hardcoded 0.
+#   An engine whose backward takes no seed argument gets `unsupported`.
+# - "rebuild": n: the graph is built n times, each time on fresh leaves, and
+#   each one gets the case's backward passes; the last run is reported, and
+#   runs that differ from each other in any value or gradient (nan equals
+#   nan; gradcheck's nondet_tol = 0) are an error naming the quantity: an
+#   engine that keeps state across graphs (a cache, a module-level tape).
+# - "unreached": leaf indices that no path from the output reaches: their
+#   gradient is 0 (torch leaves it None).  Nothing changes how the case runs
+#   (the spec only says which leaves, for the diagnosis).
+# Which behaviour a case checks (``behaviour(spec)``) names the diagnosis's
+# `backward` finding when it fails and the same graph without it passes.
+BEHAVIOURS = {
+    "gradient": "backward(gradient=g) does not scale the gradients by g",
+    "zero_gradient": "zero seed: backward(gradient=0.0) leaves gradients other than 0 "
+                     "(or torch's nan, through an infinite or nan partial: 0 * inf)",
+    "rebuild": "two identical graphs give different gradients (state kept across graphs)",
+    "unreached": "a leaf the output does not reach gets a nonzero gradient (torch: none, read as 0)",
+}
+def behaviour(spec):
+    """The BEHAVIOURS key a case's spec checks, or None."""
+    if "rebuild" in spec:
+        return "rebuild"
+    if "gradient" in spec:
+        return "zero_gradient" if spec["gradient"] == 0 else "gradient"
+    if "unreached" in spec:
+        return "unreached"
+    return None
+
+
+# (name, graph, passes, zero_grad_between, spec)
 ACCUMULATION_NAMED = [
-    ("a + a", _same_operand_twice("add"), 1, False),
-    ("a * a", _same_operand_twice("mul"), 1, False),
-    *[(f"a used {k} times", _uses(k), 1, False) for k in (3, 5, 10)],
-    ("diamond", _diamond(), 1, False),
-    ("reuse across branches", _across_branches(), 1, False),
-    ("shared subexpression used at two depths", _two_depths(), 1, False),
-    ("two backward calls without zero_grad", _reuse_graph(), 2, False),
-    ("zero_grad between backward calls", _reuse_graph(), 2, True),
-    ("three passes", _reuse_graph(), 3, False),
+    ("a + a", _same_operand_twice("add"), 1, False, {}),
+    ("a * a", _same_operand_twice("mul"), 1, False, {}),
+    *[(f"a used {k} times", _uses(k), 1, False, {}) for k in (3, 5, 10)],
+    ("diamond", _diamond(), 1, False, {}),
+    ("reuse across branches", _across_branches(), 1, False, {}),
+    ("shared subexpression used at two depths", _two_depths(), 1, False, {}),
+    ("two backward calls without zero_grad", _reuse_graph(), 2, False, {}),
+    ("zero_grad between backward calls", _reuse_graph(), 2, True, {}),
+    ("three passes", _reuse_graph(), 3, False, {}),
+    # the behaviour checks: after the cases above, whose ids they leave as they were
+    *[(f"backward(gradient={g!r})", _two_depths(), 1, False, {"gradient": g}) for g in (2.5, -1.0, 0.001)],
+    ("backward(gradient=2.5), two backward calls without zero_grad", _reuse_graph(), 2, False, {"gradient": 2.5}),
+    ("backward(gradient=0.0)", _two_depths(), 1, False, {"gradient": 0.0}),
+    ("backward(gradient=0.0) through log(a) * b (0 * inf and 0 * nan at the edges)", _log_times(), 1, False,
+     {"gradient": 0.0}),
+    ("the graph built twice on fresh leaves", _across_branches(), 1, False, {"rebuild": 2}),
+    ("diamond built three times on fresh leaves", _diamond(), 1, False, {"rebuild": 3}),
+    ("a leaf the output does not use", _unused_leaf(), 1, False, {"unreached": [1]}),
+    ("a leaf used only off the output's path", _dead_branch(), 1, False, {"unreached": [1]}),
 ]
 ACCUMULATION_LEAVES = [(1.5, -2.0), (0.0, 3.0), (-0.5, 0.0)]  # a, b: 0 and negatives included
 _REUSE_OPS = ("add", "sub", "mul", "mul_const", "add_const", "neg", "tanh", "sigmoid")
@@ -248,10 +331,10 @@ _REUSE_OPS = ("add", "sub", "mul", "mul_const", "add_const", "neg", "tanh", "sig
 def accumulation_case(seed, index, config=None):
     n_named = len(ACCUMULATION_NAMED) * len(ACCUMULATION_LEAVES)
     if index < n_named:
-        (name, graph, passes, zero_grad), leaves = (ACCUMULATION_NAMED[index // len(ACCUMULATION_LEAVES)],
-                                                    ACCUMULATION_LEAVES[index % len(ACCUMULATION_LEAVES)])
+        (name, graph, passes, zero_grad, spec), leaves = (ACCUMULATION_NAMED[index // len(ACCUMULATION_LEAVES)],
+                                                          ACCUMULATION_LEAVES[index % len(ACCUMULATION_LEAVES)])
         return _case("accumulation", seed, index, graph, leaves[:graph.n_leaves], name=name, passes=passes,
-                     zero_grad_between=zero_grad, structure=f"accumulation:{name}")
+                     zero_grad_between=zero_grad, structure=f"accumulation:{name}", spec=dict(spec))
     rng = random.Random(f"accumulation:{seed}:{index}")
     graph = _heavy_reuse_graph(rng)
     passes = rng.randint(1, 3)

@@ -20,7 +20,7 @@ import time
 from . import __version__
 from .campaign import run
 from .ci_outputs import ResultFiles
-from .case import DEFAULT_FAMILIES, FAMILIES
+from .case import DEFAULT_FAMILIES, DERIVATIVE_FAMILIES, FAMILIES
 from .isolation import Limits
 from .backends.reference import CHOICES as REFERENCE_CHOICES, describe as describe_reference
 from .backends.reference import resolve as resolve_reference
@@ -151,9 +151,11 @@ def run_command(args):
     if outcome.engine_log:
         print(f"the engine printed: {outcome.engine_log}")
     status = _status(outcome.summary.failed, outcome.diagnosis, args.expect)
-    lacking = {"higher_order": NO_HIGHER_ORDER, "forward": NO_FORWARD_MODE}.get(args.families)
-    if not outcome.judged and lacking:
-        print(f"parity: no case was judged: {lacking} (README: Higher-order gradients and forward mode)",
+    # A run of the derivative families alone that judged nothing: the engine lacks the feature, not ops.
+    lacking = [{"higher_order": NO_HIGHER_ORDER, "forward": NO_FORWARD_MODE}[family] for family in spec.families
+               if family in DERIVATIVE_FAMILIES]
+    if not outcome.judged and lacking and len(lacking) == len(spec.families):
+        print(f"parity: no case was judged: {'; '.join(lacking)} (README: Higher-order gradients and forward mode)",
               file=sys.stderr)
         status = NOTHING_JUDGED
     elif not outcome.judged:
@@ -197,9 +199,11 @@ def engine_lines(given, engine):
     found = adapter.get("found") or {}
     where = f"class {adapter.get('class')}" + (" (detected: the only candidate)" if "detected" in
                                                   str(adapter.get("class_found")) else "")
+    derivative = (f"tangent .{adapter['tangent']} (the adapter file's TANGENT: a dual number, forward mode only)"
+                  if adapter.get("tangent") else
+                  f"gradient .{adapter.get('grad')} ({found.get('grad', 'named')}); backward: {adapter.get('backward')}")
     lines = [f"engine: {given}: {where}; leaves {adapter.get('constructor')}; number .{adapter.get('data')} "
-             f"({found.get('data', 'named')}), gradient .{adapter.get('grad')} ({found.get('grad', 'named')}); "
-             f"backward: {adapter.get('backward')}"]
+             f"({found.get('data', 'named')}), {derivative}"]
     if adapter.get("adapter_file"):
         lines[0] += f"; adapter file {adapter['adapter_file'].get('path')}"
     ops = adapter.get("ops") or {}
@@ -514,6 +518,8 @@ def replay_command(args):
     print(f"case {case.case_id} ({case.family}{', ' + case.name if case.name else ''}); "
           f"engine {engine.name} {engine.version or ''}".rstrip())
     print(case.graph.render(case.leaves))
+    if _backward_line(case):
+        print(_backward_line(case))
     print()
     print(_replay_table(_replay_labels(case, trajectory), ("engine", torch.name, "oracle"),
                         engine_result, torch_result, oracle_result))
@@ -523,6 +529,18 @@ def replay_command(args):
         print()
     print(f"verdict: {verdict.verdict}" + (f": {verdict.detail}" if verdict.detail else ""))
     return FAILED if verdict.verdict in BAD_VERDICTS else OK
+
+
+def _backward_line(case):
+    """How the case's backward runs, where it is not one plain backward()."""
+    spec = case.spec or {}
+    parts = [f"{case.passes} passes" + (", zero_grad between" if case.zero_grad_between else "")] \
+        if case.passes > 1 else []
+    if "gradient" in spec:
+        parts.append(f"each backward(gradient={spec['gradient']!r})")
+    if spec.get("rebuild", 1) > 1:
+        parts.append(f"the graph built {spec['rebuild']} times on fresh leaves (the last run shown)")
+    return "backward: " + "; ".join(parts) if parts else ""
 
 
 NODE_ROWS = 80  # a larger graph's table shows the nodes that disagree and their consumers
@@ -649,7 +667,7 @@ def _parser():
     run_.add_argument("--families", metavar="LIST", help=f"comma-separated, of {','.join(FAMILIES)} (default: all but higher_order)")
     counts = run_.add_mutually_exclusive_group()
     counts.add_argument("--cases", metavar="N|FAMILY=N,...", help="cases in all, shared among the families in "
-                        "proportion to the default mix (8,489 cases, well under a minute), or each family's own "
+                        "proportion to the default mix (8,519 cases, well under a minute), or each family's own "
                         "count: expr=5000,mlp=100")
     counts.add_argument("--cases-per-family", type=int, metavar="N", help="N cases in each family")
     run_.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")

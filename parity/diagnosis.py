@@ -2,7 +2,11 @@
 gets wrong.
 
 A finding names an op of the op table (or ``backward``, the machinery:
-accumulation, topological order, repeated passes, depth), the part that is
+accumulation, topological order, repeated passes, depth, and the
+gradcheck-style behaviour checks of cases.BEHAVIOURS - a seed
+``backward(gradient=g)`` that does not scale the gradients, a zero seed
+that leaves gradients other than torch's, two identical graphs that give
+different gradients, an unreached leaf given a gradient), the part that is
 wrong, a kind, how many of the run's fail/error cases it explains, and the
 smallest case that shows it, with its numbers and its replay command.
 
@@ -24,22 +28,24 @@ The evidence is the probes (probes.py), not co-occurrence: an op has a
 finding only if a probe of that op alone (or with its operand reused) shows
 it.  Then each bad case of the run is attributed to the first finding that
 explains it (a depth failure to ``limit``, a case containing a wrong op to
-that op, a repeated pass to ``multi_pass``, a case containing an op wrong at
-its edges to that), and whatever no finding explains is shrunk to a
-minimal failing graph (shrink.py) and becomes a finding of its own, which
-explains the rest of them that contain its ops (a few such findings at
-most).
+that op, a repeated pass to ``multi_pass``, a behaviour check's case to its
+behaviour's finding, a case containing an op wrong at its edges to that),
+and whatever no finding explains is shrunk to a minimal failing graph
+(shrink.py) and becomes a finding of its own, which explains the rest of
+them that contain its ops (a few such findings at most).
 """
 from dataclasses import asdict, dataclass, replace
 import re
 from typing import NamedTuple
 
+from .cases import ACCUMULATION_LEAVES, ACCUMULATION_NAMED, BEHAVIOURS, behaviour
+from .case import DERIVATIVE_FAMILIES
 from .compare import NARROW, WITHIN_NARROW
 from .forward_mode import FORWARD_PROBE, PERTURBATION_CONFUSION_INDEX, forward_probes
 from .higher_order import SECOND_ORDER, second_order_probes
 from .ops import OPS
-from .probes import DEEP_OP, probe_cases
-from .report import BAD_VERDICTS, failing, iter_report
+from .probes import DEEP_OP, control_key, probe_cases
+from .report import BAD_VERDICTS, CHUNK_ROWS, failing, iter_report
 
 KINDS = ("wrong", "precision", "multi_pass", "limit", "edge")
 # The kinds a lecture engine (micrograd's, built in class) is expected to
@@ -158,6 +164,7 @@ def probe_findings(rows, cases):
     if repeated and not machinery:
         result.append(_finding("backward", "repeated backward() on one graph (torch accumulates, as with "
                                "retain_graph=True)", "multi_pass", repeated))
+    result += _behaviour_findings(bad, cases, rows, wrong)
     deep = None if DEEP_OP[0] in findings else bad.get(("backward", "deep"))  # its op's own finding explains it
     if deep:
         depth = min(c.spec["depth"] for c, _ in deep)
@@ -173,6 +180,30 @@ def probe_findings(rows, cases):
             more = f" and {len(edge) - 4} more" if len(edge) > 4 else ""
             result.append(_finding(op, f"at edge points {points}{more}", "edge", edge))
     return result
+
+
+def _behaviour_findings(bad, cases, rows, wrong):
+    """A `backward` finding per gradcheck-style behaviour (cases.BEHAVIOURS)
+    whose probes fail where nothing else explains it: no op of the probe is
+    wrong, and the same case without the behaviour (its control: a named
+    case, or a ``control`` probe) passes - or, for a leaf the output does not
+    reach, the first quantity that fails is that leaf's gradient."""
+    passed = {control_key(case): row["verdict"] not in BAD_VERDICTS for case, row in zip(cases, rows)
+              if case.spec["op"] == "backward" and case.spec["probe"] in ("machinery", "multi_pass", "control")}
+
+    def explained_by_it(case, row):
+        if set(case.graph.ops()) & wrong:
+            return False
+        if case.spec["probe"] == "unreached":
+            return any(row["detail"].startswith(f"grad of leaf v{i}:") for i in case.spec["unreached"])
+        return passed.get(control_key(case), False)
+
+    findings = []
+    for key, part in BEHAVIOURS.items():
+        evidence = [(case, row) for case, row in bad.get(("backward", key), []) if explained_by_it(case, row)]
+        if evidence:
+            findings.append(_finding("backward", part, "wrong", evidence))
+    return findings
 
 
 def _blamed_for_reuse(reused, cases, rows):
@@ -294,13 +325,29 @@ def _explaining(row, by_kind, passes_of):
             return finding
     if by_kind["multi_pass"] and passes_of(row["case_id"]) > 1:
         return by_kind["multi_pass"][0]
-    for finding in by_kind["wrong"]:
-        if finding.op == "backward":
+    checks = _behaviour_of(row["case_id"])
+    for finding in by_kind["wrong"]:  # a behaviour check's case: its own finding
+        if checks and finding.op == "backward" and finding.part == BEHAVIOURS[checks]:
+            return finding
+    for finding in by_kind["wrong"]:  # the machinery (no behaviour's finding explains other cases)
+        if finding.op == "backward" and finding.part not in _BEHAVIOUR_PARTS:
             return finding
     for finding in by_kind["edge"]:
         if finding.op in ops:
             return finding
     return None
+
+
+_BEHAVIOUR_PARTS = frozenset(BEHAVIOURS.values())
+
+
+def _behaviour_of(case_id):
+    """The BEHAVIOURS key a run's case checks (a named accumulation case), or None."""
+    family, _, index = case_id.rpartition("-")
+    if not family.startswith("accumulation-") or not index.isdigit():
+        return None
+    named = int(index) // len(ACCUMULATION_LEAVES)
+    return behaviour(ACCUMULATION_NAMED[named][4]) if named < len(ACCUMULATION_NAMED) else None
 
 
 def order(findings):
@@ -313,12 +360,32 @@ def _rank(finding):
 
 
 # -- a run's diagnosis ----------------------------------------------------------------
-def bad_rows(report):
-    """The fail/error rows of a report, as dicts, a chunk at a time."""
+BAD_ROW_COLUMNS = ("case_id", "family", "ops", "depth", "n_nodes", "verdict", "detail")
+
+
+def bad_rows(report, checked=False):
+    """The fail/error rows of a report, as dicts, a chunk at a time.
+    ``checked``: the report was read back whole already (a run's, just
+    written): only these columns of these rows are parsed, a tenth of the
+    cost of checking every value of every row again."""
+    if checked:
+        return _bad_rows_of_checked(report)
     rows = []
     for chunk in iter_report(report):
         bad = failing(chunk)
-        rows += bad[["case_id", "family", "ops", "depth", "n_nodes", "verdict", "detail"]].to_dict("records")
+        rows += bad[list(BAD_ROW_COLUMNS)].to_dict("records")
+    return rows
+
+
+def _bad_rows_of_checked(report):
+    import pandas as pd
+
+    rows = []
+    with pd.read_csv(report, dtype=str, keep_default_na=False, usecols=BAD_ROW_COLUMNS,
+                     chunksize=CHUNK_ROWS) as chunks:
+        for chunk in chunks:
+            for row in failing(chunk)[list(BAD_ROW_COLUMNS)].to_dict("records"):
+                rows.append({**row, "depth": int(row["depth"]), "n_nodes": int(row["n_nodes"])})
     return rows
 
 
@@ -328,7 +395,7 @@ def diagnose(rows, backends, spec):
     findings, and the rows attributed."""
     ops = {op for row in rows for op in str(row["ops"]).split(";") if op in OPS}
     higher, forward = ({op for row in rows if row.get("family") == family for op in _ops(row) | set(CONTROL_OPS)
-                        if op in OPS} for family in ("higher_order", "forward"))
+                        if op in OPS} for family in DERIVATIVE_FAMILIES)
     return explain(probe(ops, backends, spec, higher=higher, forward=forward).findings, rows, backends, spec)
 
 
@@ -344,8 +411,11 @@ def probe(ops, backends, spec, excused=frozenset(), higher=frozenset(), forward=
     those whose case ids are ``excused``."""
     from .judges import run_task
 
-    probes = [case for case in probe_cases(sorted(set(ops) | set(CONTROL_OPS))) + second_order_probes(higher)
-              + forward_probes(forward) if case.case_id not in excused]
+    if (getattr(backends[0], "adapter", None) or {}).get("tangent"):  # a dual number: forward mode is all it has
+        probes = forward_probes(set(forward) | set(ops))
+    else:
+        probes = probe_cases(sorted(set(ops) | set(CONTROL_OPS))) + second_order_probes(higher) + forward_probes(forward)
+    probes = [case for case in probes if case.case_id not in excused]
     # A probe is the same case whatever the run's knobs: its replay needs none.
     probe_spec = replace(spec, edge_rate=None, max_nodes=None, ops=None)
     rows = list(run_task(probes, probe_spec, backends))
@@ -403,7 +473,7 @@ def _unexplained(row, backends, spec):
     # An mlp case is a network (a trajectory, engine.nn), a higher_order
     # case's derivatives name its leaves: each is shown as it is.
     node_values = None
-    if case.family not in ("mlp", "higher_order", "forward"):
+    if case.family not in ("mlp", *DERIVATIVE_FAMILIES):
         try:
             node_values = backends[1].trace(case)[0]
         except Exception:  # torch cannot evaluate it node by node: the case as it is

@@ -19,7 +19,7 @@ random numbers.
 from functools import lru_cache
 import random
 
-from .generate import ExprConfig, random_leaves, random_structure
+from .generate import ExprConfig, random_leaves
 from .graph import Graph, Node
 from .ops import OP_NAMES, OPS
 
@@ -41,14 +41,12 @@ PERTURBATION_CONFUSION_INDEX = 0  # the first named case: forward-<seed>-0
 def named_cases():
     """(name, graph, leaves, spec): the perturbation-confusion case, then
     each op alone, its tangent on one operand."""
-    from .probes import ORDINARY
+    from .probes import alone_at_ordinary_point
 
     named = [PERTURBATION_CONFUSION]
     for name in OP_NAMES:
         op = OPS[name]
-        const = next((c for c in op.constants if c not in op.edge_constants), None) if op.has_const else None
-        leaves = [ORDINARY[domain][1][position] for position, domain in enumerate(op.domains)]
-        graph = Graph(op.arity, (Node(name, tuple(range(op.arity)), const),), (op.arity,))
+        graph, leaves = alone_at_ordinary_point(op, 1)
         for operand in range(op.arity):
             tangents = [1.0 if i == operand else 0.0 for i in range(op.arity)]
             named.append((f"tangent of {name} at {tuple(leaves)} along operand {operand + 1}", graph, leaves,
@@ -57,27 +55,19 @@ def named_cases():
 
 
 def forward_case(seed, index, config=None):
-    from .cases import _case
+    from .cases import _case, _expr_structure, named_case, ops_of
 
     named = named_cases()
     if index < len(named):
-        name, graph, leaves, spec = named[index]
-        return _case("forward", seed, index, graph, leaves, spec=dict(spec), name=name,
-                     structure=f"forward:{name}")
+        return named_case("forward", seed, index, named)
     s, draw = divmod(index - len(named), _DRAWS)
-    ops = tuple(config["ops"]) if isinstance(config, dict) and "ops" in config else OP_NAMES
     key = f"forward:{seed}:{s}"
-    structure = _structure(key, ExprConfig(max_nodes=40, ops=ops, edge_rate=0.0))
+    structure = _expr_structure(key, ExprConfig(max_nodes=40, ops=ops_of(config), edge_rate=0.0))
     leaves = random_leaves(structure, key, draw, edge_rate=0.0)
     rng = random.Random(f"{key}:{draw}")
     tangents = [rng.choice((1.0, 0.0, -1.0, 0.5, rng.uniform(-2.0, 2.0))) for _ in leaves]
     return _case("forward", seed, index, structure.graph, leaves, spec={"tangents": tangents},
                  structure=f"forward-{seed}-{s}")
-
-
-@lru_cache(maxsize=32)
-def _structure(key, config):
-    return random_structure(key, config)
 
 
 def forward_probes(ops, seed=0):

@@ -75,7 +75,7 @@ def grade(job):
         write_json(folder / PROBED, {**loaded, "findings": [f.to_json() for f in probed["probes"].findings]})
 
     def attributed(spec, report, engine):
-        rows = bad_rows(report)
+        rows = bad_rows(report, checked=True)  # run() read it back whole
         probed["bad_cases"] = [row["case_id"] for row in rows]
         kept = [row for row in rows if row["case_id"] not in excused]
         return explain(probed["probes"].findings, kept, load_backends(spec, engine), spec)

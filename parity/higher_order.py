@@ -31,7 +31,7 @@ from functools import lru_cache
 import itertools
 import random
 
-from .generate import POS, REAL, ExprConfig, random_leaves, random_structure
+from .generate import POS, REAL, ExprConfig, random_leaves
 from .graph import Graph, Node
 from .ops import OP_NAMES, OPS
 
@@ -65,14 +65,12 @@ NAMED = [
 def _single_op_named():
     """Each op alone at an ordinary point: every second derivative, so a
     wrong one names its op (the diagnosis's probes reuse these)."""
-    from .probes import ORDINARY
+    from .probes import alone_at_ordinary_point
 
     named = []
     for name in OP_NAMES:
         op = OPS[name]
-        const = next((c for c in op.constants if c not in op.edge_constants), None) if op.has_const else None
-        leaves = [ORDINARY[domain][0][position] for position, domain in enumerate(op.domains)]
-        graph = Graph(op.arity, (Node(name, tuple(range(op.arity)), const),), (op.arity,))
+        graph, leaves = alone_at_ordinary_point(op)
         named.append((f"second derivatives of {name} at {tuple(leaves)}", graph, leaves,
                       {"derivatives": _all(op.arity, 2), "op": name, "probe": SECOND_ORDER}))
     return named
@@ -88,22 +86,19 @@ _KINDS = ("hessian", "hvp", "third", "mlp")
 
 
 def higher_order_case(seed, index, config=None):
-    from .cases import _case
+    from .cases import _case, _expr_structure, named_case, ops_of
 
     named = named_cases()
     if index < len(named):
-        name, graph, leaves, spec = named[index]
-        return _case("higher_order", seed, index, graph, leaves, spec=dict(spec), name=name,
-                     structure=f"higher_order:{name}")
+        return named_case("higher_order", seed, index, named)
     s, draw = divmod(index - len(named), _DRAWS)
     kind = _KINDS[s % len(_KINDS)]
     if kind == "mlp":
         return _mlp_case(seed, index, s, draw)
-    ops = tuple(config["ops"]) if isinstance(config, dict) and "ops" in config else OP_NAMES
     max_nodes = {"hessian": 12, "hvp": 40, "third": 6}[kind]
     key = f"higher_order:{seed}:{s}"
-    structure = _structure(key, ExprConfig(max_nodes=max_nodes, ops=ops, edge_rate=0.0,
-                                           shape="chain" if kind == "hvp" and s % 3 == 0 else "dag"))
+    structure = _expr_structure(key, ExprConfig(max_nodes=max_nodes, ops=ops_of(config), edge_rate=0.0,
+                                                shape="chain" if kind == "hvp" and s % 3 == 0 else "dag"))
     structure = _fewer_leaves(structure, 2 if kind == "third" else 3)
     graph = structure.graph
     leaves = random_leaves(structure, key, draw, edge_rate=0.0)
@@ -114,11 +109,6 @@ def higher_order_case(seed, index, config=None):
             {"hvp": [rng.choice((1.0, -1.0, 0.5, 2.0, rng.uniform(-2.0, 2.0))) for _ in range(n)]})
     return _case("higher_order", seed, index, graph, leaves, spec=spec, structure=f"higher_order-{seed}-{s}",
                  name=f"{kind}")
-
-
-@lru_cache(maxsize=32)
-def _structure(key, config):
-    return random_structure(key, config)
 
 
 def _fewer_leaves(structure, most):

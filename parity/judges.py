@@ -62,9 +62,13 @@ def run_task(cases, spec, backends):
 
 
 def rows_in_process(tasks, spec, backends):
-    for cases in tasks:
-        for row in run_task(cases, spec, backends):
-            yield [row]
+    """run_task's rows for each task in turn, as one stream: the engine
+    starts on a task's first group while the last one's is judged."""
+    from .runner import run_tasks
+
+    for row in run_tasks(tasks, *backends):
+        row["replay"] = spec.replay_command(row["case_id"])
+        yield [row]
 
 
 _judge_state = None  # (spec, backends) in a judge worker process, or the exception that stopped them

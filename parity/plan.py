@@ -10,15 +10,12 @@ import shlex
 from typing import NamedTuple, Optional
 
 from .backends.reference import REFERENCES, default_reference
-from .case import DEFAULT_FAMILIES, FAMILIES
+from .case import DEFAULT_FAMILIES, DERIVATIVE_FAMILIES, FAMILIES
 
 # Without --cases, each family's fixed cases (named ones, the edge table) and
 # this many random ones: a mix that runs in well under a minute on 2 cores.
 DEFAULT_RANDOM_CASES = {"expr": 3200, "mlp": 63, "accumulation": 200, "function": 200, "edges": 800,
                         "higher_order": 400, "forward": 400}
-# Families whose quantities the oracle cannot stand in for torch on (see
-# RunSpec): torch's double-backward and forward-AD formulas are their spec.
-TORCH_ONLY_FAMILIES = ("higher_order", "forward")
 # The work in one task sent to a worker, in node evaluations (see cost()):
 # a fraction of a second, so the workers stay balanced and Ctrl-C is not
 # kept waiting; 4 times more per task ran no faster.
@@ -62,7 +59,8 @@ class RunSpec:
             raise ValueError("--ops names no op")
         if self.reference not in REFERENCES:
             raise ValueError(f"unknown reference {self.reference!r}; known: {', '.join(REFERENCES)}")
-        torch_only = [f for f in self.families if f in TORCH_ONLY_FAMILIES]
+        # torch's double-backward and forward-AD formulas are these families' spec
+        torch_only = [f for f in self.families if f in DERIVATIVE_FAMILIES]
         if self.reference == "oracle" and torch_only:
             raise ValueError(f"the {' and '.join(torch_only)} famil{'ies need' if len(torch_only) > 1 else 'y needs'} "
                              f"torch as the reference: the oracle differences its exact first derivatives, "
@@ -139,7 +137,7 @@ def default_mix(family):
 def split_cases(total, families):
     """``--cases N``: N cases in all, shared among the families in proportion
     to the default mix (largest remainders first, at least one each), so
-    that N = 8,489 is the default run."""
+    that N = 8,519 is the default run."""
     if total < len(families):
         raise ValueError(f"--cases {total}: at least one case per family ({len(families)} families; "
                          f"--families to run fewer)")
@@ -230,7 +228,7 @@ def planned_ids(spec):
 
 def cost(case):
     """A case's work, roughly: nodes evaluated forward and backward."""
-    return case.graph.n_nodes * case.passes * max(1, case.spec.get("steps", 0))
+    return case.graph.n_nodes * case.passes * max(1, case.spec.get("steps", 0)) * case.spec.get("rebuild", 1)
 
 
 def pack(groups, budget):

@@ -362,15 +362,16 @@ def _check(family, n, seed, engine, config, given, engine_options, judges, allow
         rows.append(row)
 
     unsupported = [case for case, row in zip(cases, rows) if row["verdict"] == UNSUPPORTED]
+    lacking = [row["detail"] for row in rows if row["verdict"] == UNSUPPORTED]
     if len(unsupported) == len(rows):
         if allow_unsupported:
             return _Outcome(rows, None)
-        return _Outcome(rows, _nothing_judged(family, n, engine, unsupported, knobs))
+        return _Outcome(rows, _nothing_judged(family, n, engine, unsupported, knobs, lacking))
     bad = [(case, row) for case, row in zip(cases, rows) if row["verdict"] in BAD_VERDICTS]
     if unsupported and not allow_unsupported:
         warnings.warn(UnsupportedCasesWarning(
             f"parity: {len(unsupported)} of {n} {family} cases were not judged on engine {engine.name!r}: they need "
-            f"ops it lacks ({_missing(engine, unsupported)}); {_remedy(family)}"), stacklevel=3)
+            f"ops it lacks ({_missing(engine, unsupported, lacking)}); {_remedy(family)}"), stacklevel=3)
     if not bad:
         return _Outcome(rows, None)
     diagnosis, why = None, ""
@@ -393,11 +394,16 @@ def _backends(engine, torch_backend, oracle, tolerances):
     return engine, torch_backend, oracle, tolerances or Tolerances()
 
 
-def _missing(engine, cases):
-    """The ops the engine lacks that these cases need, in a few words."""
+def _missing(engine, cases, details=()):
+    """The ops the engine lacks that these cases need, in a few words; then
+    what else their verdicts say it lacks (``details``: "engine lacks
+    backward(gradient=g): ...", a feature of backward a case asks for)."""
     missing = sorted({op for case in cases for op in engine.missing_ops(case.graph)})
     more = f", ... ({len(missing)} ops)" if len(missing) > SHOWN_OPS else ""
-    return ", ".join(missing[:SHOWN_OPS]) + more
+    ops = set(missing)
+    other = [d.removeprefix("engine lacks ") for d in dict.fromkeys(details)
+             if d.startswith("engine lacks ") and not set(d.removeprefix("engine lacks ").split(",")) <= ops]
+    return "; ".join(filter(None, [", ".join(missing[:SHOWN_OPS]) + more, *other]))
 
 
 def _remedy(family):
@@ -408,13 +414,13 @@ def _remedy(family):
     return "; or ".join(ways)
 
 
-def _nothing_judged(family, n, engine, unsupported, knobs):
+def _nothing_judged(family, n, engine, unsupported, knobs, lacking=()):
     if not n:
         return (f"parity: no {family} case was checked (n=0): the check tested nothing; ask for cases, or pass "
                 f"allow_unsupported=True")
     ops = f" of ops {','.join(knobs['ops'])}" if knobs.get("ops") else ""
     return (f"parity: no case was judged: each of the {n} {family} cases{ops} needs an op engine {engine.name!r} "
-            f"lacks ({_missing(engine, unsupported)}), so the check tested nothing.\n"
+            f"lacks ({_missing(engine, unsupported, lacking)}), so the check tested nothing.\n"
             f"the engine's ops: {'; '.join(engine.probe_summary()) or 'every op probed is there'}\n"
             f"fix: {_remedy(family)}; or pass allow_unsupported=True where that is expected")
 

@@ -13,9 +13,12 @@ For each op (built-in and Function rows alike):
   table's ``edges``, the binary edge points, its edge constants), the others
   ordinary: where an engine raises, overflows or takes the wrong branch.
 For the backward machinery (``backward``): the accumulation family's named
-cases (reuse, diamonds, shared subexpressions, repeated ``backward()``),
-chains of 1,000 and 3,000 ops (``deep``), and repeated ``backward()`` on
-``(a + b) + b``.
+cases (reuse, diamonds, shared subexpressions, repeated ``backward()``), its
+behaviour checks (a seed for backward, the graph rebuilt on fresh leaves, a
+leaf the output does not reach: probes named by cases.BEHAVIOURS' keys,
+each with its ``control``, the same case without the behaviour, where no
+named case is that), chains of 1,000 and 3,000 ops (``deep``), and repeated
+``backward()`` on ``(a + b) + b``.
 
 Each probe is a Case of the family ``probe`` (not one a run draws from), its
 ``spec`` saying what it probes; ``case_from_id("probe-0-N")`` rebuilds it, so
@@ -23,7 +26,7 @@ Each probe is a Case of the family ``probe`` (not one a run draws from), its
 """
 from functools import lru_cache
 
-from .cases import ACCUMULATION_LEAVES, ACCUMULATION_NAMED, BINARY_EDGES, _Builder, _case
+from .cases import ACCUMULATION_LEAVES, ACCUMULATION_NAMED, BINARY_EDGES, _Builder, _case, behaviour
 from .functions import FUNCTION_OPS
 from .ops import ANY, NONZERO, OP_NAMES, OPS, POSITIVE
 
@@ -59,10 +62,13 @@ def _probes():
     probes = []
     for op_name in OP_NAMES + FUNCTION_OPS:
         probes += _op_probes(OPS[op_name])
-    for name, graph, passes, zero_grad in ACCUMULATION_NAMED:
+    for name, graph, passes, zero_grad, spec in ACCUMULATION_NAMED:
+        checks = behaviour(spec)
         for leaves in ACCUMULATION_LEAVES:
+            kind = checks or ("multi_pass" if passes > 1 else "machinery")
             probes.append((name, graph, leaves[:graph.n_leaves], passes, zero_grad,
-                           {"op": "backward", "probe": "multi_pass" if passes > 1 else "machinery"}))
+                           {"op": "backward", "probe": kind, **spec}))
+    probes += _controls()
     op_name, const = DEEP_OP
     for depth in DEEP_CHAINS:
         build = _Builder(1)
@@ -80,6 +86,26 @@ def _probes():
         probes.append((f"(a + b) + b, {passes} backward calls without zero_grad", build.graph(),
                        list(ORDINARY[ANY][0]), passes, False, {"op": "backward", "probe": "multi_pass"}))
     return tuple(probes)
+
+
+def _controls():
+    """For each behaviour check's named case whose graph, passes and
+    zero_grad mode no plain named case has, that case without the behaviour
+    (probe ``control``): a behaviour probe is evidence only where its
+    control passes (diagnosis.py)."""
+    plain = {(graph, passes, zero_grad) for _, graph, passes, zero_grad, spec in ACCUMULATION_NAMED if not spec}
+    controls = []
+    for name, graph, passes, zero_grad, spec in ACCUMULATION_NAMED:
+        if behaviour(spec) in ("gradient", "zero_gradient", "rebuild") and (graph, passes, zero_grad) not in plain:
+            plain.add((graph, passes, zero_grad))
+            controls += [(f"{name}: plain backward(), built once (control)", graph, leaves[:graph.n_leaves],
+                          passes, zero_grad, {"op": "backward", "probe": "control"}) for leaves in ACCUMULATION_LEAVES]
+    return controls
+
+
+def control_key(case):
+    """What a behaviour probe and its control share: graph, leaves, passes, zero_grad mode."""
+    return case.graph, tuple(map(repr, case.leaves)), case.passes, case.zero_grad_between
 
 
 def _op_probes(op):
@@ -108,6 +134,14 @@ def _op_probes(op):
         probes.append((f"{op.name}(c={edge_const!r}) at {points[0]}", _alone(op, edge_const), list(points[0]),
                        1, False, {"op": op.name, "probe": "edge", "const": edge_const}))
     return probes
+
+
+def alone_at_ordinary_point(op, k=0):
+    """(graph, leaves): ``op`` alone on its leaves at its k-th ordinary
+    point, its first ordinary constant if it takes one (the probes' first
+    ``ordinary`` case; the higher_order and forward families' single-op cases)."""
+    const = ([c for c in op.constants if c not in op.edge_constants] or [None])[0]
+    return _alone(op, const), [ORDINARY[d][k][i % 2] for i, d in enumerate(op.domains)]
 
 
 def _alone(op, const):

@@ -7,6 +7,14 @@ Consecutive cases with the same ``structure`` go to torch as one batch;
 training cases (spec steps > 0) go through the trajectory driver on every
 backend, the oracle included.  One row per case, in order (the schema is
 report.COLUMNS).
+
+A sandboxed engine works in a process of its own: it starts on a group's
+cases before torch runs them, and on the next group's as soon as it has
+given this one's results, while this group is judged.  So the judge's own
+work - the screen's estimates and the oracle's consultations, a buggy
+engine's many failing cases - costs no engine time on a machine with a
+core for each.  The engine takes one request at a time: at most one group
+is ahead.
 """
 from collections import Counter
 from contextlib import contextmanager
@@ -21,29 +29,75 @@ from .trajectory import rounding_spread as trajectory_spread
 
 def run_cases(cases, engine, torch_backend, oracle=None, tolerances=None):
     """Yield one row dict per case, in order."""
+    return run_tasks([cases], engine, torch_backend, oracle, tolerances)
+
+
+def run_tasks(tasks, engine, torch_backend, oracle=None, tolerances=None):
+    """run_cases over lists of cases (a run's tasks) one after the other:
+    one row dict per case, in order.  A group never spans two tasks (their
+    rows are the same however the tasks are shared out); the engine starts
+    on the next group, of this task or the next, while a group is judged
+    (the module doc)."""
+    tolerances = tolerances or Tolerances()
     rows = _RowMaker(engine)
-    for group in _groups(cases):
-        for case, (engine_result, torch_result, verdict) in zip(
-                group, _judged(group, engine, torch_backend, oracle, tolerances or Tolerances())):
-            yield rows.make(case, engine_result, torch_result, verdict)
+    groups = (group for cases in tasks for group in _groups(cases))
+    group = next(groups, None)
+    pending = _start(engine, group)
+    try:
+        while group is not None:
+            started, pending = pending, None
+            results = _results(group, engine, torch_backend, started)
+            group, judged = next(groups, None), group
+            pending = _start(engine, group)
+            for case, (engine_result, torch_result, verdict) in zip(
+                    judged, _verdicts(judged, results, torch_backend, oracle, tolerances)):
+                yield rows.make(case, engine_result, torch_result, verdict)
+    except KeyboardInterrupt:
+        pending = None  # the run stops now, and its engine is closed: no waiting for its answer
+        raise
+    finally:
+        if pending is not None:
+            # Left early (a reader that stopped, an error): the engine's
+            # answer is collected, so that its next request finds it idle.
+            pending()
 
 
 def run_case(case, engine, torch_backend, oracle=None, tolerances=None):
     """(engine Result, torch Result, Verdict) for one case, as run_cases
     judges it (the replay path)."""
-    return _judged([case], engine, torch_backend, oracle, tolerances or Tolerances())[0]
+    group = [case]
+    results = _results(group, engine, torch_backend, _start(engine, group))
+    return _verdicts(group, results, torch_backend, oracle, tolerances or Tolerances())[0]
 
 
-def _judged(group, engine, torch_backend, oracle, tolerances):
-    """[(engine Result, torch Result, Verdict)] for a group of _groups."""
+def _start(engine, group):
+    """The engine started on a group of _groups (submit's function that
+    waits for its Results), or None: no group, or a training case, whose
+    steps the engine runs one by one."""
+    if group is None or is_trajectory(group[0]):
+        return None
+    return submit(engine, group)
+
+
+def _results(group, engine, torch_backend, started):
+    """([(engine Result, torch Result)], torch's steps) for a group of
+    _groups (the steps of a training case's run, for its estimate; None
+    for others); ``started``: _start's for the group."""
     if is_trajectory(group[0]):
-        results = [(run_trajectory(engine, group[0]), run_trajectory(torch_backend, group[0]))]
+        steps = []  # torch's, for the estimate: its per-step spreads need not run them again
+        return [(run_trajectory(engine, group[0]), run_trajectory(torch_backend, group[0], steps))], steps
+    torch_results = run_all(torch_backend, group)  # the engine works meanwhile
+    return list(zip(started(), torch_results)), None
+
+
+def _verdicts(group, results, torch_backend, oracle, tolerances):
+    """[(engine Result, torch Result, Verdict)] for a group of _groups and
+    its _results."""
+    results, steps = results
+    if is_trajectory(group[0]):
         referee = TrajectoryOracle(oracle) if oracle else None
-        estimate, in_float32 = (lambda: [trajectory_spread(torch_backend, group[0])]), None
+        estimate, in_float32 = (lambda: [trajectory_spread(torch_backend, group[0], steps)]), None
     else:
-        engine_results = submit(engine, group)  # a sandboxed engine works while torch does
-        torch_results = run_all(torch_backend, group)
-        results = zip(engine_results(), torch_results)
         referee = oracle
         estimate = lambda: torch_backend.rounding_spread(group)  # noqa: E731
         in_float32 = lambda: torch_backend.run_batch(group, dtype="float32")  # noqa: E731

@@ -205,7 +205,8 @@ SCHEMA = {  # name: (required, checker); keys not named here are allowed (a late
     # How the engine was driven (sandbox/adapter.py's report): null for ours.
     "adapter": (False, _optional(_object_of({
         "class": (True, _STR), "class_found": (False, _STR), "data": (True, _STR), "grad": (True, _STR),
-        "backward": (True, _STR), "constructor": (False, _STR), "found": (False, _object_of({}, others=_STR)),
+        "backward": (True, _STR), "backward_gradient": (False, _STR), "constructor": (False, _STR),
+        "found": (False, _object_of({}, others=_STR)),
         "ops": (False, _object_of({}, others=_STR)),
         "adapter_file": (False, _object_of({"path": (True, _STR), "sha256": (True, _HEX)}))}))),
     # The op probes' findings: {op: why} of the ops the engine lacks, and of those it has but broken.

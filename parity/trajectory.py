@@ -28,13 +28,18 @@ def is_trajectory(case):
     return case.spec.get("steps", 0) > 0
 
 
-def run_trajectory(backend, case):
-    """Run ``case`` as spec["steps"] steps of gradient descent with rate spec["lr"]."""
+def run_trajectory(backend, case, steps=None):
+    """Run ``case`` as spec["steps"] steps of gradient descent with rate
+    spec["lr"].  ``steps``, a list, gets each step's case (the graph at
+    that step's leaves) as it is run."""
     lr = case.spec["lr"]
     leaves = list(case.leaves)
     losses, seconds, result = [], 0.0, None
     for step in range(case.spec["steps"]):
-        result = backend.run(dataclasses.replace(case, leaves=leaves))
+        step_case = dataclasses.replace(case, leaves=leaves)
+        if steps is not None:
+            steps.append(step_case)
+        result = backend.run(step_case)
         seconds += result.seconds
         if not result.ok:
             error = result.error and f"step {step}: {result.error}"
@@ -59,18 +64,19 @@ class TrajectoryOracle:
         return _trajectory_spread(case, recorder.spreads)
 
 
-def rounding_spread(torch_backend, case):
+def rounding_spread(torch_backend, case, steps=None):
     """TorchBackend.rounding_spread for a trajectory case: the per-step
     estimates, put together as TrajectoryOracle.spread puts the oracle's
-    (compare.judge's screen on training cases)."""
-    def step_spread(step):
-        (estimate,) = torch_backend.rounding_spread([step])
-        n_values = len(step.graph.outputs) + 1
-        return estimate[:n_values], estimate[n_values:]
-
-    recorder = _SpreadRecorder(torch_backend.run, step_spread)
-    run_trajectory(recorder, case)
-    values, grads = _trajectory_spread(case, recorder.spreads)
+    (compare.judge's screen on training cases).  ``steps``: the case's
+    steps as torch's run_trajectory gave them, if it ran already (else
+    they are run here).  The steps share one graph: their estimates are
+    one batch, a tenth of the cost of one call per step."""
+    if steps is None or len(steps) != case.spec["steps"]:
+        steps = []
+        run_trajectory(torch_backend, case, steps)
+    n_values = len(case.graph.outputs) + 1
+    values, grads = _trajectory_spread(case, [(estimate[:n_values], estimate[n_values:])
+                                              for estimate in torch_backend.rounding_spread(steps)])
     return values + grads
 
 

@@ -20,7 +20,7 @@ from parity.backends.engine import load_engine
 from parity.backends.oracle import OracleBackend
 from parity.backends.reference import default_reference, make_reference
 from parity.compare import Tolerances
-from parity.diagnosis import Diagnosis, Finding, attribute, built_from, probe_findings
+from parity.diagnosis import Diagnosis, Finding, attribute, bad_rows, built_from, probe_findings
 from parity.probes import probe_cases
 from parity.report_files import sidecar_path
 from parity.runner import run_cases
@@ -169,6 +169,9 @@ def test_a_lecture_engine_passes_the_lecture_profile_and_its_findings_reach_the_
     assert sum(f["cases"] for f in diagnosis) == verdicts.get("fail", 0) + verdicts.get("error", 0)
     assert cli.main(["diagnose", str(out)]) == 1
     assert cli.main(["diagnose", str(out), "--expect", "lecture"]) == 0
+    # The run's own diagnosis reads its just-checked report's bad rows alone: the same rows.
+    rows = bad_rows(out)
+    assert rows == bad_rows(out, checked=True) and {r["verdict"] for r in rows} == {"fail", "error"}
     page = tmp_path / "lecture.html"
     cli.main(["report", str(out), "--html", str(page)])
     html = page.read_text()

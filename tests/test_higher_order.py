@@ -187,3 +187,72 @@ def test_regression_a_tangent_through_cos_of_a_huge_argument_is_not_a_false_fail
     finally:
         engine.close()
     assert row["verdict"] == "ill_conditioned", row["detail"]
+
+
+DUAL_NUMBER = ROOT / "tests" / "engines" / "dual_number.py"
+DUAL_ADAPTER = ROOT / "tests" / "engines" / "dual_number_adapter.py"
+
+
+def run_dual(engine, tmp_path):
+    out = tmp_path / "run.csv"
+    status = main(["run", "--engine", str(engine), "--adapter", str(DUAL_ADAPTER), "--families", "forward",
+                   "--ops", "supported", "--cases", "200", "--out", str(out), "--quiet"])
+    import pandas as pd
+    return status, json.loads(out.with_suffix(".json").read_text()), pd.read_csv(out)
+
+
+def test_a_dual_number_class_is_checked_through_its_tangent_attribute(tmp_path):
+    """A CS107-style Dual (no backward) named by an adapter file's TANGENT:
+    every case passes but the nested one - one tangent per number confuses
+    the two perturbations, and that is its one finding."""
+    status, sidecar, report = run_dual(DUAL_NUMBER, tmp_path)
+    assert status == 1
+    assert [(f["op"], f["part"].split(":")[0]) for f in sidecar["diagnosis"]] == [("jvp", "perturbation confusion")]
+    bad = report[report.verdict.isin(["fail", "error"])]
+    assert list(bad.case_id) == ["forward-0-0"] and (report.verdict == "pass").sum() > 100
+
+
+def test_a_wrong_tangent_in_a_dual_number_class_names_its_op(tmp_path):
+    engine = tmp_path / "dual_number.py"
+    engine.write_text(DUAL_NUMBER.read_text().replace("Dual(math.sin(self.real), math.cos(self.real) * self.dual)",
+                                                      "Dual(math.sin(self.real), -math.cos(self.real) * self.dual)"))
+    status, sidecar, _ = run_dual(engine, tmp_path)
+    wrong = {(f["op"], f["part"]) for f in sidecar["diagnosis"]}
+    assert ("sin", "tangent (forward mode)") in wrong and {op for op, _ in wrong} == {"sin", "jvp"}, wrong
+
+
+def test_regression_a_correct_engine_rounding_its_second_derivative_otherwise_is_not_failed():
+    """higher_order-1-1519 on value_grads.py (its tanh'' formed otherwise than
+    torch's): 1.4e-12 relative from the exact value where torch, by luck, is
+    3e-14 off; the allowance was 16 times torch's error.  A higher
+    derivative's allowance is at least 1e-10 relative (compare.py)."""
+    from parity.backends.engine import load_engine
+    from parity.plan import RunSpec
+    from parity.runner import run_cases
+
+    config = RunSpec(ops=tuple(VALUE_GRADS_OPS.split(","))).config()
+    engine = load_engine(f"{VALUE_GRADS}:Value")
+    try:
+        (row,) = run_cases([case_from_id("higher_order-1-1519", config)], engine, TorchBackend(), OracleBackend())
+    finally:
+        engine.close()
+    assert row["verdict"] in ("pass", "ill_conditioned"), row["detail"]
+
+
+@pytest.mark.parametrize("case_id", ["higher_order-2-1271", "higher_order-2-1688"])
+def test_regression_ulps_left_where_a_higher_derivative_cancels_to_zero_are_not_a_fail(case_id):
+    """value_grads.py leaves 4e-16 and 1.8e-15 where the exact third
+    derivative is 0 and torch's terms cancel exactly: the allowance was
+    relative to 0.  Its floor is now 16 roundings of the case's largest
+    derivative (compare.py)."""
+    from parity.backends.engine import load_engine
+    from parity.plan import RunSpec
+    from parity.runner import run_cases
+
+    config = RunSpec(ops=tuple(VALUE_GRADS_OPS.split(","))).config()
+    engine = load_engine(f"{VALUE_GRADS}:Value")
+    try:
+        (row,) = run_cases([case_from_id(case_id, config)], engine, TorchBackend(), OracleBackend())
+    finally:
+        engine.close()
+    assert row["verdict"] in ("pass", "ill_conditioned"), row["detail"]

@@ -13,12 +13,11 @@ from parity.backends.engine import load_engine
 from parity.backends.oracle import OracleBackend
 from parity.backends.reference import default_reference, make_reference
 from parity.backends.torch import TorchBackend
-from parity.case import FAMILIES
+from parity.case import DERIVATIVE_FAMILIES, FAMILIES
 from parity.cases import EDGE_TABLE, build_cases, case_from_id, n_fixed_cases
 from parity.graph import floats_from_json
-from parity.plan import TORCH_ONLY_FAMILIES
 from parity.report import COLUMNS
-from parity.runner import run_case, run_cases, summarize
+from parity.runner import run_case, run_cases, run_tasks, summarize
 from parity.trajectory import TrajectoryOracle, run_trajectory
 from parity.trajectory import rounding_spread as trajectory_rounding_spread
 
@@ -47,7 +46,7 @@ def assert_no_fail_or_error(rows):
 
 def _family(family):
     """A family as a parameter: the higher_order and forward ones need torch as the reference."""
-    torch_only = family in TORCH_ONLY_FAMILIES
+    torch_only = family in DERIVATIVE_FAMILIES
     return pytest.param(family, marks=pytest.mark.torch if torch_only else ())
 
 
@@ -119,6 +118,50 @@ def test_runner_batches_consecutive_cases_of_one_structure(backends):
     rows = list(run_cases(cases, engine, torch_backend, oracle))
     assert [len(b) for b in torch_backend.batches] == [16, 16, 8]
     assert [r["case_id"] for r in rows] == [c.case_id for c in cases]
+
+
+class RecordingEngine:
+    """An engine whose requests say when they start and when their results are collected."""
+
+    def __init__(self, engine):
+        self.engine, self.name, self.events = engine, engine.name, []
+
+    def submit(self, cases):
+        self.events.append(("start", cases[0].case_id))
+        wait = self.engine.submit(cases)
+
+        def results():
+            self.events.append(("collected", cases[0].case_id))
+            return wait()
+        return results
+
+
+def test_the_engine_starts_on_the_next_group_while_one_is_judged_across_tasks_too(backends):
+    # The judge's work (a buggy engine's estimates and oracle consultations)
+    # overlaps the engine's on the next group, one request at a time; the
+    # rows are those of the tasks run one by one.
+    engine, torch_backend, oracle = backends
+    recording = RecordingEngine(engine)
+    cases = build_cases("expr", 0, 40, {"draws_per_graph": 16})
+    tasks = [cases[:16], cases[16:], []]
+    rows = run_tasks(tasks, recording, torch_backend, oracle)
+    first = next(rows)
+    assert recording.events == [("start", "expr-0-0"), ("collected", "expr-0-0"), ("start", "expr-0-16")]
+    rows = [first] + list(rows)
+    assert recording.events[3:] == [("collected", "expr-0-16"), ("start", "expr-0-32"), ("collected", "expr-0-32")]
+    one_by_one = [row for task in tasks for row in run_cases(task, engine, torch_backend, oracle)]
+    timing = ("engine_seconds", "torch_seconds")
+    assert [{k: v for k, v in row.items() if k not in timing} for row in rows] == [
+        {k: v for k, v in row.items() if k not in timing} for row in one_by_one]
+
+
+def test_a_reader_that_stops_early_leaves_the_engine_idle(backends):
+    engine, torch_backend, oracle = backends
+    recording = RecordingEngine(engine)
+    rows = run_cases(build_cases("expr", 0, 40, {"draws_per_graph": 16}), recording, torch_backend, oracle)
+    next(rows)
+    rows.close()
+    assert recording.events[-2:] == [("start", "expr-0-16"), ("collected", "expr-0-16")]
 
 
 def test_rows_have_the_report_schema(backends):
@@ -195,6 +238,32 @@ def test_a_trajectory_s_estimated_spread_follows_the_oracle_s(backends):
     assert len(known) >= 0.9 * len(estimate)
     assert all(exact <= 50 * estimated for exact, estimated in known)
     assert sum(estimated > 0 for _, estimated in known) > len(known) / 2
+
+
+@pytest.mark.torch  # the estimate is torch's (TorchBackend.rounding_spread)
+def test_a_trajectory_s_estimate_is_one_batch_of_its_steps(backends):
+    # Once per training case, not once per step (issue "Diagnosis", Speed:
+    # a buggy engine's training cases all ask for it), on torch's own steps
+    # when the runner hands them over, the same steps when it does not.
+    case = dataclasses.replace(case_from_id("mlp-0-0"), spec={**case_from_id("mlp-0-0").spec, "steps": 4})
+    steps = []
+    torch_result = run_trajectory(backends[1], case, steps)
+    assert [s.leaves for s in steps[1:]] == [
+        [p - case.spec["lr"] * g for p, g in zip(s.leaves, backends[1].run(s).grads)] for s in steps[:-1]]
+
+    class Counting(TorchBackend):
+        calls = []
+
+        def rounding_spread(self, cases, *args, **kwargs):
+            self.calls.append(len(cases))
+            return super().rounding_spread(cases, *args, **kwargs)
+
+    counting = Counting()
+    given = trajectory_rounding_spread(counting, case, steps)
+    assert counting.calls == [4]
+    assert trajectory_rounding_spread(counting, case) == given  # the steps run again: the same ones
+    assert counting.calls == [4, 4]
+    assert len(given) == len(torch_result.values) + len(torch_result.grads)
 
 
 def test_trajectory_reports_the_step_that_failed(backends):

@@ -31,6 +31,10 @@ SMALL = RunSpec(families=("accumulation", "edges"), cases=12)
 # Our engine behind a file spec, slow to import: a run that holds its
 # output for a few seconds before its first row.
 SLOW_ENGINE = "import time\ntime.sleep({seconds})\nfrom engine import Value  # noqa: F401  (ours)\n"
+# An engine whose import waits until the test creates the file ``release``
+# (two minutes at most): a run of it holds its output for as long as the test wants.
+GATED_ENGINE = ("import os, time\nfor _ in range(1200):\n    if os.path.exists({release!r}):\n        break\n"
+                "    time.sleep(0.1)\nfrom engine import Value  # noqa: F401  (ours)\n")
 
 
 def parity(*argv, cwd=ROOT, **keywords):
@@ -72,21 +76,25 @@ def slow_engine(tmp_path, seconds=2):
 
 # -- one writer per output -----------------------------------------------------------
 def test_a_second_run_on_the_same_out_is_refused_at_once_naming_the_first(tmp_path):
-    out = tmp_path / "run.csv"
-    # 6 s: the first run must still hold its output when the second has
-    # started (judged by the oracle, without torch to import, a run is quick)
-    argv = ["run", "--engine", slow_engine(tmp_path, seconds=6), "--families", "accumulation", "--cases-per-family",
-            "8", "--out", out]
+    """Refused while the first run still holds its output (its engine's
+    import waits for the test): not after it, however loaded the machine."""
+    out, release = tmp_path / "run.csv", tmp_path / "release"
+    engine = tmp_path / "gated_engine.py"
+    engine.write_text(GATED_ENGINE.format(release=str(release)))
+    # --timeout 60: the engine's import may wait 2 x 60 s (the second run's start on a loaded machine)
+    argv = ["run", "--engine", f"{engine}:Value", "--families", "accumulation", "--cases-per-family", "8",
+            "--timeout", "60", "--out", out]
     first = start(*argv)
     try:
         wait_for(lambda: lock_path(out).exists() and lock_path(out).read_text().strip())
-        began = time.monotonic()
         second = parity(*argv)
-        assert time.monotonic() - began < 10  # at once, not after the first run
+        assert first.poll() is None  # at once: the first run is still waiting for its engine
+        release.touch()
         assert second.returncode == 2, second.stderr
         assert f"being written by another parity process (pid {first.pid}" in second.stderr
         assert second.stderr.count("\n") == 1
     finally:
+        release.touch()
         stdout, stderr = first.communicate(timeout=120)
     assert first.returncode == 0, stderr
     assert list(read_report(out)["case_id"]) == [f"accumulation-0-{i}" for i in range(8)]

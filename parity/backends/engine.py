@@ -23,8 +23,8 @@ from ..isolation import Death, EngineBroken, Limits, Sandbox, is_no_answer
 from ..ops import ANY, NONZERO, OPS, POSITIVE
 from ..sandbox import engine_runner
 from ..sandbox.engine_runner import ABSENT, BROKEN, PROBE_STATUSES, EngineSpecError, SPEC_FORMS  # noqa: F401
-from ..sandbox.higher_order import UNSUPPORTED
 from ..sandbox.text import clean
+from ..sandbox.unsupported import UNSUPPORTED
 from ..sandbox.wire import encode_cases
 
 ISOLATION_MODES = ("auto", "process", "none")

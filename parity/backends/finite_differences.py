@@ -20,6 +20,7 @@ import mpmath
 from ..case import Result
 from ..ops import OPS
 from ..runner import run_all
+from ..sandbox.wire import BACKWARD_SPEC_KEYS
 from .oracle import float64_range
 
 STEP = (2.0 ** -52) ** (1.0 / 3.0)
@@ -52,8 +53,9 @@ class FiniteDifferences:
                 nudges[i] = (x + step(x), x - step(x))
                 nudged_cases += [_with_leaf(case, i, nudge) for nudge in nudges[i]]
         losses = iter([r.values[-1] if r.ok else math.nan for r in run_all(self.forward, nudged_cases)])
-        # Gradients accumulate over passes unless zeroed in between.
-        accumulated = 1 if case.zero_grad_between else case.passes
+        # Gradients accumulate over passes unless zeroed in between, each
+        # pass's the seed's multiple (a behaviour check's spec["gradient"]).
+        accumulated = (1 if case.zero_grad_between else case.passes) * case.spec.get("gradient", 1.0)
         grads = []
         for i in range(len(case.leaves)):
             if i not in nudges:
@@ -74,7 +76,8 @@ def _with_leaf(case, i, x):
     # One forward pass is enough; the shared structure key lets torch batch
     # all the nudges of a case (they share its graph).
     return dataclasses.replace(case, leaves=leaves, passes=1, zero_grad_between=False,
-                               structure=case.structure or f"fd:{case.case_id}")
+                               structure=case.structure or f"fd:{case.case_id}",
+                               spec={k: v for k, v in case.spec.items() if k not in BACKWARD_SPEC_KEYS})
 
 
 def _crosses_kink(case, leaf, plus, minus):

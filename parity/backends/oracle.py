@@ -58,7 +58,7 @@ import time
 import mpmath
 from mpmath.libmp import MPZ, mpf_mul
 
-from ..case import Result
+from ..case import DERIVATIVE_FAMILIES, Result
 from ..ops import OPS
 from ..sandbox.engine_ops import clamp_bounds
 
@@ -142,7 +142,8 @@ class OracleBackend:
         magnitudes=True) the first time: the last KEPT_CASES are kept (and
         their runs only read), keyed on everything they depend on."""
         # Leaves by repr: -0.0 == 0.0, but the oracle tells them apart.
-        key = (case.graph, tuple(map(repr, case.leaves)), case.passes, case.zero_grad_between, mpmath.mp.prec)
+        key = (case.graph, tuple(map(repr, case.leaves)), case.passes, case.zero_grad_between, repr(_seed(case)),
+               mpmath.mp.prec)
         evaluation = self._evaluations.pop(key, None)
         if evaluation is None:
             trace, bounds = [], []
@@ -169,8 +170,8 @@ class OracleBackend:
                 result.grads += self._higher(case)[0]
             elif case.family == "forward":
                 result.grads = self._higher(case)[0]
-                if case.spec.get("nested"):  # x * d/dy (x + y) = x, exactly; its tangent along x
-                    result.values = [case.leaves[0]] * 2
+                if case.spec.get("nested"):  # x * d/dy (graph): its value from the exact gradient
+                    result.values = [to_float(mpf(case.leaves[0]) * grads[1])] * 2
         except Exception as exc:  # a backend reports, it does not raise
             result = Result(error=f"oracle: {type(exc).__name__}: {exc}")
         result.seconds = time.perf_counter() - start
@@ -231,9 +232,14 @@ class OracleBackend:
                     for e, m, g in zip(err[len(values):], magnitudes, grads)]
         for leaf in evaluation.kink_leaves(case):  # float64 may put a kink's operand on its other side
             grad_err[leaf] = math.inf
-        if case.family in ("higher_order", "forward"):
+        if case.family in DERIVATIVE_FAMILIES:
             exact, smooth = self._higher(case)
-            higher = [s if ok else math.inf for s, ok in zip(oracle_higher.spread(case, exact, trials), smooth)]
+            # At least u times the case's largest derivative: where terms
+            # cancel to an exact 0 an engine leaves ulps of them, as a
+            # gradient's spread is at least u times its magnitude.
+            scale = max((abs(x) for x in exact + [to_float(g) for g in grads] if math.isfinite(x)), default=0.0)
+            higher = [max(s, UNIT_ROUNDOFF_FLOAT * scale) if ok else math.inf
+                      for s, ok in zip(oracle_higher.spread(case, exact, trials), smooth)]
             grad_err = higher if case.family == "forward" else grad_err + higher
         return err[:len(values)], grad_err
 
@@ -415,11 +421,14 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None, b
     # gradient (None: unreached), a zero upstream gradient still flows (0 *
     # inf is nan in torch too), and a value's gradient sums its consumers'
     # contributions in torch's order, the latest consumer first.
+    # The loss's seed (the case's spec["gradient"], else 1) reaches each
+    # output as it is: the sum's partials are 1.
     adjoint = [None] * graph.n_values
     magnitude = [0.0] * graph.n_values
+    seed = _seed(case)
     for o in graph.outputs:
-        adjoint[o] = mpf(1) if adjoint[o] is None else rounded(adjoint[o] + 1)
-        magnitude[o] += 1.0
+        adjoint[o] = mpf(seed) if adjoint[o] is None else rounded(adjoint[o] + seed)
+        magnitude[o] += abs(seed)
     for i in reversed(range(graph.n_nodes)):
         node = graph.nodes[i]
         out = graph.n_leaves + i
@@ -498,6 +507,14 @@ def _output_bounds(graph, values, error):
         partial_sum = partial_sum + values[o]
         loss += error[o] + (u * abs(float(partial_sum)) if mpmath.isfinite(partial_sum) else math.inf)
     return outputs + [loss if loss == loss else math.inf]
+
+
+def _seed(case):
+    """backward()'s gradient: the case's spec["gradient"] (a behaviour check,
+    parity/cases.py), else 1.  (A case built twice, spec["rebuild"], is the
+    same exact function every time: one run is all of them.)"""
+    spec = getattr(case, "spec", None)
+    return float(spec["gradient"]) if spec and "gradient" in spec else 1.0
 
 
 def _known_magnitude(magnitude):

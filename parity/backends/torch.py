@@ -21,7 +21,7 @@ import operator
 import time
 import warnings
 
-from ..case import Result
+from ..case import DERIVATIVE_FAMILIES, Result
 from ..higher_order import n_quantities
 from ..sandbox.forward_mode import nested_jvp
 from ..sandbox.higher_order import BackendOps, derivatives
@@ -113,7 +113,7 @@ class TorchBackend:
         finite, or where the batch raised: unknown, the oracle decides."""
         # Unknown for a higher_order or forward case: the model covers one backward pass.
         estimates = [[math.nan] * (len(case.graph.outputs) + 1 + n_quantities(case))
-                     if case.family in ("higher_order", "forward") else None for case in cases]
+                     if case.family in DERIVATIVE_FAMILIES else None for case in cases]
         batched = [i for i, estimate in enumerate(estimates) if estimate is None]
         with _single_threaded():
             for indices in _batches([cases[i] for i in batched]):
@@ -141,7 +141,7 @@ def _batches(cases):
     """Lists of indices of cases that can run as one evaluation."""
     groups = defaultdict(list)
     for i, case in enumerate(cases):
-        groups[case.structure, case.passes, case.zero_grad_between].append(i)
+        groups[case.structure, case.passes, case.zero_grad_between, _backward_key(case)].append(i)
     batches = []
     for indices in groups.values():
         # A structure key promises one graph; check it rather than trust it
@@ -172,6 +172,17 @@ def _run_together(cases, dtype="float64"):
 
 
 def _evaluate(cases, dtype):
+    """(values, grads) per case: of the last of a spec["rebuild"] runs, each
+    on fresh leaves (ValueError if two differ; torch's never do)."""
+    runs = [_evaluate_once(cases, dtype) for _ in range(_rebuilds(cases[0]))]
+    for k, run in enumerate(runs[1:], 2):
+        if not _same_numbers(runs[0], run):
+            raise ValueError(f"{len(runs)} identical graphs (each on fresh leaves) gave different results "
+                             f"(runs 1 and {k})")
+    return runs[-1]
+
+
+def _evaluate_once(cases, dtype):
     torch = _torch()
     first = cases[0]
     graph = first.graph
@@ -376,9 +387,36 @@ def _deviations(runs, trials):
 
 def _backward_passes(case, leaves, loss):
     """The case's backward passes over one graph (retain_graph=True), the
-    leaves' gradients cleared between them if the case says so."""
+    leaves' gradients cleared between them if the case says so; each seeded
+    with the case's spec["gradient"] if it has one."""
+    gradient = _seed(case, loss)
     for npass in range(case.passes):
         if case.zero_grad_between and npass:
             for leaf in leaves:
                 leaf.grad = None
-        loss.backward(retain_graph=True)
+        loss.backward(gradient=gradient, retain_graph=True)
+
+
+# -- behaviour checks (parity/cases.py's BEHAVIOURS) -------------------------------
+def _backward_key(case):
+    """What of a case's spec changes its backward: cases differing in it never share a batch."""
+    spec = case.spec or {}
+    return repr(spec.get("gradient")), spec.get("rebuild", 1)
+
+
+def _seed(case, loss):
+    """backward()'s gradient for ``loss`` (a scalar): spec["gradient"], or None (1)."""
+    spec = case.spec
+    if not spec or "gradient" not in spec:
+        return None
+    return _torch().tensor(float(spec["gradient"]), dtype=loss.dtype)
+
+
+def _rebuilds(case):
+    return case.spec.get("rebuild", 1) if case.spec else 1
+
+
+def _same_numbers(a, b):
+    """Two (values, grads) runs equal, nan equal to nan."""
+    return all(len(x) == len(y) and all(p == q or (p != p and q != q) for p, q in zip(x, y))
+               for rows_a, rows_b in zip(a, b) for x, y in zip(rows_a, rows_b))

@@ -21,8 +21,21 @@ guess an adapter file says (``--adapter my_adapter.py``):
            "pow_const": lambda a, c: a.pow(c),             # c: the op's number operand
            "sigmoid": None}                                 # None: the engine has no such op
 
-Every name is optional.  This module runs in the engine's worker: it
+Every name is optional.  ``TANGENT = "der"`` says the class is a dual
+number (forward mode, no backward): a leaf is ``make(x)`` with its tangent
+attribute set, and only the ``forward`` family can check it.  This module runs in the engine's worker: it
 imports nothing of the judge.
+
+A seed for backward (the behaviour checks' ``backward(gradient=g)``,
+parity/cases.py) is found from the signature of the backward found (a
+method, a module function, an adapter file's ``backward(root, ...)``): its
+first parameter after the root named like a seed (SEED_NAMES: ``gradient``,
+``grad``, ``grad_output``, ...), else its first parameter after the root if
+that has a number for its default (``backward(self, start=1.0)``).  An
+engine whose backward has neither (micrograd's ``backward(self)``) runs no
+such case: they are `unsupported` (the reply's error is unsupported.py's
+UNSUPPORTED mark, "the engine has no backward(gradient=g) (...)"), and
+``report["backward_gradient"]`` says why.
 """
 import dis
 import hashlib
@@ -36,10 +49,15 @@ from pathlib import Path
 DATA_NAMES = ("data", "value", "val", "v", "x", "item", "scalar", "num")
 GRAD_NAMES = ("grad", "gradient", "derivative", "g", "grad_value", "d", "dx", "partial", "adjoint")
 BACKWARD_NAMES = ("backward", "backprop", "backwards", "backpropagate", "back_prop", "backward_pass")
+# A backward's seed parameter, by name (see the module doc).
+SEED_NAMES = ("gradient", "grad", "grad_output", "grad_out", "out_grad", "upstream", "seed", "initial_grad",
+              "init_grad", "dout")
 # A constructor's extra required parameters, by name: the value to pass.
 _EXTRA_ARGUMENTS = {"label": "", "name": "", "op": "", "_op": "", "children": (), "_children": (),
                     "_prev": (), "prev": (), "parents": (), "_parents": (), "requires_grad": True}
-ADAPTER_FILE_NAMES = {"CLASS", "DATA", "GRAD", "make", "backward", "OPS"}
+ADAPTER_FILE_NAMES = {"CLASS", "DATA", "GRAD", "TANGENT", "make", "backward", "OPS"}
+FORWARD_ONLY = ("the adapter file's TANGENT makes the engine a dual number, forward mode only: it has no "
+                "backward; check it with --families forward")
 PROBE_NUMBER = 1.5
 
 
@@ -51,21 +69,29 @@ class EngineSpecError(ValueError):
 class Adapter:
     """The decisions: ``make(x)`` a leaf, ``read_data(v)``, ``read_grad(v)``
     (None where the engine keeps none), ``grad_attr`` (zeroed between
-    passes), ``backward(root)``, ``ops`` ({op name: call}), ``report``."""
+    passes), ``backward(root)``, ``seeded_backward(root, g)`` (None where
+    the engine's backward takes no seed; ``no_seed`` then says why), ``ops``
+    ({op name: call}), ``report``; ``tangent_attr`` for a dual-number class
+    (then backward and seeded_backward are None)."""
+    tangent_attr = None
 
-    def __init__(self, value_class, make, data_attr, data_is_method, grad_attr, backward, ops, report):
+    def __init__(self, value_class, make, data_attr, data_is_method, grad_attr, backward, ops, report,
+                 seeded=(None, "")):
         self.value_class, self.make, self.data_attr, self.grad_attr = value_class, make, data_attr, grad_attr
         self.read_data = (lambda v: getattr(v, data_attr)()) if data_is_method else operator.attrgetter(data_attr)
         self.read_grad = lambda v: getattr(v, grad_attr, None)
         self.backward, self.ops, self.report = backward, ops, report
+        self.seeded_backward, self.no_seed = seeded
 
 
 def default(value_class, base_ops, data_attr="data", grad_attr="grad"):
     """The adapter of an engine spelled as the op table spells it (ours)."""
+    seeded = seeded_backward(getattr(value_class, "backward", None), "backward", f"{value_class.__name__}.backward")
     return Adapter(value_class, value_class, data_attr, False, grad_attr, operator.methodcaller("backward"),
                    base_ops, {"class": value_class.__name__, "class_found": "named", "data": data_attr,
                               "grad": grad_attr, "backward": "method backward()",
-                              "constructor": f"{value_class.__name__}(x)", "ops": {}})
+                              "backward_gradient": seeded[2], "constructor": f"{value_class.__name__}(x)",
+                              "ops": {}}, seeded[:2])
 
 
 def detect(module, where, class_name=None, data_attr=None, grad_attr=None, backward=None, adapter_file=None,
@@ -134,11 +160,23 @@ def _fit(cls, module, where, data_attr, grad_attr, backward, extra, strict):
     if not isinstance(value, cls) and "make" not in extra:
         raise EngineSpecError(f"{cname}({PROBE_NUMBER}) is not a {cname}")
     data, data_is_method, data_how = _data_attribute(value, data_attr, cname)
+    if "TANGENT" in extra:
+        return _dual_number(cls, make, data, data_is_method, constructor, data_how, extra["TANGENT"])
     back, back_how = _backward(cls, module, where, backward, extra)
     grad, grad_how = _grad_attribute(value, grad_attr, data, cname, make, back)
-    report = {"class": cname, "data": data, "grad": grad, "backward": back_how, "constructor": constructor,
-              "found": {"data": data_how, "grad": grad_how}}
-    return Adapter(cls, make, data, data_is_method, grad, back, None, report)
+    seeded = _seeded(cls, back, extra)
+    report = {"class": cname, "data": data, "grad": grad, "backward": back_how, "backward_gradient": seeded[2],
+              "constructor": constructor, "found": {"data": data_how, "grad": grad_how}}
+    return Adapter(cls, make, data, data_is_method, grad, back, None, report, seeded[:2])
+
+
+def _dual_number(cls, make, data, data_is_method, constructor, data_how, tangent):
+    """The Adapter of a dual-number class: no gradient, no backward."""
+    report = {"class": cls.__name__, "data": data, "grad": None, "tangent": tangent, "backward": FORWARD_ONLY,
+              "constructor": constructor, "found": {"data": data_how, "grad": "none: forward mode only"}}
+    found = Adapter(cls, make, data, data_is_method, None, None, None, report)
+    found.tangent_attr = tangent
+    return found
 
 
 def _constructor(cls):
@@ -236,6 +274,67 @@ def _backward(cls, module, where, named, extra):
             return function, f"function {name}(root) of the module (detected)"
     raise EngineSpecError(f"no backward() found: {cname} has no method and {where} no function named "
                           f"{'/'.join(BACKWARD_NAMES)}; {_backward_hint(cls, module)}")
+
+
+def _seeded(cls, back, extra):
+    """seeded_backward() of the backward that _backward found."""
+    if isinstance(back, operator.methodcaller):  # a method, by name
+        name = back.__reduce__()[1][0]
+        return seeded_backward(getattr(cls, name, None), name, f"{cls.__name__}.{name}")
+    label = "the adapter file's backward" if "backward" in extra else getattr(back, "__name__", "backward")
+    return seeded_backward(back, None, label)
+
+
+def seeded_backward(function, method_name, label):
+    """(call(root, g), None, how) if ``function`` - a backward method
+    (called on the root by ``method_name``) or a function of the root
+    (``method_name`` None) - takes a seed (the module doc), else (None, why,
+    why)."""
+    parameter = _seed_parameter(function)
+    if parameter is None:
+        why = f"{label}{_signature(function)} takes no gradient argument"
+        return None, why, f"none: {why}"
+    keyword = parameter.kind != parameter.POSITIONAL_ONLY
+    name = parameter.name
+    if method_name is not None:
+        def call(root, g):
+            method = getattr(root, method_name)
+            return method(**{name: g}) if keyword else method(g)
+    else:
+        def call(root, g):
+            return function(root, **{name: g}) if keyword else function(root, g)
+    return call, None, f"{label}({name}=g)" if keyword else f"{label}(g)"
+
+
+def _signature(function):
+    """``(self, retain_graph)``: the parameters' names only (an annotation's
+    colon would end the reason where engine.py reads an unsupported reply)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return "()"
+    return "(" + ", ".join(("*" if p.kind == p.VAR_POSITIONAL else "**" if p.kind == p.VAR_KEYWORD else "") + p.name
+                           for p in parameters) + ")"
+
+
+def _seed_parameter(function):
+    """The parameter of ``function`` after its first (self, the root) that
+    takes the seed, or None."""
+    if not callable(function):
+        return None
+    try:
+        parameters = list(inspect.signature(function).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    named = [p for p in parameters if p.name in SEED_NAMES and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if named:
+        first = named[0]
+        # positional-only: only as the first parameter after the root
+        return first if first.kind != first.POSITIONAL_ONLY or first is parameters[0] else None
+    if parameters and parameters[0].kind in (parameters[0].POSITIONAL_ONLY, parameters[0].POSITIONAL_OR_KEYWORD) \
+            and _is_number(parameters[0].default):
+        return parameters[0]
+    return None
 
 
 def _backward_hint(cls, module):
@@ -348,7 +447,7 @@ def load_adapter_file(path, engine_module):
     for name in ("make", "backward"):
         if name in found and not callable(found[name]):
             raise EngineSpecError(f"--adapter {path}: {name} must be a function")
-    for name in ("CLASS", "DATA", "GRAD"):
+    for name in ("CLASS", "DATA", "GRAD", "TANGENT"):
         if name in found and not isinstance(found[name], str):
             raise EngineSpecError(f"--adapter {path}: {name} must be a string (a name)")
     ops = found.get("OPS", {})

@@ -31,6 +31,7 @@ import engine
 
 from . import adapter as adapters
 from . import forward_mode, higher_order
+from .unsupported import UNSUPPORTED, Unsupported
 from .adapter import EngineSpecError  # noqa: F401  (defined there: the adapter raises it too)
 from .engine_ops import ENGINE_OPS
 from .text import describe
@@ -88,7 +89,7 @@ class EngineRunner:
         self.grad_attr = self.adapter.grad_attr
         self.make = self.adapter.make
         self.read_data, self.read_grad = self.adapter.read_data, self.adapter.read_grad
-        self.backward = self.adapter.backward
+        self.backward = self.adapter.backward or _no_backward
         self.timeout = timeout
         self.engine_ops = engine_ops  # {op name: engine call}
         self.is_ours = issubclass(value_class, engine.Value)  # engine.nn and engine.Function work on ours only
@@ -130,6 +131,9 @@ class EngineRunner:
                     return [ABSENT, "the engine returns NotImplemented"]
                 if not isinstance(out, self.value_class):
                     return [BROKEN, f"returns {_kind(out)}, not a {self.value_class.__name__}"]
+                if self.adapter.tangent_attr:  # a dual number: its value is all there is to read
+                    _as_float(self.read_data(out), "the value of its result")
+                    return [PRESENT, ""]
                 try:
                     self.backward(out)
                 except Exception as exc:
@@ -195,8 +199,8 @@ class EngineRunner:
             return None, f"timeout after {self.timeout:g} s"
         except _EngineFault as e:  # a complex result, a Value nested in .data: said plainly
             return None, str(e)
-        except higher_order.Unsupported as e:
-            return None, higher_order.UNSUPPORTED + str(e)
+        except Unsupported as e:
+            return None, UNSUPPORTED + str(e)
         except KeyboardInterrupt:  # Ctrl-C: the run stops (a worker ignores SIGINT; see worker.py)
             raise
         except BaseException as e:  # SystemExit and the like: the engine's exceptions like any other
@@ -213,6 +217,12 @@ class EngineRunner:
         return data, [_as_float_or_none(self.read_grad(v)) for v in values]
 
     def _run_graph(self, case, forward=None):
+        spec = case.spec
+        if spec and spec.get("rebuild", 1) > 1:
+            return self._run_rebuilt(case, forward)
+        return self._run_graph_once(case, forward)
+
+    def _run_graph_once(self, case, forward=None):
         graph = case.graph
         leaves = [self.make(x) for x in case.leaves]
         if forward is not None and len(leaves) == graph.n_leaves:
@@ -252,7 +262,8 @@ class EngineRunner:
 
     def _backward_and_read(self, case, loss, leaves, outputs, labels):
         """``labels[i]`` names ``outputs[i]`` in error messages (only read then)."""
-        grad_attr, read_data, read_grad, backward = self.grad_attr, self.read_data, self.read_grad, self.backward
+        grad_attr, read_data, read_grad = self.grad_attr, self.read_data, self.read_grad
+        backward = self._backward_for(case)
         values = []
         for i, v in enumerate(outputs):
             x = read_data(v)
@@ -269,6 +280,40 @@ class EngineRunner:
             grads.append(g if type(g) is float else self._grad(leaf, f"grad of leaf v{i}"))
         return values, grads
 
+    # -- behaviour checks (parity/cases.py's BEHAVIOURS) ---------------------------
+    def _backward_for(self, case):
+        """backward(root) as the case asks: the adapter's, or with the
+        case's seed (spec "gradient"); Unsupported where the engine's
+        backward takes none."""
+        spec = case.spec
+        if not spec or "gradient" not in spec:
+            return self.backward
+        seeded = self.adapter.seeded_backward
+        if seeded is None and self.adapter.backward is None:  # a dual number: no backward at all
+            return self.backward
+        if seeded is None:  # `unsupported`: "backward(gradient=g) (Value.backward(self) takes no gradient argument)"
+            raise Unsupported(f"the engine has no backward(gradient=g) ({self.adapter.no_seed})")
+        gradient = float(spec["gradient"])
+        return lambda root: seeded(root, gradient)
+
+    def _run_rebuilt(self, case, forward):
+        """(values, grads) of the last of spec["rebuild"] runs, each building
+        the graph on fresh leaves and running its backward passes; an error
+        naming the first quantity where two runs differ (nan equals nan)."""
+        runs = [self._run_graph_once(case, forward) for _ in range(case.spec["rebuild"])]
+        first_values, first_grads = runs[0]
+        names = _OutputLabels(case.graph.outputs)
+        for k, (values, grads) in enumerate(runs[1:], 2):
+            for what, a, b in (("values", first_values, values), ("grads", first_grads, grads)):
+                for i, (x, y) in enumerate(zip(a, b)):
+                    if not (x == y or (x != x and y != y)):
+                        name = (f"grad of leaf v{i}" if what == "grads" else "loss" if names[i] == "loss"
+                                else f"value of output {names[i]}")
+                        raise _EngineFault(
+                            f"{len(runs)} identical graphs (each built on fresh leaves) give different results: "
+                            f"{name}: run 1 {x!r}, run {k} {y!r} (the engine keeps state across graphs?)")
+        return runs[-1]
+
     def _run_higher_order(self, case):
         """(values, grads): the outputs and the loss; the leaves' gradients,
         then the case's higher derivatives (parity/higher_order.py), each
@@ -280,7 +325,7 @@ class EngineRunner:
             elif higher_order.takes_create_graph(self.value_class):
                 self._differentiate = higher_order.by_value_gradients(self.grad_attr, self.value_class)
             else:
-                raise higher_order.Unsupported(higher_order.NO_HIGHER_ORDER)
+                raise Unsupported(higher_order.NO_HIGHER_ORDER)
         leaves = [self.make(x) for x in case.leaves]
         values, loss = self._evaluate(case.graph, leaves)
         outputs = [values[o] for o in case.graph.outputs] + [loss]
@@ -296,7 +341,8 @@ class EngineRunner:
             values, loss = self._evaluate(case.graph, list(leaves))
             return [values[o] for o in case.graph.outputs] + [loss]
 
-        jvp = forward_mode.jvp_function(self.value_class, sys.modules)
+        jvp = (forward_mode.attribute_jvp(self.make, self.adapter.tangent_attr, self.read_data)
+               if self.adapter.tangent_attr else forward_mode.jvp_function(self.value_class, sys.modules))
         primals, tangents = forward_mode.run_forward(case, jvp, evaluate, self.engine_ops)
         labels = [f"v{o}" for o in case.graph.outputs] + ["the loss"]
         return ([_as_float(x, f"value of {label}") for x, label in zip(primals, labels)],
@@ -396,6 +442,10 @@ def _compile_graph(graph, engine_ops):
     lines.append(f"    return [{', '.join(f'v{o}' for o in graph.outputs)}], loss")
     exec(compile("\n".join(lines), f"<parity: graph of {graph.n_nodes} ops>", "exec"), namespace)
     return namespace["forward"]
+
+
+def _no_backward(root):
+    raise _EngineFault(adapters.FORWARD_ONLY)
 
 
 def _as_float(x, what):

@@ -1,12 +1,13 @@
 """A forward case (parity/forward_mode.py) on the engine under test: its
 ``jvp(f, primals, tangents)`` (torch.func.jvp's signature), found beside its
-class as grad() is (higher_order.py), with f the case's graph run on
+class as grad() is (higher_order.py), or made from a dual-number class's
+tangent attribute (attribute_jvp), with f the case's graph run on
 whatever jvp passes in (the engine's dual numbers) through the op table's
 engine calls.  Plain Python: no torch here.
 """
 import inspect
 
-from .higher_order import Unsupported
+from .unsupported import Unsupported
 
 NO_FORWARD_MODE = ("the engine has no forward mode: no jvp(f, primals, tangents) function beside its class "
                    "(torch.func.jvp's signature)")
@@ -21,6 +22,24 @@ def jvp_function(value_class, modules):
             return candidate
         name = name.rpartition(".")[0]
     return None
+
+
+def attribute_jvp(make, tangent_attr, read_data):
+    """A jvp for a dual-number class (an adapter file's TANGENT): leaves
+    made with their tangents set, the outputs' number and tangent read.
+    One tangent per number: nested, it confuses the two perturbations, as
+    such a class does."""
+    def jvp(f, primals, tangents):
+        leaves = []
+        for primal, tangent in zip(primals, tangents):
+            leaf = make(primal)
+            setattr(leaf, tangent_attr, tangent)
+            leaves.append(leaf)
+        outputs = f(*leaves)
+        if not isinstance(outputs, (tuple, list)):  # one output: one number each, as torch.func.jvp
+            return read_data(outputs), getattr(outputs, tangent_attr)
+        return tuple(map(read_data, outputs)), tuple(getattr(o, tangent_attr) for o in outputs)
+    return jvp
 
 
 def run_forward(case, jvp, evaluate, ops):

@@ -9,10 +9,8 @@ differentiated again (None where y does not depend on a leaf) - and
 """
 import inspect
 
-# An engine without them gets `unsupported` cases: its reply's error says so
-# after this prefix (an exception's name, which describe() puts first, has
-# no space or hyphen).
-UNSUPPORTED = "higher-order unsupported: "
+from .unsupported import Unsupported
+
 NO_HIGHER_ORDER = ("the engine has no higher-order gradients: neither a grad(outputs, inputs, create_graph=True) "
                    "function beside its class nor Values in .grad after backward(create_graph=True)")
 
@@ -97,10 +95,6 @@ def by_value_gradients(grad_attr, value_class):
             raise Unsupported(f"{NO_HIGHER_ORDER} (a gradient is {type(grads[0]).__name__})")
         return [g if isinstance(g, value_class) else None for g in grads]
     return differentiate
-
-
-class Unsupported(Exception):
-    """The engine cannot differentiate its gradients."""
 
 
 def _is_zero(x):

@@ -19,6 +19,12 @@ CHUNK_SECONDS = 0.02
 # The progress file: the number of the item the worker is on (int64).
 PROGRESS_BYTES = 8
 
+# The spec keys that change how a case's backward runs, sent for every
+# family (parity/cases.py's BEHAVIOURS): "gradient" (the seed of every
+# backward pass) and "rebuild" (how many times the graph is built, on fresh
+# leaves).  mlp, higher_order and forward cases send their whole spec.
+BACKWARD_SPEC_KEYS = ("gradient", "rebuild")
+
 Node = namedtuple("Node", "op args const")
 WireCase = namedtuple("WireCase", "graph leaves passes zero_grad_between family index spec")
 
@@ -49,10 +55,14 @@ def encode_cases(cases):
             graph = case.graph
             graphs.append([graph.n_leaves, [[n.op, list(n.args), n.const] for n in graph.nodes],
                            list(graph.outputs)])
-        spec = case.spec if case.family in ("mlp", "higher_order", "forward") else {}
+        spec = case.spec if case.family in ("mlp", "higher_order", "forward") else _backward_keys(case.spec)
         rows.append([index_of[key], [float(x) for x in case.leaves], case.passes, case.zero_grad_between,
                      case.family, case.index, spec])
     return {"graphs": graphs, "cases": rows}
+
+
+def _backward_keys(spec):
+    return {key: spec[key] for key in BACKWARD_SPEC_KEYS if key in spec} if spec else {}
 
 
 def decode_cases(message):
