@@ -16,6 +16,7 @@ from parity.campaign import run
 from parity.plan import RunSpec, Shard, cost, pack, plan
 from parity.report_files import CampaignError, merge, partial_path, sidecar_path, write_atomic
 from parity.report import TIMING_COLUMNS, read_report
+from terminal import start_in_its_own_group
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = RunSpec(families=("expr", "accumulation", "function", "edges"), cases=40, max_nodes=40)
@@ -207,8 +208,8 @@ def test_an_interrupted_run_keeps_its_rows_and_resumes(tmp_path, workers):
             "--workers", workers, "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # Its own process group, which gets the SIGINT, as from Ctrl-C in a terminal.
-    process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+    process = start_in_its_own_group(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not partial_path(out).exists()
                                            or partial_path(out).read_text().count("\n") < 20):

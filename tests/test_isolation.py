@@ -32,6 +32,7 @@ from parity.graph import Graph, Node
 from parity.isolation import Limits
 from parity.report import iter_report
 from parity.report_files import partial_path
+from terminal import start_in_its_own_group
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -323,8 +324,8 @@ def test_stopping_the_harness_stops_its_engine_workers_and_resume_goes_on(tmp_pa
             "--engine", f"{HOSTILE / 'hostile_base.py'}:Value"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     before = _worker_pids()
-    process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+    process = start_in_its_own_group(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not partial_path(out).exists()
                                            or partial_path(out).read_text().count("\n") < 5):

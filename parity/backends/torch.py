@@ -389,12 +389,12 @@ def _backward_passes(case, leaves, loss):
     """The case's backward passes over one graph (retain_graph=True), the
     leaves' gradients cleared between them if the case says so; each seeded
     with the case's spec["gradient"] if it has one."""
-    gradient = _seed(case, loss)
+    seeded = _seeded(case, loss)
     for npass in range(case.passes):
         if case.zero_grad_between and npass:
             for leaf in leaves:
                 leaf.grad = None
-        loss.backward(gradient=gradient, retain_graph=True)
+        seeded.backward(retain_graph=True)
 
 
 # -- behaviour checks (parity/cases.py's BEHAVIOURS) -------------------------------
@@ -404,12 +404,17 @@ def _backward_key(case):
     return repr(spec.get("gradient")), spec.get("rebuild", 1)
 
 
-def _seed(case, loss):
-    """backward()'s gradient for ``loss`` (a scalar): spec["gradient"], or None (1)."""
+def _seeded(case, loss):
+    """What backward() is called on for ``loss`` (a scalar): ``loss``, or
+    ``loss * g`` for a case seeded with spec["gradient"] g.  The product's
+    backward hands ``loss`` 1 * g = g exactly, as backward(gradient=g) does,
+    whatever ``loss`` is (a mul's gradient for one operand is the other);
+    but a gradient tensor makes torch import sympy for its shape checks,
+    0.5-1 s in every process that judged one accumulation case."""
     spec = case.spec
     if not spec or "gradient" not in spec:
-        return None
-    return _torch().tensor(float(spec["gradient"]), dtype=loss.dtype)
+        return loss
+    return loss * float(spec["gradient"])
 
 
 def _rebuilds(case):
