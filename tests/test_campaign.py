@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-
 from parity import campaign, judges, report_files
 from parity.campaign import run
 from parity.plan import RunSpec, Shard, cost, pack, plan
