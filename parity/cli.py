@@ -478,7 +478,7 @@ def report_command(args):
         print(f"reference: {describe_reference((sidecar.get('reference') or {}).get('name', 'torch'))}")
     print(summary.text())
     if args.html:
-        write_html(digest, args.html, title=str(args.report), sidecar=_sidecar_or_none(args.report))
+        write_html(digest, args.html, title=str(args.report), sidecar=sidecar)
         print(f"html: {args.html}")
     return FAILED if summary.failed else OK
 
