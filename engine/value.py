@@ -38,7 +38,7 @@ _pow = floatmath.pow
 _pow_by_constant = floatmath.pow_by_constant
 # Creation order, as torch's sequence numbers: backward visits nodes from the
 # newest, so gradient contributions are summed in torch's order.
-_sequence = itertools.count()
+_next_seq = itertools.count().__next__
 _creation_order = attrgetter("_seq")
 
 
@@ -70,7 +70,7 @@ class Value:
         self.grad = 0.0
         self._g = 0.0  # this backward pass's gradient; .grad accumulates it
         self._a = self._b = self._backward = None
-        self._seq = next(_sequence)
+        self._seq = _next_seq()
 
     def __repr__(self):
         return f"Value(data={self.data!r}, grad={self.grad!r})"
@@ -294,12 +294,13 @@ class Value:
             from .autograd import backward_graph
             return backward_graph(self, gradient)
         BackwardPass.number += 1
-        order = _reachable(self, _Mark())
+        # Every node found starts the pass at -0.0 (-0.0 + g is g exactly, so
+        # a -0.0 gradient keeps its sign): a -0.0 of this pass's own, whose
+        # identity tells the nodes found from those a pass has yet to reach.
+        order = _reachable(self, float("-0.0"))
         # torch's engine runs ready nodes newest first (by sequence number):
         # that is every node after all the nodes built from it.
         order.sort(key=_creation_order, reverse=True)
-        for node in order:
-            node._g = -0.0  # -0.0 + g is g exactly, so a -0.0 gradient keeps its sign
         self._g = float(gradient)
         for node in order:
             g = node._g
@@ -309,15 +310,10 @@ class Value:
                 backward(node, g)
 
 
-class _Mark:
-    """A backward pass's mark in the _g slot of the nodes it has found: a
-    set of a million nodes costs more than the slot, which the pass sets
-    anyway."""
-    __slots__ = ()
-
-
 def _reachable(root, mark):
-    """Every node reachable from root (root first, then in the order found).
+    """Every node reachable from root (root first, then in the order found),
+    its _g slot set to ``mark``: a set of a million nodes costs more than the
+    slot, which the pass sets anyway.
 
     Breadth first over the list itself (a loop over a list sees what is
     appended to it): iterative, so a 1,000,000-node chain needs no recursion
@@ -395,7 +391,7 @@ def _node(data, backward, a, b=None):
     out.data = data
     out.grad = 0.0
     out._g = 0.0
-    out._seq = next(_sequence)
+    out._seq = _next_seq()
     if _GradMode.enabled:
         out._a = a
         out._b = b
