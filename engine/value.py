@@ -297,10 +297,13 @@ class Value:
         # Every node found starts the pass at -0.0 (-0.0 + g is g exactly, so
         # a -0.0 gradient keeps its sign): a -0.0 of this pass's own, whose
         # identity tells the nodes found from those a pass has yet to reach.
-        order = _reachable(self, float("-0.0"))
+        found = _reachable(self, float("-0.0"))
         # torch's engine runs ready nodes newest first (by sequence number):
-        # that is every node after all the nodes built from it.
-        order.sort(key=_creation_order, reverse=True)
+        # that is every node after all the nodes built from it.  A set
+        # iterates in address order, close to the order of creation, which
+        # leaves the sort little to do (the order found, breadth first, costs
+        # the sort several times as much on a random DAG).
+        order = sorted(set(found), key=_creation_order, reverse=True)
         self._g = float(gradient)
         for node in order:
             g = node._g
@@ -317,7 +320,7 @@ def _reachable(root, mark):
 
     Breadth first over the list itself (a loop over a list sees what is
     appended to it): iterative, so a 1,000,000-node chain needs no recursion
-    limit, and a chain comes out newest first, which its sort only checks.
+    limit.
     """
     root._g = mark
     found = [root]
