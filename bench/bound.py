@@ -10,9 +10,9 @@ interpreter's own work is counted (bench/pernode.py measures the collector):
 
 - ``floats``: the floor, plain float products, and the backward a loop of products.
 - ``least node``: the least any engine of Python objects can do: an operator
-  method that makes an object of one slot (its operand), and a backward that
-  calls one Python function per node, which adds a product into the operand's
-  slot.  No creation order, no gradient slot, no op.
+  method that makes an object of two slots (its operand, its gradient), and a
+  backward that calls one Python function per node, which sets a product in
+  the operand's gradient slot.  No creation order, no gradient slot, no op.
 - ``engine``: engine.Value (this checkout's).
 - ``micrograd``: micrograd 0.1.0, if installed.
 
