@@ -170,7 +170,7 @@ def _run(roots, seeds, inputs, create_graph):
                 if backward is None:
                     continue
                 if backward is _output_backward:
-                    function_grads.setdefault(node._prev[0], {})[node._aux] = g
+                    function_grads.setdefault(node._a, {})[node._b] = g
                     continue
                 try:
                     rule = RULES[backward]
@@ -192,7 +192,7 @@ def _run(roots, seeds, inputs, create_graph):
 def _function_contributions(node, grad_outputs):
     """A Function's backward, run on Value gradients in the pass's grad mode:
     differentiable when it computes with Values (saved ones, grad_outputs)."""
-    record = node._aux
+    record = node._b
     cls, ctx, args = record.cls, record.ctx, record.args
     # an output nothing reached gets a zero gradient, as torch materializes it
     grad_outputs = tuple(materialize(grad_outputs.get(i, Value(0.0))) for i in range(record.n_outputs))
@@ -204,7 +204,7 @@ def _function_contributions(node, grad_outputs):
         for position, (index, ref) in links.items():
             output = ref()
             if output is None:  # dropped by the caller: a new output of the same node
-                output = _node(saved[position].data, (node,), f"{cls.__name__}[{index}]", _output_backward, index)
+                output = _node(saved[position].data, _output_backward, node, index)
             linked[position] = output
         ctx.saved_values = tuple(linked)
     try:

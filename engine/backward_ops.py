@@ -18,13 +18,13 @@ import math
 from . import floatmath
 from .grad_mode import no_grad
 from .value import (SOFTPLUS_THRESHOLD, Value, _GELU_BETA, _GELU_KAPPA, _GELU_3KAPPA, _GELU_TANH_BETA,
-                    _SQRT1_2, _fma, _node)
+                    _SQRT1_2, OP_NAMES, _fma, _node)
 
 RULES = {}  # a node's float backward function -> its graph rule
 
 
-def graph_op(rule):
-    """Register ``rule`` and return the float backward of its nodes."""
+def graph_op(rule, name):
+    """Register ``rule`` and return the float backward of its nodes, named ``name``."""
     def backward(node, g):
         with no_grad():
             for operand, contribution in rule(node, Value(g)):
@@ -32,6 +32,7 @@ def graph_op(rule):
                     operand._g += contribution.data
     backward.__name__ = f"_{rule.__name__}_float"
     RULES[backward] = rule
+    OP_NAMES[backward] = name
     return backward
 
 
@@ -88,102 +89,100 @@ def where(cond, a, b):
     chosen = a if cond else b
     data = chosen.data if isinstance(chosen, Value) else float(chosen)
     prev = tuple(v for v in (a, b) if isinstance(v, Value))
-    return _node(data, prev, "where", _where_backward, (cond, isinstance(a, Value), isinstance(b, Value)))
+    return _node(data, _where_backward, prev, (cond, isinstance(a, Value), isinstance(b, Value)))
 
 
 def _where(node, gg):
     # derivatives.yaml: self: where(condition, grad, 0); other: where(condition, 0, grad)
-    cond, a_is_value, b_is_value = node._aux
-    operands = iter(node._prev)
+    cond, a_is_value, b_is_value = node._b
+    operands = iter(node._a)
     if a_is_value:
         yield next(operands), where(cond, gg, 0.0)
     if b_is_value:
         yield next(operands), where(cond, 0.0, gg)
 
 
-_where_backward = graph_op(_where)
+_where_backward = graph_op(_where, "where")
 
 
 # -- kernels with a grad_output operand -----------------------------------------
 def tanh_backward(grad, y):
     grad = materialize(grad)
-    return _node(grad.data * floatmath.one_minus_square(y.data), (grad, y), "tanh_backward", _tanh_backward_backward)
+    return _node(grad.data * floatmath.one_minus_square(y.data), _tanh_backward_backward, grad, y)
 
 
 def _tanh_backward(node, gg):
     # grad_output: tanh_backward(grad, output); output: grad * (-2 * output * grad_output)
-    grad, y = node._prev
+    grad, y = node._a, node._b
     yield grad, tanh_backward(gg, y)
     yield y, gg * ((y * -2.0) * grad)
 
 
-_tanh_backward_backward = graph_op(_tanh_backward)
+_tanh_backward_backward = graph_op(_tanh_backward, "tanh_backward")
 
 
 def sigmoid_backward(grad, y):
     grad = materialize(grad)
-    return _node(grad.data * (1.0 - y.data) * y.data, (grad, y), "sigmoid_backward", _sigmoid_backward_backward)
+    return _node(grad.data * (1.0 - y.data) * y.data, _sigmoid_backward_backward, grad, y)
 
 
 def _sigmoid_backward(node, gg):
     # grad_output: sigmoid_backward(grad, output); output: grad * grad_output * (-2 * output + 1)
-    grad, y = node._prev
+    grad, y = node._a, node._b
     yield grad, sigmoid_backward(gg, y)
     yield y, (gg * grad) * ((y * -2.0) + 1.0)
 
 
-_sigmoid_backward_backward = graph_op(_sigmoid_backward)
+_sigmoid_backward_backward = graph_op(_sigmoid_backward, "sigmoid_backward")
 
 
 def threshold_backward(grad, y):
     """relu's: result <= 0 ? 0 : grad (nan passes the gradient)."""
     grad = materialize(grad)
-    return _node(0.0 if y.data <= 0.0 else grad.data, (grad, y), "threshold_backward",
-                 _threshold_backward_backward)
+    return _node(0.0 if y.data <= 0.0 else grad.data, _threshold_backward_backward, grad, y)
 
 
 def _threshold_backward(node, gg):
     # grad_output: threshold_backward(grad, self, threshold); self: zeros_like(grad)
-    grad, y = node._prev
+    grad, y = node._a, node._b
     yield grad, threshold_backward(gg, y)
     yield y, zero()
 
 
-_threshold_backward_backward = graph_op(_threshold_backward)
+_threshold_backward_backward = graph_op(_threshold_backward, "threshold_backward")
 
 
 def leaky_relu_backward(grad, x, slope):
     grad = materialize(grad)
     g = grad.data
-    return _node(g if x.data > 0.0 else g * slope, (grad, x), "leaky_relu_backward",
-                 _leaky_relu_backward_backward, slope)
+    return _node(g if x.data > 0.0 else g * slope, _leaky_relu_backward_backward, (grad, x), slope)
 
 
 def _leaky_relu_backward(node, gg):
     # grad_output: leaky_relu_backward(grad, self, slope, false); self: zeros_like(grad)
-    grad, x = node._prev
-    yield grad, leaky_relu_backward(gg, x, node._aux)
+    grad, x = node._a
+    yield grad, leaky_relu_backward(gg, x, node._b)
     yield x, zero()
 
 
-_leaky_relu_backward_backward = graph_op(_leaky_relu_backward)
+_leaky_relu_backward_backward = graph_op(_leaky_relu_backward, "leaky_relu_backward")
 
 
 def elu_backward(grad, x):
     """alpha = scale = input_scale = 1: x <= 0 ? grad * exp(x) : grad."""
     grad = materialize(grad)
     g = grad.data
-    return _node(g * floatmath.exp(x.data) if x.data <= 0.0 else g, (grad, x), "elu_backward", _elu_backward_backward)
+    return _node(g * floatmath.exp(x.data) if x.data <= 0.0 else g, _elu_backward_backward, grad, x)
 
 
 def _elu_backward(node, gg):
     # self: elu_double_backward: elu_backward(grad * grad_output * input_scale, ...) * (self < 0)
-    grad, x = node._prev
+    grad, x = node._a, node._b
     yield grad, elu_backward(gg, x)
     yield x, elu_backward(gg * grad, x) * (1.0 if x.data < 0.0 else 0.0)
 
 
-_elu_backward_backward = graph_op(_elu_backward)
+_elu_backward_backward = graph_op(_elu_backward, "elu_backward")
 
 
 def softplus_backward(grad, x):
@@ -195,18 +194,18 @@ def softplus_backward(grad, x):
     else:
         z = math.exp(x.data)
         data = g * z / (z + 1.0)
-    return _node(data, (grad, x), "softplus_backward", _softplus_backward_backward)
+    return _node(data, _softplus_backward_backward, grad, x)
 
 
 def _softplus_backward(node, gg):
     # self: softplus_double_backward(grad * grad_output, self, beta, threshold):
     #   sigmoid_backward(grad, x.sigmoid()) * (x < threshold) * beta, x = self * beta
-    grad, x = node._prev
+    grad, x = node._a, node._b
     yield grad, softplus_backward(gg, x)
     yield x, sigmoid_backward(gg * grad, x.sigmoid()) * (1.0 if x.data < SOFTPLUS_THRESHOLD else 0.0)
 
 
-_softplus_backward_backward = graph_op(_softplus_backward)
+_softplus_backward_backward = graph_op(_softplus_backward, "softplus_backward")
 
 
 def gelu_backward(grad, x):
@@ -214,20 +213,20 @@ def gelu_backward(grad, x):
     v = x.data
     cdf = 0.5 * (1.0 + math.erf(v * _SQRT1_2))
     pdf = _GELU_BETA * math.exp(v * v * -0.5)
-    return _node(grad.data * (cdf + v * pdf), (grad, x), "gelu_backward", _gelu_backward_backward)
+    return _node(grad.data * (cdf + v * pdf), _gelu_backward_backward, grad, x)
 
 
 def _gelu_backward(node, gg):
     # self: gelu_double_backward(grad, grad_output, self, "none"):
     #   ggI * gO * (2 * pdf - x^2 * pdf), pdf = kBeta * exp(-0.5 * x^2)
-    grad, x = node._prev
+    grad, x = node._a, node._b
     yield grad, gelu_backward(gg, x)
     x_sq = x * x
     pdf = (x_sq * -0.5).exp() * _GELU_BETA
     yield x, (gg * grad) * (pdf * 2.0 - x_sq * pdf)
 
 
-_gelu_backward_backward = graph_op(_gelu_backward)
+_gelu_backward_backward = graph_op(_gelu_backward, "gelu_backward")
 
 
 def gelu_tanh_backward(grad, x):
@@ -239,12 +238,12 @@ def gelu_tanh_backward(grad, x):
     tanh_derivative = floatmath.one_minus_square(t)
     inner_derivative = _GELU_TANH_BETA * _fma(_GELU_3KAPPA, v_sq, 1.0)
     data = grad.data * (left_derivative + 0.5 * v * tanh_derivative * inner_derivative)
-    return _node(data, (grad, x), "gelu_tanh_backward", _gelu_tanh_backward_backward)
+    return _node(data, _gelu_tanh_backward_backward, grad, x)
 
 
 def _gelu_tanh_backward(node, gg):
     # self: gelu_double_backward(grad, grad_output, self, "tanh"), term by term
-    grad, x = node._prev
+    grad, x = node._a, node._b
     yield grad, gelu_tanh_backward(gg, x)
     beta, kappa = _GELU_TANH_BETA, _GELU_KAPPA
     inner = (x + (x ** 3.0) * kappa) * beta
@@ -261,21 +260,21 @@ def _gelu_tanh_backward(node, gg):
     yield x, (gg * grad) * (((f_prime_gh + f_prime_gh) + g_prime_fh) + h_prime_fg)
 
 
-_gelu_tanh_backward_backward = graph_op(_gelu_tanh_backward)
+_gelu_tanh_backward_backward = graph_op(_gelu_tanh_backward, "gelu_tanh_backward")
 
 
 # -- sgn (abs's derivative) ------------------------------------------------------
 def sgn(x):
     """torch.sgn: -1, 0 or 1 (0 for nan); its derivative is an efficient zero tensor."""
-    return _node(floatmath.sign(x.data), (x,), "sgn", _sgn_backward)
+    return _node(floatmath.sign(x.data), _sgn_backward, x)
 
 
 def _sgn(node, gg):
     # sgn_backward: at::_efficientzerotensor for real inputs
-    yield node._prev[0], ZERO_TENSOR
+    yield node._a, ZERO_TENSOR
 
 
-_sgn_backward = graph_op(_sgn)
+_sgn_backward = graph_op(_sgn, "sgn")
 
 
 # -- cosh and sinh (gelu_tanh's double backward) ------------------------------
@@ -287,25 +286,25 @@ def _overflowing(f, x):
 
 
 def cosh(x):
-    return _node(_overflowing(math.cosh, x.data), (x,), "cosh", _cosh_backward)
+    return _node(_overflowing(math.cosh, x.data), _cosh_backward, x)
 
 
 def sinh(x):
-    return _node(_overflowing(math.sinh, x.data), (x,), "sinh", _sinh_backward)
+    return _node(_overflowing(math.sinh, x.data), _sinh_backward, x)
 
 
 def _cosh(node, gg):
-    x = node._prev[0]
+    x = node._a
     yield x, gg * sinh(x)  # grad * self.sinh()
 
 
 def _sinh(node, gg):
-    x = node._prev[0]
+    x = node._a
     yield x, gg * cosh(x)  # grad * self.cosh()
 
 
-_cosh_backward = graph_op(_cosh)
-_sinh_backward = graph_op(_sinh)
+_cosh_backward = graph_op(_cosh, "cosh")
+_sinh_backward = graph_op(_sinh, "sinh")
 
 
 # -- a value with another expression's derivative ---------------------------
@@ -315,24 +314,24 @@ def surrogate(data, expression):
     kernel fuses a multiply-add that the differentiable formula does not."""
     if expression is ZERO_TENSOR:
         return expression
-    return _node(data, (expression,), "surrogate", _surrogate_backward)
+    return _node(data, _surrogate_backward, expression)
 
 
 def _surrogate(node, gg):
-    yield node._prev[0], gg
+    yield node._a, gg
 
 
-_surrogate_backward = graph_op(_surrogate)
+_surrogate_backward = graph_op(_surrogate, "surrogate")
 
 
 # -- once_differentiable: a gradient that must not be differentiated ------------
 def delayed_error(data, prev, message):
     """A gradient value whose own backward raises (torch's DelayedError)."""
-    return _node(data, tuple(prev), "once_differentiable", _delayed_error_backward, message)
+    return _node(data, _delayed_error_backward, tuple(prev), message)
 
 
 def _delayed_error(node, gg):
-    raise RuntimeError(node._aux)
+    raise RuntimeError(node._b)
 
 
-_delayed_error_backward = graph_op(_delayed_error)
+_delayed_error_backward = graph_op(_delayed_error, "once_differentiable")

@@ -24,7 +24,7 @@ import weakref
 
 from .backward_ops import delayed_error
 from .grad_mode import _GradMode, is_grad_enabled, no_grad
-from .value import BackwardPass, Value, _node
+from .value import OP_NAMES, BackwardPass, Value, _node
 
 
 class FunctionCtx:
@@ -86,7 +86,7 @@ class Function:
         # each output adds its gradient into that node's slot for it.
         # Outputs are new Values, so a saved forward result cannot make a cycle.
         record = _FunctionRecord(cls, ctx, args, len(raw_outputs))
-        function_node = _node(float("nan"), inputs, cls.__name__, _function_backward, record)
+        function_node = _node(float("nan"), _function_backward, inputs, record)
         non_differentiable = {id(o) for o in ctx.non_differentiable}
         outputs = []
         for index, r in enumerate(raw_outputs):
@@ -94,7 +94,7 @@ class Function:
             if id(r) in non_differentiable:
                 outputs.append(Value(data))
             else:
-                outputs.append(_node(data, (function_node,), f"{cls.__name__}[{index}]", _output_backward, index))
+                outputs.append(_node(data, _output_backward, function_node, index))
         outputs = tuple(outputs)
         _link_saved_outputs(ctx, args, raw_outputs, outputs)
         return outputs if is_tuple else outputs[0]
@@ -133,17 +133,22 @@ class _FunctionRecord:
 
 def _output_backward(node, g):
     # An output's backward runs once a pass, so its slot is set, not summed.
-    node._prev[0]._aux.grad_outputs_of_this_pass()[node._aux] = g
+    node._a._b.grad_outputs_of_this_pass()[node._b] = g
 
 
 def _function_backward(node, g):
-    record = node._aux
+    record = node._b
     cls, ctx, args = record.cls, record.ctx, record.args
     grad_outputs = tuple(record.grad_outputs_of_this_pass())
     with no_grad():
         grads = cls.backward(ctx, *grad_outputs)
     for arg, grad in checked_gradients(cls, args, grads):
         arg._g += grad.data if isinstance(grad, Value) else float(grad)
+
+
+# A Function's nodes are named by it: "Split" hides behind "Split[0]", "Split[1]".
+OP_NAMES[_function_backward] = lambda node: node._b.cls.__name__
+OP_NAMES[_output_backward] = lambda node: f"{node._a._b.cls.__name__}[{node._b}]"
 
 
 def checked_gradients(cls, args, grads):

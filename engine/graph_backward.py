@@ -23,61 +23,61 @@ _LN2 = v._LN2
 
 
 def _identity(node, g):           # x + c, x - c
-    yield node._prev[0], g
+    yield node._a, g
 
 
 def _neg(node, g):                # -x, c - x
-    yield node._prev[0], -g
+    yield node._a, -g
 
 
 def _add(node, g):
-    a, b = node._prev
+    a, b = node._a, node._b
     yield a, g
     yield b, g
 
 
 def _sub(node, g):
-    a, b = node._prev
+    a, b = node._a, node._b
     yield a, g
     yield b, -g
 
 
 def _mul(node, g):                # mul_tensor_backward: grad * other
-    a, b = node._prev
+    a, b = node._a, node._b
     yield a, g * b
     yield b, g * a
 
 
 def _scale(node, g):              # x * c
-    yield node._prev[0], g * node._aux
+    yield node._a, g * node._b
 
 
 def _div(node, g):                # grad / other; -grad * ((self / other) / other)
-    a, b = node._prev
+    a, b = node._a, node._b
     yield a, g / b
     yield b, -g * ((a / b) / b)    # self / other anew, as torch's formula: not the node itself
 
 
 def _div_by_constant(node, g):
-    yield node._prev[0], g / node._aux
+    yield node._a, g / node._b
 
 
 def _rdiv(node, g):
     # torch: c / x is x.reciprocal() * c; reciprocal's backward -grad * (r * r)
-    x = node._prev[0]
+    x = node._a
     r = x.reciprocal()
-    yield x, -(g * node._aux) * (r * r)
+    yield x, -(g * node._b) * (r * r)
 
 
 def _pow_constant_exponent(node, g):
     # pow_backward: zeros_like(self) for exponent 0, else grad * (e * self.pow(e - 1))
-    e = node._aux
-    x = node._prev[0]
+    e = node._b
+    x = node._a
     yield x, zero() if e == 0.0 else g * ((x ** (e - 1.0)) * e)
 
 
 def _pow(node, g):
-    x, y = node._prev
+    x, y = node._a, node._b
     # pow_backward_self: where(exponent == 0, 0, grad * (exponent * self.pow(exponent - 1)))
     yield x, where(y.data == 0.0, 0.0, g * (y * (x ** (y - 1.0))))
     # pow_backward_exponent: grad * where(self == 0 & exponent >= 0, 0, result * self.log())
@@ -87,8 +87,8 @@ def _pow(node, g):
 def _pow_constant_base(node, g):
     # pow_backward_exponent(grad, Scalar base, ...): grad * where(exponent >= 0, 0, result * log(0))
     # for base 0, grad * (result * log(base)) otherwise
-    base = node._aux
-    y = node._prev[0]
+    base = node._b
+    y = node._a
     log_base = floatmath.log(base)
     if base == 0.0:
         yield y, g * where(y.data >= 0.0, 0.0, node * log_base)
@@ -97,80 +97,80 @@ def _pow_constant_base(node, g):
 
 
 def _abs(node, g):                # grad * self.sgn()
-    x = node._prev[0]
+    x = node._a
     yield x, g * ops.sgn(x)
 
 
 def _exp(node, g):
-    yield node._prev[0], g * node
+    yield node._a, g * node
 
 
 def _log(node, g):
-    x = node._prev[0]
+    x = node._a
     yield x, g / x
 
 
 def _tanh(node, g):
-    yield node._prev[0], ops.tanh_backward(g, node)
+    yield node._a, ops.tanh_backward(g, node)
 
 
 def _sigmoid(node, g):
-    yield node._prev[0], ops.sigmoid_backward(g, node)
+    yield node._a, ops.sigmoid_backward(g, node)
 
 
 def _relu(node, g):
-    yield node._prev[0], ops.threshold_backward(g, node)
+    yield node._a, ops.threshold_backward(g, node)
 
 
 def _sqrt(node, g):               # grad / (2 * result)
-    yield node._prev[0], g / (node * 2.0)
+    yield node._a, g / (node * 2.0)
 
 
 def _sin(node, g):
-    x = node._prev[0]
+    x = node._a
     yield x, g * x.cos()
 
 
 def _cos(node, g):
-    x = node._prev[0]
+    x = node._a
     yield x, g * -x.sin()
 
 
 def _log1p(node, g):              # log1p_backward: grad / (self + 1)
-    x = node._prev[0]
+    x = node._a
     yield x, g / (x + 1.0)
 
 
 def _expm1(node, g):
-    yield node._prev[0], g * (node + 1.0)
+    yield node._a, g * (node + 1.0)
 
 
 def _exp2(node, g):               # grad * result * M_LN2
-    yield node._prev[0], g * node * _LN2
+    yield node._a, g * node * _LN2
 
 
 def _square(node, g):
     # torch.square is pow(self, 2): pow_backward's grad * (2 * self.pow(1))
-    x = node._prev[0]
+    x = node._a
     yield x, g * ((x ** 1.0) * 2.0)
 
 
 def _reciprocal(node, g):         # -grad * (result * result)
-    yield node._prev[0], -g * (node * node)
+    yield node._a, -g * (node * node)
 
 
 def _leaky_relu(node, g):
-    x = node._prev[0]
-    yield x, ops.leaky_relu_backward(g, x, node._aux)
+    x = node._a
+    yield x, ops.leaky_relu_backward(g, x, node._b)
 
 
 def _elu(node, g):
-    x = node._prev[0]
+    x = node._a
     yield x, ops.elu_backward(g, x)
 
 
 def _softplus(node, g):
-    x = node._prev[0]
+    x = node._a
     yield x, ops.softplus_backward(g, x)
 
 
@@ -178,7 +178,7 @@ def _silu(node, g):
     # With grad mode on, torch differentiates infinitely_differentiable_silu_backward:
     # grad * s * (1 + x * (1 - s)), s = sigmoid(x).  Its value here stays the
     # first-order kernel's (a fused multiply-add), as the float path rounds it.
-    x = node._prev[0]
+    x = node._a
     s = x.sigmoid()
     formula = (g * s) * (1.0 + x * (1.0 - s))
     xv = x.data
@@ -187,48 +187,50 @@ def _silu(node, g):
 
 
 def _gelu(node, g):
-    x = node._prev[0]
+    x = node._a
     yield x, ops.gelu_backward(g, x)
 
 
 def _gelu_tanh(node, g):
-    x = node._prev[0]
+    x = node._a
     yield x, ops.gelu_tanh_backward(g, x)
 
 
 def _max(node, g):
     # self: where(self == other, grad / 2, grad).masked_fill_(self < other, 0)
     # other: where(self == other, grad / 2, grad).masked_fill_(self > other, 0)
-    a, b = node._prev
+    a, b = node._a, node._b
     tie = a.data == b.data
     yield a, where(a.data < b.data, 0.0, where(tie, g / 2.0, g))
     yield b, where(a.data > b.data, 0.0, where(tie, g / 2.0, g))
 
 
 def _min(node, g):
-    a, b = node._prev
+    a, b = node._a, node._b
     tie = a.data == b.data
     yield a, where(a.data > b.data, 0.0, where(tie, g / 2.0, g))
     yield b, where(a.data < b.data, 0.0, where(tie, g / 2.0, g))
 
 
 def _clamp(node, g):              # clamp_backward: where(min <= self <= max, grad, 0)
-    low, high = node._aux
-    x = node._prev[0]
+    low, high = node._b
+    x = node._a
     yield x, where(low <= x.data <= high, g, 0.0)
 
 
 def _linear(node, g):
-    weights, inputs = node._aux
-    yield node._prev[0], g
+    weights, inputs = node._b
+    yield node._a[0], g
     for w, x in zip(weights, inputs):
         yield w, g * x
         yield x, g * w
 
 
 RULES = {
-    v._identity_backward: _identity,
+    v._add_constant_backward: _identity,
+    v._sub_constant_backward: _identity,
     v._neg_backward: _neg,
+    v._rsub_backward: _neg,
     v._add_backward: _add,
     v._sub_backward: _sub,
     v._mul_backward: _mul,

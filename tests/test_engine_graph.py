@@ -129,7 +129,7 @@ def _expression_graph():
     e.backward()
     assert a.grad != 0.0
     function_node = p._prev[0]
-    ctx = function_node._aux.ctx
+    ctx = function_node._b.ctx
     return [weakref.ref(v) for v in (a, b, c, d, p, s, e, function_node, ctx)]
 
 

@@ -8,7 +8,7 @@ can show it (``may_show``).
 Three kinds of planted bugs:
 
 - Every op row's forward and backward, driven from the op table.  Every
-  engine node is made by ``_node(data, prev, op, backward, aux)``; a bug
+  engine node is made by ``_node(data, backward, a, b)``; a bug
   rebinds ``_node`` in the running engine (undone after the test) so that
   the nodes of one code path get a value off by a relative EPS, or a
   gradient contribution to one operand off by EPS: subtle, yet far outside
@@ -84,10 +84,10 @@ class CodePath:
 UNARY, BINARY = ("",), ("a", "b")
 PATHS = {
     "add": CodePath(BINARY, (("+", "_add_backward"),)),
-    "add_const": CodePath(UNARY, (("+", "_identity_backward"),)),
+    "add_const": CodePath(UNARY, (("+", "_add_constant_backward"),)),
     "sub": CodePath(BINARY, (("-", "_sub_backward"),)),
-    "sub_const": CodePath(UNARY, (("-", "_identity_backward"),)),
-    "rsub": CodePath(UNARY, (("rsub", "_neg_backward"),)),
+    "sub_const": CodePath(UNARY, (("-", "_sub_constant_backward"),)),
+    "rsub": CodePath(UNARY, (("rsub", "_rsub_backward"),)),
     "mul": CodePath(BINARY, (("*", "_mul_backward"),)),
     "mul_const": CodePath(UNARY, (("*", "_scale_backward"),)),
     "div": CodePath(BINARY, (("/", "_div_backward"),)),
@@ -132,9 +132,15 @@ ROWS = {
 }
 
 
-def _path_of(op, backward):
+def _path_of(backward, a, b):
     """The code path of a node _node is asked for; an unknown one by its (op, backward)."""
-    node = (op.partition("[")[0], backward.__name__)
+    if backward is engine.function._function_backward:
+        op = b.cls.__name__
+    elif backward is engine.function._output_backward:
+        op = a._b.cls.__name__
+    else:
+        op = engine.value.OP_NAMES.get(backward, "")
+    node = (op, backward.__name__)
     return NODES.get(node, node)
 
 
@@ -154,9 +160,9 @@ def recording_paths():
     paths = set()
 
     def make_node(original):
-        def recording(data, prev, op, backward, aux=None):
-            paths.add(_path_of(op, backward))
-            return original(data, prev, op, backward, aux)
+        def recording(data, backward, a, b=None):
+            paths.add(_path_of(backward, a, b))
+            return original(data, backward, a, b)
         return recording
 
     with engine_node(make_node):
@@ -176,7 +182,7 @@ def test_every_op_row_has_planted_bugs(row):
 def _operands(node, path, operand):
     """The operands of ``node`` whose gradient a backward bug on ``operand`` perturbs."""
     if path == "linear":  # (bias, *weights, *inputs)
-        n = len(node._aux[0])
+        n = len(node._b[0])
         return {"bias": node._prev[:1], "weights": node._prev[1:1 + n], "inputs": node._prev[1 + n:]}[operand]
     i = PATHS[path].operands.index(operand)
     return node._prev[i:i + 1]
@@ -216,13 +222,13 @@ class OpBug:
     @contextmanager
     def engine(self, mutant_root):
         def make_node(original):
-            def planted(data, prev, op, backward, aux=None):
-                if _path_of(op, backward) == self.path:
+            def planted(data, backward, a, b=None):
+                if _path_of(backward, a, b) == self.path:
                     if self.operand is None:
                         data *= 1.0 + EPS  # zeros, infinities, nan: unchanged
                     else:
                         backward = _perturbed_backward(backward, self.path, self.operand)
-                return original(data, prev, op, backward, aux)
+                return original(data, backward, a, b)
             return planted
 
         with engine_node(make_node):
@@ -298,46 +304,49 @@ class NetworkMutant:
             yield load_engine("engine")
 
 
-TOPOLOGICAL_ORDER = """\
-    stack = [root]
-    while stack:
-        for child in stack.pop()._prev:
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return sorted(seen, key=_creation_order)
+# Backward sorts the nodes it found into creation order, newest first.
+CREATION_ORDER = """\
+        order = sorted(set(found), key=_creation_order, reverse=True)
 """
-# The reverse of the order nodes are visited in: a topological order for a
-# tree, not where a node is visited before one of its consumers.
+# The order nodes are visited in instead: a topological order for a tree,
+# not where a node is visited before one of its consumers.
 VISIT_ORDER = """\
-    stack = [root]
-    visited = []
-    while stack:
-        visited.append(stack.pop{})
-        for child in visited[-1]._prev:
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return visited[::-1]
+        stack = [self]
+        order = []
+        seen = {{self}}
+        while stack:
+            order.append(stack.pop{})
+            for child in order[-1]._prev:
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
 """
+# Each pass starts every node it finds at -0.0 (the mark _reachable sets).
 PASS_GRADIENTS_RESET = """\
-        for node in order:
-            node._g = -0.0  # -0.0 + g is g exactly, so a -0.0 gradient keeps its sign
+        found = _reachable(self, float("-0.0"))
 """
 BACKWARD_PASS = PASS_GRADIENTS_RESET + """\
+        # torch's engine runs ready nodes newest first (by sequence number):
+        # that is every node after all the nodes built from it.  A set
+        # iterates in address order, close to the order of creation, which
+        # leaves the sort little to do (the order found, breadth first, costs
+        # the sort several times as much on a random DAG).
+        order = sorted(set(found), key=_creation_order, reverse=True)
         self._g = float(gradient)
-        for node in reversed(order):
+        for node in order:
             g = node._g
             node.grad += g
 """
 # A leaf's gradient accumulates in _g over the passes and .grad is a copy of
 # it: right until someone zeroes .grad.
 LEAF_GRADIENTS_KEPT = """\
-        for node in order:
-            if node._prev:
-                node._g = -0.0
+        kept = {node: node._g for node in topological_order(self) if not node._prev}
+        found = _reachable(self, float("-0.0"))
+        for node, g in kept.items():
+            node._g = g
+        order = sorted(set(found), key=_creation_order, reverse=True)
         self._g = float(gradient)
-        for node in reversed(order):
+        for node in order:
             g = node._g
             node.grad = g
 """
@@ -346,8 +355,8 @@ MUTANTS = [
     Mutant("accumulation-grad-assigned", "value.py", "            node.grad += g\n", "            node.grad = g\n",
            lambda case: case.passes > 1 and not case.zero_grad_between, "grad of leaf"),
     Mutant("accumulation-add-backward-assigns", "value.py",
-           "    a, b = node._prev\n    a._g += g\n    b._g += g\n",
-           "    a, b = node._prev\n    a._g = g\n    b._g += g\n",
+           "    a, b = node._a, node._b\n    a._g += g\n    b._g += g\n",
+           "    a, b = node._a, node._b\n    a._g = g\n    b._g += g\n",
            lambda case: adds(case) and fan_out(case), "grad of leaf"),
     # Each consumer overwrites its operands' gradients: the last one visited wins.
     Mutant("accumulation-consumers-overwrite", "value.py",
@@ -355,12 +364,13 @@ MUTANTS = [
            "            if backward is not None:\n                for child in node._prev:\n"
            "                    child._g = -0.0\n                backward(node, g)\n",
            fan_out, "grad of leaf"),
-    Mutant("topological-order-depth-first-preorder", "value.py", TOPOLOGICAL_ORDER, VISIT_ORDER.format("()"),
+    Mutant("topological-order-depth-first-preorder", "value.py", CREATION_ORDER, VISIT_ORDER.format("()"),
            fan_out, "grad of leaf"),
-    Mutant("topological-order-breadth-first", "value.py", TOPOLOGICAL_ORDER, VISIT_ORDER.format("(0)"),
+    Mutant("topological-order-breadth-first", "value.py", CREATION_ORDER, VISIT_ORDER.format("(0)"),
            fan_out, "grad of leaf"),
-    Mutant("zero_grad-pass-gradients-kept", "value.py", PASS_GRADIENTS_RESET, "",
-           lambda case: case.passes > 1, "grad of leaf"),
+    # no mark: each node starts the pass at the gradient it ended the last one with
+    Mutant("zero_grad-pass-gradients-kept", "value.py", PASS_GRADIENTS_RESET,
+           "        found = topological_order(self)\n", lambda case: case.passes > 1, "grad of leaf"),
     Mutant("zero_grad-ignored", "value.py", BACKWARD_PASS, LEAF_GRADIENTS_KEPT,
            lambda case: case.zero_grad_between, "grad of leaf"),
     NetworkMutant("zero_grad-module-misses-a-parameter", "Module.zero_grad", "for p in self.parameters():",
@@ -374,7 +384,7 @@ MUTANTS = [
            "e * _pow_by_constant(x.data, e - 1.0)", "e * _pow_by_constant(x.data, e)",
            uses("pow_const"), "grad of leaf"),
     Mutant("formula-rsub-computes-x-minus-c", "value.py",
-           '_node(other - self.data, (self,), "rsub"', '_node(self.data - other, (self,), "rsub"',
+           '_node(other - self.data, _rsub_backward', '_node(self.data - other, _rsub_backward',
            uses("rsub"), "value of"),
     Mutant("edge-relu-derivative-1-at-0", "value.py", "if not node.data <= 0.0:", "if not node.data < 0.0:",
            uses("relu"), "grad of leaf"),
