@@ -11,7 +11,14 @@ allowance; whichever side lies within it is right:
     engine ok, torch off   -> torch_off
     engine off             -> fail             (whatever torch does)
 
-The spread is first taken over ``first_spread_trials`` perturbed runs, then
+The first allowance comes from the exact run's own first-order bounds
+(OracleBackend.spread with 0 trials: each op's result off by up to u,
+carried forward by its partials, infinite past a kink the bound reaches).
+They settle an ill-conditioned case without a trial and never make a fail:
+the trials alone can miss what they bound (expr-0-173343 in a
+1,000,000-case soak: a correct engine's tanh 0.9985 ulps off, where a trial
+moves the value by 0.62 ulps at most).  Then the spread is taken over
+``first_spread_trials`` perturbed runs, then
 over twice as many, up to ``spread_trials``, until they settle the case as
 ill_conditioned, or as a fail far beyond the allowance, torch within it
 (what a buggy engine's cases mostly are): ``gross_factor`` times it, or,
@@ -46,9 +53,7 @@ The reference need not be torch (backends/reference.py): with the oracle's
 exact answer, rounded to float64, in torch's place (``reference="oracle"``,
 a Python without torch), a case passes when the engine is within the
 tolerance of it, and a mismatch is judged by the oracle's allowance as
-above: ill_conditioned or fail - first on the exact run's own first-order
-bounds (OracleBackend.spread with 0 trials: they settle an ill-conditioned
-case without a trial, never a fail), then on the trials.  torch_off cannot
+above: ill_conditioned or fail.  torch_off cannot
 occur (the reference is the exact answer), there is no screen (torch's
 cheap estimate of the spread) and no float32 judgement.  The higher_order
 and forward families need torch (plan.RunSpec refuses the oracle for them:
@@ -243,7 +248,7 @@ def judge(case, engine_result, torch_result, oracle=None, tolerances=Tolerances(
     # And a fail far outside it (torch within it: a buggy engine's usual
     # case) is not undone by trials that widen it a few times: the rest are
     # saved.
-    for trials in _trial_rounds(tol, first_order=reference == "oracle"):
+    for trials in _trial_rounds(tol):
         exact, allowance, no_opinion_reason = _consult(oracle, case, len(engine), tol, trials)
         allowance = _at_least_torchs_error(case, allowance, torch, exact, tol)
         judged = [(i, *_judge_quantity(engine[i], torch[i], exact[i], allowance[i], no_opinion_reason, tol))
@@ -274,12 +279,11 @@ def _beyond_rounding(engine, torch, spread, allowances, tol):
     return abs(engine - torch) > allowances * allowance
 
 
-def _trial_rounds(tol, first_order=False):
-    """The numbers of spread trials to try in turn: first_spread_trials,
-    doubling, up to spread_trials; with ``first_order``, 0 before them (the
-    oracle's first-order bounds from its exact run: OracleBackend.spread)."""
-    if first_order:
-        yield 0
+def _trial_rounds(tol):
+    """The numbers of spread trials to try in turn: 0 (the oracle's
+    first-order bounds from its exact run: OracleBackend.spread), then
+    first_spread_trials, doubling, up to spread_trials."""
+    yield 0
     trials = tol.first_spread_trials
     while trials < tol.spread_trials:
         yield trials

@@ -153,14 +153,15 @@ def test_the_oracle_decides_each_mismatch(engine_grad, torch_grad, expected):
     torch = result(grads=[GOOD.grads[0], torch_grad])
     verdict = judge(CASE, engine, torch, oracle)
     assert verdict.verdict == expected
-    # 2 spread trials settle ill_conditioned (more could only widen the
-    # allowance), and a fail over gross_factor (100) allowances off with
-    # torch within it, the engine finite (a trial may yet change the class);
-    # any other verdict takes all 8, asked for in rounds of twice as many.
+    # The first-order bounds (0 trials) settle ill_conditioned, never a
+    # fail; 2 spread trials then settle a fail over gross_factor (100)
+    # allowances off with torch within it, the engine finite (a trial may
+    # yet change the class); any other verdict takes all 8, asked for in
+    # rounds of twice as many.
     far = (expected == "fail" and torch_grad == 1.0 and math.isfinite(engine_grad)
            and not abs(engine_grad - 1.0) <= Tolerances().gross_factor * 1.6e-9)
-    settled = expected == "ill_conditioned" or far
-    assert verdict.oracle_consulted and oracle.trials == ([2] if settled else [2, 4, 8])
+    rounds = [0] if expected == "ill_conditioned" else [0, 2] if far else [0, 2, 4, 8]
+    assert verdict.oracle_consulted and oracle.trials == rounds
     expected = f"grad of leaf v1: engine {engine_grad!r}, torch {torch_grad!r}, oracle 1.0"
     assert verdict.detail.startswith(expected)
     assert ("torch is off too" in verdict.detail) == (engine_grad == 3.0)
@@ -168,17 +169,42 @@ def test_the_oracle_decides_each_mismatch(engine_grad, torch_grad, expected):
 
 @pytest.mark.parametrize("engine_grad, estimate, trials", [
     # allowance 1.6e-9 (the oracle's spread 1e-10); the engine 1e-7 off: 62 of them
-    (1.0 + 1e-7, NAN, [2, 4, 8]),   # within gross_factor (100): the trials go on
-    (1.0 + 1e-7, 1e-10, [2]),       # beyond far_factor (16) of the estimate's allowance too
+    # (after the first-order bounds, which never make a fail: 0 trials)
+    (1.0 + 1e-7, NAN, [0, 2, 4, 8]),   # within gross_factor (100): the trials go on
+    (1.0 + 1e-7, 1e-10, [0, 2]),       # beyond far_factor (16) of the estimate's allowance too
     # the engine 1e-6 off: 625 allowances of 2 trials, 6 of the estimate's 1.6e-7
-    (1.0 + 1e-6, NAN, [2]),
-    (1.0 + 1e-6, 1e-8, [2, 4, 8]),  # the estimate saw a wider spread than 2 trials: all of them
+    (1.0 + 1e-6, NAN, [0, 2]),
+    (1.0 + 1e-6, 1e-8, [0, 2, 4, 8]),  # the estimate saw a wider spread than 2 trials: all of them
 ])
 def test_a_fail_far_beyond_the_trials_and_the_estimate_needs_no_more_trials(engine_grad, estimate, trials):
     oracle = FakeOracle(spread=1e-10)
     engine = result(grads=[GOOD.grads[0], engine_grad])
     verdict = judge(CASE, engine, GOOD, oracle, extras=TorchExtras(rounding_spread=lambda: [0.0] * 4 + [estimate]))
     assert (verdict.verdict, verdict.oracle_consulted, oracle.trials) == ("fail", True, trials)
+
+
+class FirstOrderWider(FakeOracle):
+    """The exact run's first-order bound (0 trials) wider than any trial's
+    spread: a correct op whose rounding the trials cannot reach."""
+
+    def spread(self, case, trials=8, seed=0):
+        self.trials.append(trials)
+        width = 1e-9 if trials == 0 else 1e-16
+        return [width] * len(self.exact.values), [width] * len(self.exact.grads)
+
+
+@pytest.mark.parametrize("reference", ["torch", "oracle"])
+def test_within_the_first_order_bound_is_never_a_fail(reference):
+    # Regression (soak, expr-0-173343): the engine's libm tanh 0.9985 ulps
+    # off, where a trial moves a value by 0.62 ulps at most: 8 trials'
+    # allowance missed it, the exact run's first-order bound did not.
+    oracle = FirstOrderWider()
+    verdict = judge(CASE, result(grads=[GOOD.grads[0], 1.0 + 1e-9]), GOOD, oracle, reference=reference)
+    assert (verdict.verdict, oracle.trials) == ("ill_conditioned", [0])
+    # Beyond it the trials decide, and their narrower allowance fails it.
+    oracle = FirstOrderWider()
+    verdict = judge(CASE, result(grads=[GOOD.grads[0], 1.0 + 1e-7]), GOOD, oracle, reference=reference)
+    assert (verdict.verdict, oracle.trials) == ("fail", [0, 2])
 
 
 def test_the_case_verdict_is_the_worst_quantity_and_the_detail_names_it():

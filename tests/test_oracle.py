@@ -189,6 +189,37 @@ def test_a_selected_zero_stops_an_infinite_gradient():
     assert grad_spread[0] == 0.0 and not any(map(math.isnan, value_spread + grad_spread))
 
 
+def test_a_value_past_a_kink_its_bound_reaches_is_unknowable():
+    # Regression (soak, expr-0-672158): clamp(sin(6e62), 0, 1) is exactly 0,
+    # and its first-order bound u * 0, where float64's sin(6e62) may be
+    # anything in [-1, 1]; the trials, each moving sin's operand at random,
+    # found the other side of the clamp only by chance.  v1 = v0 * 3 is
+    # rounded (its bound u * |v1|), v2 = sin(v1), v3 = clamp(v2, 0, 1),
+    # v4 = exp(v3); v5 = exp(v0) does not depend on the kink.
+    case = make_case(1, [("mul_const", (0,), 3.0), ("sin", (1,)), ("clamp", (2,), 0.0), ("exp", (3,)),
+                         ("exp", (0,))], [2.0e62], outputs=(4, 5))
+    assert ORACLE.run(case).values[0] == 1.0  # sin's exact value is negative: clamped
+    for trials in (0, 2, 8):
+        value_spread, grad_spread = ORACLE.spread(case, trials=trials)
+        assert value_spread[0] == value_spread[2] == math.inf, trials  # v4 and the loss
+        assert value_spread[1] < math.inf and grad_spread == [math.inf], trials
+
+
+def test_a_max_whose_operands_bounds_overlap_is_unknowable():
+    # v2 = v0 * 3, v3 = v1 * 3 round within u of each other's exact value;
+    # the operands of max(v2, v3) are 1e-17 apart relative: either may win.
+    a = 1.0
+    b = math.nextafter(a, 2.0)
+    case = make_case(2, [("mul_const", (0,), 3.0), ("mul_const", (1,), 3.0), ("max", (2, 3)), ("exp", (4,))],
+                     [a, b])
+    value_spread, grad_spread = ORACLE.spread(case, trials=0)
+    assert value_spread == [math.inf, math.inf] and grad_spread == [math.inf, math.inf]
+    apart = make_case(2, [("mul_const", (0,), 3.0), ("mul_const", (1,), 3.0), ("max", (2, 3)), ("exp", (4,))],
+                      [1.0, 1.5])
+    value_spread, grad_spread = ORACLE.spread(apart, trials=0)
+    assert all(s < math.inf for s in value_spread + grad_spread)
+
+
 def test_a_value_past_a_signed_pole_has_an_opinion():
     # Regression (soak, expr-0-793129): a value downstream of 1 / -0.0 was
     # unknown to the oracle (it had no signs of zeros), and a rounding residue

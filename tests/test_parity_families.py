@@ -77,10 +77,16 @@ def test_a_chain_of_100000_ops(backends):
 # that changes a class (a cancellation to 0, an infinity against nan);
 # 1e-19 gradient residues past relu's selected zero; values past a signed
 # pole (1.1e-16 against -1.1e-16) the oracle could not know before it signed
-# its zeros.
+# its zeros.  From the soak of 2026-12-04 (39 op rows): a clamp, a max or
+# a relu past which float64's value of an operand (a sin of 6e62, an exp2
+# of an exp) may lie, which the trials crossed only by chance; and a libm
+# tanh 0.9985 ulps off, beyond what a trial moves a value, within the
+# exact run's first-order bound (compare.py's module doc).
 SOAK_FAILURES = ["expr-0-37628", "expr-0-121600", "expr-0-233934", "expr-0-326353", "expr-0-326356",
                  "expr-0-326361", "expr-0-326362", "expr-0-326363", "expr-0-326364", "expr-0-326366",
-                 "expr-0-510304", "expr-0-793129"]
+                 "expr-0-510304", "expr-0-793129",
+                 "expr-0-173343", "expr-0-228531", "expr-0-261306", "expr-0-385886", "expr-0-505562",
+                 "expr-0-672158", "expr-0-912072"]
 
 
 @pytest.mark.slow

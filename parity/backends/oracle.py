@@ -116,17 +116,24 @@ class _Evaluation:
     magnitudes), and per seed the perturbed trials run so far, each a list
     of deviations per quantity, with the generator that continues them."""
 
-    def __init__(self, exact, node_values, value_bounds):
+    def __init__(self, exact, node_values, value_bounds, unknowable):
         self.exact = exact
         self.node_values = node_values  # every value of the graph, exact
         self.value_bounds = value_bounds  # each value's first-order bound (_value_bounds)
+        self.unknowable = unknowable  # per value of the graph: past a kink its bound reaches (_unknowable)
         self.trials = {}  # seed -> (random.Random, [deviations of each trial])
         self._kink_leaves = None
 
     def kink_leaves(self, case):
         if self._kink_leaves is None:
-            self._kink_leaves = _near_kink_leaves(case.graph, self.node_values)
+            self._kink_leaves = _near_kink_leaves(case.graph, self.node_values, self.unknowable)
         return self._kink_leaves
+
+    def unknowable_values(self, case):
+        """Per value of a Result (each output, then the loss): whether it is
+        unknowable (_unknowable)."""
+        outputs = [self.unknowable[o] for o in case.graph.outputs]
+        return outputs + [any(outputs)]
 
 
 class OracleBackend:
@@ -146,9 +153,10 @@ class OracleBackend:
                mpmath.mp.prec)
         evaluation = self._evaluations.pop(key, None)
         if evaluation is None:
-            trace, bounds = [], []
+            trace, bounds, unknowable = [], [], []
             evaluation = _Evaluation(_forward_backward(case, float64_range, magnitudes=True, trace=trace,
-                                                       bounds=bounds), trace[0], bounds)
+                                                       bounds=bounds, unknowable=unknowable),
+                                     trace[0], bounds, unknowable)
         self._evaluations[key] = evaluation
         if len(self._evaluations) > KEPT_CASES:
             self._evaluations.popitem(last=False)
@@ -227,6 +235,11 @@ class OracleBackend:
         err = [0.0] * (len(values) + len(grads))
         for deviation in deviations[:trials]:
             err = list(map(max, err, deviation))
+        # The trials move each value by half an ulp: past a kink that float64
+        # may cross only a chance trial crosses it.
+        for i, unknowable in enumerate(evaluation.unknowable_values(case)):
+            if unknowable:
+                err[i] = math.inf
         # Not where the exact gradient is infinite or nan: its class decides.
         grad_err = [max(e, UNIT_ROUNDOFF_FLOAT * m) if mpmath.isfinite(g) else e
                     for e, m, g in zip(err[len(values):], magnitudes, grads)]
@@ -260,7 +273,8 @@ class OracleBackend:
 # error bound E(out) = u |out| + sum over operands of |d out / d operand| *
 # E(operand) (plus the row's formula error), leaves exact; the loss adds u
 # times each partial sum.  0 for a value that is not finite (its class is
-# what is at stake, which the trials see), infinite past an infinite partial.  Computed by the exact run
+# what is at stake, which the trials see), infinite past an infinite partial
+# and for an unknowable value (_unknowable).  Computed by the exact run
 # (_forward_backward's ``bounds``) from the partials its backward pass takes
 # anyway: no perturbed trial.
 
@@ -272,17 +286,43 @@ class OracleBackend:
 KINK_ULPS = 2
 
 
-def _near_kink_leaves(graph, values):
+def _kink_points(node, op):
+    return clamp_bounds(node.const) if node.op == "clamp" else op.kink
+
+
+def _unknowable(node, op, operands, error, unknowable):
+    """Whether float64 may have carried this node's value anywhere: an
+    operand is unknowable, or its first-order bound (_value_bounds) reaches
+    a kink point of the op (a clamp bound, relu's 0, a pole, the other
+    operand of a max or min).  The bound holds only on one side of a kink:
+    clamp(sin(6e62), 0, 1) is exactly 0 and its bound u * 0, where float64's
+    sin(6e62) is anything in [-1, 1], and the trials, each moving the
+    operand at random, find the other side only by chance (expr-0-672158 in
+    a 1,000,000-case soak: 2 trials stayed on the clamped side, the engine
+    did not).  A leaf is exact: a bug at a kink still shows."""
+    if any(unknowable[a] for a in node.args):
+        return True
+    errors = [error[a] for a in node.args]
+    if node.op in ("max", "min"):
+        a, b = operands
+        return bool(errors[0] or errors[1]) and not (mpmath.isnan(a) or mpmath.isnan(b)) \
+            and abs(a - b) <= errors[0] + errors[1]
+    return any(e and mpmath.isfinite(x) and abs(x - k) <= e
+               for x, e in zip(operands, errors) for k in _kink_points(node, op))
+
+
+def _near_kink_leaves(graph, values, unknowable):
     """The leaves whose gradient float64's own roundings can make jump: the
-    ancestors of a computed operand within KINK_ULPS ulps of a nonzero kink
-    point of its op (a clamp bound, softplus's threshold: the gradient there
-    is one on one side, another on the other), or of a max's or min's two
-    operands within that of a tie (half the gradient each, or all of it to
-    one).  Zero kinks (relu, abs) need no help: the trials' relative
-    perturbations cross them wherever rounding can (a cancellation's
-    residue), and a leaf at a kink is exact, so a bug there still shows."""
+    ancestors of an unknowable value (_unknowable), of a computed operand
+    within KINK_ULPS ulps of a nonzero kink point of its op (a clamp bound,
+    softplus's threshold: the gradient there is one on one side, another on
+    the other), or of a max's or min's two operands within that of a tie
+    (half the gradient each, or all of it to one).  Zero kinks (relu, abs)
+    need no help: the trials' relative perturbations cross them wherever
+    rounding can (a cancellation's residue), and a leaf at a kink is exact,
+    so a bug there still shows."""
     n = graph.n_leaves
-    seeds = set()
+    seeds = {v for v in range(n, graph.n_values) if unknowable[v]}
     for i, node in enumerate(graph.nodes):
         op = OPS[node.op]
         operands = [values[a] for a in node.args]
@@ -291,7 +331,7 @@ def _near_kink_leaves(graph, values):
             if a != b and max(a, b) >= n and _within_ulps(operands[0], operands[1]):
                 seeds.update(node.args)
             continue
-        points = clamp_bounds(node.const) if node.op == "clamp" else op.kink
+        points = _kink_points(node, op)
         for a, x in zip(node.args, operands):
             if a >= n and any(k != 0 and _within_ulps(x, mpf(k)) for k in points):
                 seeds.add(a)
@@ -374,7 +414,7 @@ def _deviation(got, want):
     return to_float(abs(got - want))
 
 
-def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None, bounds=None):
+def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None, bounds=None, unknowable=None):
     """(values, grads, leaf magnitudes) as mpf: the outputs, then the loss;
     d loss / d leaf after all passes; with ``magnitudes``, per leaf the sum
     over paths to it of |the product of the local derivatives| (a float),
@@ -383,7 +423,9 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None, b
     ``trace``, a list, gets every value of the graph and its gradient of
     one pass (None: unreached); ``bounds``, a list, the first-order bound
     of each of the returned values (_value_bounds), computed on the way
-    from the partials the backward pass takes anyway."""
+    from the partials the backward pass takes anyway, and ``unknowable``, a
+    list given with it, whether each value of the graph is (_unknowable);
+    an unknowable value's bound is infinite."""
     graph = case.graph
     n_leaves = graph.n_leaves
     values = [mpf(x) for x in case.leaves]
@@ -393,6 +435,8 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None, b
     # values are final there) and kept for the backward one.
     kept_partials = [] if bounds is not None else None
     error = [0.0] * n_leaves if bounds is not None else None
+    if bounds is not None:
+        unknowable += [False] * n_leaves
     for i, node in enumerate(graph.nodes):
         op = OPS[node.op]
         operands = [values[a] for a in node.args]
@@ -410,7 +454,8 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None, b
         if kept_partials is not None:
             partials = _partials(op, operands, out, node.const, rounded, signed_partials.get(i))
             kept_partials.append(partials)
-            error.append(_running_error(op, operands, out, node, partials, error))
+            unknowable.append(_unknowable(node, op, operands, error, unknowable))
+            error.append(math.inf if unknowable[-1] else _running_error(op, operands, out, node, partials, error))
     loss = values[graph.outputs[0]]
     for o in graph.outputs[1:]:
         loss = rounded(loss + values[o])
