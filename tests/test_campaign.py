@@ -1,5 +1,6 @@
 """Campaigns: the same rows whatever the workers or shards, merging shards,
 resuming interrupted runs, atomic files."""
+import gc
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import pytest
 
 from parity import campaign, judges, report_files
 from parity.campaign import run
+from parity.cases import build_cases
 from parity.plan import RunSpec, Shard, cost, pack, plan
 from parity.report_files import CampaignError, merge, partial_path, sidecar_path, write_atomic
 from parity.report import TIMING_COLUMNS, read_report
@@ -47,6 +49,50 @@ def test_a_run_writes_its_rows_in_case_order_and_a_complete_sidecar(whole):
     assert not partial_path(whole).exists()
     assert rows["replay"].iloc[0] == "parity replay expr-0-0 --engine engine --max-nodes 40" + (
         " --reference oracle" if SMALL.reference == "oracle" else "")
+
+
+class FreezeCounts:
+    """A stand-in for run_tasks that says what gc.get_freeze_count() was while it ran."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, tasks, *backends):
+        self.seen.append(gc.get_freeze_count())
+        yield from ({"case_id": case.case_id} for task in tasks for case in task)
+
+
+def test_the_judge_s_long_lived_objects_are_frozen_during_a_run_and_thawed_after(monkeypatch):
+    # The objects held when the rows start (torch, the backends) are out of
+    # the collector's way while they are made, and back in it afterwards: a
+    # process running several runs (a test suite) collects them as before.
+    import parity.runner
+
+    counts = FreezeCounts()
+    monkeypatch.setattr(parity.runner, "run_tasks", counts)
+    assert gc.get_freeze_count() == 0
+    batches = list(judges.rows_in_process([build_cases("accumulation", 0, 3)], SMALL, ()))
+    assert [row["case_id"] for (row,) in batches] == ["accumulation-0-0", "accumulation-0-1", "accumulation-0-2"]
+    assert counts.seen[0] > 0 and gc.get_freeze_count() == 0
+    # Left early, it thaws them too.
+    rows = judges.rows_in_process([build_cases("accumulation", 0, 3)], SMALL, ())
+    next(rows)
+    rows.close()
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_run_leaves_what_its_process_froze_frozen(monkeypatch):
+    import parity.runner
+
+    counts = FreezeCounts()
+    monkeypatch.setattr(parity.runner, "run_tasks", counts)
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        list(judges.rows_in_process([build_cases("accumulation", 0, 2)], SMALL, ()))
+        assert counts.seen == [frozen] and gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
 
 
 def test_a_run_s_planned_count_is_the_number_of_cases_it_draws():
