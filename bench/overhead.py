@@ -49,7 +49,10 @@ See bench/README.md.
 """
 import argparse
 from collections import defaultdict
+import contextlib
+import dataclasses
 import functools
+import gc
 import json
 import os
 from pathlib import Path
@@ -63,12 +66,11 @@ import time
 
 ROOT = Path(__file__).resolve().parent.parent
 THIS = Path(__file__).resolve()
-sys.path.insert(0, str(ROOT))  # this checkout's engine and parity, before bench/engine.py
 TARGET = 0.6
 
 MAIN_BUCKETS = ("start-up", "generation", "torch", "torch spread", "oracle", "judge", "rows", "I/O", "IPC",
-                "loop", "finish")
-WORKER_BUCKETS = ("engine", "worker loop", "worker IPC", "worker start-up")
+                "loop", "finish", "collector")
+WORKER_BUCKETS = ("engine", "worker loop", "worker IPC", "worker start-up", "worker collector")
 
 
 class Clock:
@@ -132,6 +134,23 @@ def wrap(owner, attribute, clock, name):
     setattr(owner, attribute, timed(clock, name, getattr(owner, attribute)))
 
 
+def time_collections(clock, name):
+    """The cycle collector's passes charged to ``name``, whatever code
+    allocated the object that set them off - but those the engine's own
+    objects set off, which are the engine's time (bench/engine.py times it
+    with the collector on)."""
+    entered = []
+
+    def callback(phase, info):
+        if phase == "start":
+            entered.append(clock.stack[-1] != "engine")
+            if entered[-1]:
+                clock.enter(name)
+        elif entered.pop():
+            clock.leave()
+    gc.callbacks.append(callback)
+
+
 # -- the engine's worker ---------------------------------------------------------------
 def worker_bootstrap(out_dir):
     """sandbox/worker.py's bootstrap, through worker_main (this file loaded
@@ -164,6 +183,7 @@ def worker_main(fd, progress_fd, out_dir):
         wrap(wire, name, clock, "worker IPC")
     for name in ("send_bytes", "recv_bytes"):
         wrap(Connection, name, clock, "worker IPC")
+    time_collections(clock, "worker collector")
     try:
         worker.main(fd, progress_fd)
     finally:
@@ -238,15 +258,24 @@ def dag_config(draws):
 
 def child(args):
     clock = Clock("start-up")
+    sys.path.insert(0, args.root)  # the checkout measured, before bench/ (whose engine.py is not ours)
     import torch  # noqa: F401  (start-up: the CLI imports it anyway, torch being the reference)
     worker_dir = tempfile.mkdtemp(prefix="parity-overhead-")
     instrument(clock, worker_dir)
+    time_collections(clock, "collector")
+    import parity.judges
+    import parity.runner
     from parity.cli import main
     from parity.plan import RunSpec
 
+    if args.request_cost is not None:
+        parity.runner.REQUEST_COST = int(args.request_cost)
+    if args.no_freeze:
+        parity.judges._long_lived_frozen = contextlib.nullcontext
     argv = ["run", "--quiet", "--isolation", args.isolation]
     if args.child == "dag":
-        config = dag_config(int(args.draws))
+        # As the CLI's knobs come: a dict (an ExprConfig would be copied by asdict for every case).
+        config = dataclasses.asdict(dag_config(int(args.draws)))
         RunSpec.config = lambda spec: config
         argv += ["--families", "expr", "--cases", str(args.dag_cases)]
     with tempfile.TemporaryDirectory(prefix="parity-overhead-run-") as out:
@@ -257,7 +286,8 @@ def child(args):
             finally:
                 sys.stdout = stdout
         rows = sum(1 for _ in open(os.path.join(out, "run.csv"))) - 1
-    result = {"main": clock.totals(), "status": status, "rows": rows, "workers": []}
+    result = {"main": clock.totals(), "status": status, "rows": rows, "workers": [],
+              "parity": str(Path(parity.runner.__file__).parent)}
     for path in Path(worker_dir).glob("worker-*.json"):
         result["workers"].append(json.loads(path.read_text()))
         path.unlink()
@@ -266,14 +296,16 @@ def child(args):
     return 0
 
 
-def run_child(workload, args, draws=None):
-    """One fresh `parity run`: its buckets, and the CPU time the OS counted."""
+def run_child(variant, args):
+    """One fresh `parity run` of a variant: its buckets, and the CPU time the OS counted."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as file:
         out = file.name
-    command = [sys.executable, str(THIS), "--child", workload, "--child-out", out, "--isolation", args.isolation,
-               "--dag-cases", str(args.dag_cases), "--draws", str(draws or 16)]
+    command = [sys.executable, str(THIS), "--child", variant["workload"], "--child-out", out,
+               "--isolation", args.isolation, "--dag-cases", str(args.dag_cases), "--draws", str(variant["draws"]),
+               "--root", variant["root"], *variant["flags"]]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tempfile.gettempdir())
+    subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": variant["root"]},
+                   cwd=tempfile.gettempdir(), stderr=subprocess.DEVNULL if args.quiet_runs else None)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = json.loads(Path(out).read_text())
     os.unlink(out)
@@ -298,88 +330,127 @@ def ratios(buckets):
             "ratio_without_startup": (overhead - startup) / engine}
 
 
-def measure(label, workload, args, log, draws=None):
-    runs = []
+def measure(variants, args, log):
+    """Each variant's runs, the variants taking turns in every repeat (a
+    change in the machine's load then touches them all alike)."""
+    runs = {v["label"]: [] for v in variants}
     for repeat in range(args.repeats):
-        result = run_child(workload, args, draws)
-        buckets = split(result)
-        figures = ratios(buckets)
-        runs.append({"buckets": buckets, **figures, "os_seconds": result["os_seconds"], "rows": result["rows"],
-                     "status": result["status"], "workers": len(result["workers"]),
-                     "worker_imported_torch": any(w.get("torch imported") for w in result["workers"])})
-        log(f"  {label} {repeat + 1}/{args.repeats}: {figures['total']:.2f} s CPU in buckets "
-            f"({result['os_seconds']:.2f} s counted by the OS), engine {buckets['engine']:.2f} s, "
-            f"overhead {figures['ratio']:.2f}x ({figures['ratio_without_startup']:.2f}x without start-up)")
-    median = {name: statistics.median(r["buckets"][name] for r in runs) for name in runs[0]["buckets"]}
-    return {"label": label, "workload": workload, "draws": draws, "runs": runs, "median": median,
-            "ratio": statistics.median(r["ratio"] for r in runs),
-            "ratio_without_startup": statistics.median(r["ratio_without_startup"] for r in runs),
-            "total": statistics.median(r["total"] for r in runs),
-            "os_seconds": statistics.median(r["os_seconds"] for r in runs),
-            "rows": runs[0]["rows"], "worker_imported_torch": any(r["worker_imported_torch"] for r in runs)}
+        for variant in variants:
+            result = run_child(variant, args)
+            buckets = split(result)
+            figures = ratios(buckets)
+            runs[variant["label"]].append({
+                "buckets": buckets, **figures, "os_seconds": result["os_seconds"], "rows": result["rows"],
+                "status": result["status"], "workers": len(result["workers"]), "parity": result["parity"],
+                "worker_imported_torch": any(w.get("torch imported") for w in result["workers"]),
+                "load": os.getloadavg()[0]})
+            log(f"  {variant['label']} {repeat + 1}/{args.repeats}: {figures['total']:.2f} s CPU in buckets "
+                f"({result['os_seconds']:.2f} s counted by the OS), engine {buckets['engine']:.2f} s, "
+                f"overhead {figures['ratio']:.2f}x ({figures['ratio_without_startup']:.2f}x without start-up), "
+                f"load {os.getloadavg()[0]:.2f}")
+    results = []
+    for variant in variants:
+        vruns = runs[variant["label"]]
+        median = {name: statistics.median(r["buckets"][name] for r in vruns) for name in vruns[0]["buckets"]}
+        results.append({**variant, "runs": vruns, "median": median,
+                        "ratio": statistics.median(r["ratio"] for r in vruns),
+                        "ratio_without_startup": statistics.median(r["ratio_without_startup"] for r in vruns),
+                        "total": statistics.median(r["total"] for r in vruns),
+                        "os_seconds": statistics.median(r["os_seconds"] for r in vruns),
+                        "rows": vruns[0]["rows"],
+                        "worker_imported_torch": any(r["worker_imported_torch"] for r in vruns)})
+    return results
 
 
 def table(results):
     names = MAIN_BUCKETS + WORKER_BUCKETS
-    width = max(14, *(len(r["label"]) + 2 for r in results))
-    lines = [f"{'bucket (CPU s)':<16}" + "".join(f"{r['label']:>{width}}" for r in results)]
+    width = max(16, *(len(r["label"]) + 2 for r in results))
+    lines = [f"{'CPU s (x engine)':<17}" + "".join(f"{r['label']:>{width}}" for r in results)]
     for name in names:
         cells = []
         for r in results:
-            engine = r["median"]["engine"]
             value = r["median"][name]
-            cells.append(f"{value:7.2f} {value / engine:5.2f}x".rjust(width))
-        lines.append(f"{name:<16}" + "".join(cells))
-    lines.append(f"{'total':<16}" + "".join(f"{r['total']:7.2f}".ljust(width - 6).rjust(width) for r in results))
-    lines.append(f"{'counted by OS':<16}" + "".join(f"{r['os_seconds']:7.2f}".ljust(width - 6).rjust(width)
-                                                      for r in results))
-    lines.append(f"{'rows':<16}" + "".join(f"{r['rows']:>7}".ljust(width - 6).rjust(width) for r in results))
-    lines.append(f"{'overhead/engine':<16}" + "".join(f"{r['ratio']:13.2f}x".rjust(width) for r in results))
-    lines.append(f"{'  w/o start-up':<16}" + "".join(f"{r['ratio_without_startup']:13.2f}x".rjust(width)
-                                                      for r in results))
+            cells.append(f"{value:6.2f} {value / r['median']['engine']:5.2f}x".rjust(width))
+        lines.append(f"{name:<17}" + "".join(cells))
+
+    def row(title, cell):
+        lines.append(f"{title:<17}" + "".join(cell(r).rjust(width) for r in results))
+    row("total", lambda r: f"{r['total']:6.2f}       ")
+    row("counted by OS", lambda r: f"{r['os_seconds']:6.2f}       ")
+    row("rows", lambda r: f"{r['rows']:6}       ")
+    row("overhead/engine", lambda r: f"{r['ratio']:5.2f}x")
+    row("  w/o start-up", lambda r: f"{r['ratio_without_startup']:5.2f}x")
     return "\n".join(lines)
+
+
+LEVERS = {
+    "per-group": (["--request-cost", "1"], "a group a request to the engine (runner.REQUEST_COST = 1), as before"),
+    "no-freeze": (["--no-freeze"], "no gc.freeze of the judge's long-lived objects (judges._long_lived_frozen)"),
+}
+
+
+def variants_of(args):
+    roots = [("", str(ROOT))] + ([("before ", str(Path(args.baseline).resolve()))] if args.baseline else [])
+    levers = [lever for lever in args.levers.split(",") if lever]
+    variants = []
+    for workload in args.workloads.split(","):
+        settings = [int(d) for d in args.draws.split(",")] if workload == "dag" else [16]
+        for draws in settings:
+            name = workload + (f" d={draws}" if workload == "dag" and len(settings) > 1 else "")
+            for prefix, root in roots:
+                variants.append({"label": prefix + name, "workload": workload, "draws": draws, "root": root,
+                                 "flags": []})
+            for lever in levers:
+                variants.append({"label": f"{name} {lever}", "workload": workload, "draws": draws,
+                                 "root": str(ROOT), "flags": LEVERS[lever][0]})
+    return variants
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", default="dag,default", help="dag, default or both (default: both)")
-    parser.add_argument("--repeats", type=int, default=5, help="fresh runs per workload (default 5)")
+    parser.add_argument("--repeats", type=int, default=5, help="fresh runs per variant (default 5)")
     parser.add_argument("--dag-cases", type=int, default=8192, help="cases of the dag workload (default 8192)")
     parser.add_argument("--draws", default="16", help="the dag workload's leaf draws per structure, "
                         "comma-separated settings (default 16, as parity run's expr family)")
+    parser.add_argument("--levers", default="", metavar="LIST",
+                        help="also run each workload with these changes undone, comma-separated: "
+                             + "; ".join(f"{k}: {v[1]}" for k, v in LEVERS.items()))
+    parser.add_argument("--baseline", metavar="DIR", help="also run each workload on the checkout DIR "
+                        "(e.g. `git archive main | tar -x -C DIR`): the 'before' columns")
     parser.add_argument("--isolation", default="process", choices=("process", "auto"),
                         help="process (default): the engine in its worker, timed away from torch; auto: as "
                              "parity run ships (ours in the harness's process)")
+    parser.add_argument("--quiet-runs", action="store_true", help="hide what the runs print on stderr")
     parser.add_argument("--json", metavar="OUT", help="write every figure and run to OUT")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser.add_argument("--request-cost", help=argparse.SUPPRESS)
+    parser.add_argument("--no-freeze", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
 
+    sys.path.insert(0, str(ROOT))
     import torch
+    start_load = os.getloadavg()[0]
     print(f"gradparity harness overhead: CPU seconds per bucket, medians of {args.repeats} fresh runs, "
           f"isolation {args.isolation}; Python {platform.python_version()}, torch {torch.__version__}, "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start", flush=True)
+          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC", flush=True)
 
     def log(line):
         print(line, file=sys.stderr, flush=True)
 
-    results = []
-    for workload in args.workloads.split(","):
-        if workload == "dag":
-            for draws in map(int, args.draws.split(",")):
-                results.append(measure(f"dag d={draws}", "dag", args, log, draws))
-        else:
-            results.append(measure(workload, workload, args, log))
-    load = os.getloadavg()[0]
+    results = measure(variants_of(args), args, log)
+    loads = [r["load"] for result in results for r in result["runs"]]
     print()
     print(table(results))
     print(f"\ntarget: overhead <= {TARGET}x the engine's time; "
           + "; ".join(f"{r['label']}: {r['ratio']:.2f}x ({'met' if r['ratio'] <= TARGET else 'NOT met'})"
                       for r in results))
-    print(f"load average {load:.2f} at the end; the engine's worker imported torch: "
-          f"{'yes' if any(r['worker_imported_torch'] for r in results) else 'no'}")
+    print(f"load average {start_load:.2f} at the start, {min(loads):.2f}-{max(loads):.2f} after each run; "
+          f"the engine's worker imported torch: {'yes' if any(r['worker_imported_torch'] for r in results) else 'no'}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
