@@ -272,6 +272,15 @@ def child(args):
         parity.runner.REQUEST_COST = int(args.request_cost)
     if args.no_freeze:
         parity.judges._long_lived_frozen = contextlib.nullcontext
+    if args.torch_threads:
+        import parity.backends.torch as torch_backend
+        spread, single_threaded = torch_backend.TorchBackend.rounding_spread, torch_backend._single_threaded
+        torch_backend._single_threaded = contextlib.nullcontext
+
+        def rounding_spread(*args, **kwargs):
+            with single_threaded():
+                return spread(*args, **kwargs)
+        torch_backend.TorchBackend.rounding_spread = rounding_spread
     argv = ["run", "--quiet", "--isolation", args.isolation]
     if args.child == "dag":
         # As the CLI's knobs come: a dict (an ExprConfig would be copied by asdict for every case).
@@ -386,6 +395,9 @@ def table(results):
 LEVERS = {
     "per-group": (["--request-cost", "1"], "a group a request to the engine (runner.REQUEST_COST = 1), as before"),
     "no-freeze": (["--no-freeze"], "no gc.freeze of the judge's long-lived objects (judges._long_lived_frozen)"),
+    "torch-threads": (["--torch-threads"], "torch's float64 batches on its default threads, as before (its "
+                      "spread estimate on one)"),
+    "draws=N": ([], "the dag workload at N leaf draws per structure (the other workloads: skipped)"),
 }
 
 
@@ -401,6 +413,11 @@ def variants_of(args):
                 variants.append({"label": prefix + name, "workload": workload, "draws": draws, "root": root,
                                  "flags": []})
             for lever in levers:
+                if lever.startswith("draws="):
+                    if workload == "dag":
+                        variants.append({"label": f"dag {lever}", "workload": workload,
+                                         "draws": int(lever.partition("=")[2]), "root": str(ROOT), "flags": []})
+                    continue
                 variants.append({"label": f"{name} {lever}", "workload": workload, "draws": draws,
                                  "root": str(ROOT), "flags": LEVERS[lever][0]})
     return variants
@@ -428,6 +445,7 @@ def main(argv=None):
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--request-cost", help=argparse.SUPPRESS)
     parser.add_argument("--no-freeze", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--torch-threads", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
