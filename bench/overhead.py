@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Where a `parity run` spends its CPU time, against the engine under test's.
 
-    python bench/overhead.py [--workloads dag,default] [--repeats 5] [--dag-cases N] [--draws 16,64,256]
-                             [--isolation process|auto] [--json OUT]
+    python bench/overhead.py [--workloads dag,default] [--repeats 5] [--dag-cases N] [--draws 16]
+                             [--levers per-group,no-freeze,torch-threads,draws=64,draws=256]
+                             [--baseline DIR] [--isolation process|auto] [--quiet-runs] [--json OUT]
 
 Each run is a fresh process (this file with a hidden ``--child`` flag) that
 runs ``parity.cli.main(["run", ...])`` - the real pipeline: CLI, engine
@@ -28,24 +29,29 @@ the innermost wrapper running, per process:
 
   harness process: start-up (interpreter, imports, torch, CLI, engine
     loading and probes, self-check, sidecar; until the first case),
-    generation (building cases), torch (float64 results), torch spread
-    (the judge's rounding estimate and float32 runs), oracle, judge
-    (compare.judge and the verdicts, less torch and oracle), rows (report
-    rows, replay commands), I/O (the CSV partial, the ordered report, the
-    sidecar), IPC (sending cases, reading and checking replies), loop
-    (the run loop itself, progress), finish (after the last row:
-    diagnosis, closing, the summary).
+    generation (building cases), torch (its results, batched), torch
+    spread (the judge's rounding estimate), oracle, judge (compare.judge
+    and the verdicts, less torch and oracle), rows (report rows, replay
+    commands), I/O (the CSV partial, the ordered report, the sidecar), IPC
+    (sending cases, reading and checking replies), loop (the run loop
+    itself, progress), finish (after the last row: diagnosis, closing, the
+    summary), collector (the cycle collector's passes).
   engine worker: engine (each case's forward and backward: the engine's
-    calls, the graph walked node by node, leaves made and read), worker
-    loop (per-case time limit, CPU limit, result lists), worker IPC
-    (JSON in and out, the socket), worker start-up (interpreter, limits,
-    the engine's import, probes).
+    calls, the graph walked node by node, leaves made and read), engine
+    collector (collections the engine's objects set off: the engine's time
+    too), worker loop (per-case time limit, CPU limit, a graph's compiled
+    forward, result lists), worker IPC (JSON in and out, the socket),
+    worker start-up (interpreter, limits, the engine's import, probes),
+    worker collector.
 
 Harness overhead is everything but the engine: the ratio overhead / engine
 is the issue's target (0.6x), with and without start-up.  Medians over
-``--repeats`` fresh runs; the total of the buckets is checked against the
-CPU time the OS counted for the run (``getrusage(RUSAGE_CHILDREN)``).
-See bench/README.md.
+``--repeats`` fresh runs, the variants taking turns in each repeat; the
+total of the buckets is checked against the CPU time the OS counted for
+the run (``getrusage(RUSAGE_CHILDREN)``: the buckets miss the processes'
+exits and `git describe`).  ``--baseline DIR`` runs the same workloads on
+another checkout (the "before" columns); ``--levers`` runs them with one
+change at a time undone, or at other leaf draws.  See bench/README.md.
 """
 import argparse
 from collections import defaultdict
@@ -322,10 +328,11 @@ def run_child(variant, args):
 
 
 def split(result):
-    """{bucket: seconds} of one run, the workers' summed."""
-    buckets = {name: result["main"].get(name, 0.0) for name in MAIN_BUCKETS}
+    """{bucket: seconds} of one run, the workers' summed (the engine's in
+    the harness's process too, where it runs there: --isolation auto)."""
+    buckets = {name: result["main"].get(name, 0.0) for name in MAIN_BUCKETS + WORKER_BUCKETS}
     for name in WORKER_BUCKETS:
-        buckets[name] = sum(w.get(name, 0.0) for w in result["workers"])
+        buckets[name] += sum(w.get(name, 0.0) for w in result["workers"])
     return buckets
 
 
