@@ -198,6 +198,24 @@ def test_the_engine_gets_consecutive_groups_in_one_request_up_to_the_budget(back
         {k: v for k, v in row.items() if k not in timing} for row in one_by_one]
 
 
+def test_a_sandboxed_engine_gives_the_same_rows_whatever_the_requests(backends, monkeypatch):
+    # Its worker gets many graphs in one message (each graph sent once) and
+    # replies a list at a time: the rows are those of a group a request.
+    _, torch_backend, oracle = backends
+    tasks = [build_cases("expr", 0, 48, {"draws_per_graph": 4, "max_nodes": 30}), build_cases("edges", 0, 40)]
+    engine = load_engine("engine", isolation="process")
+    try:
+        rows = []
+        for budget in (1, runner.REQUEST_COST):
+            monkeypatch.setattr(runner, "REQUEST_COST", budget)
+            rows.append([{k: v for k, v in row.items() if k not in ("engine_seconds", "torch_seconds")}
+                         for row in run_tasks(tasks, engine, torch_backend, oracle)])
+    finally:
+        engine.close()
+    assert rows[0] == rows[1] and len(rows[0]) == 88
+    assert_no_fail_or_error(rows[1])
+
+
 def test_a_training_case_is_a_request_of_its_own():
     training = next(case for case in build_cases("mlp", 0, 20) if is_trajectory(case))
     groups = [[case] for case in build_cases("accumulation", 0, 2)] + [[training]] + [
