@@ -64,7 +64,7 @@ def run_task(cases, spec, backends):
 
 def rows_in_process(tasks, spec, backends):
     """run_task's rows for each task in turn, as one stream: the engine
-    starts on a task's first group while the last one's is judged."""
+    starts on a task's first request while the last one's is judged."""
     from .runner import run_tasks
 
     with _long_lived_frozen():
@@ -78,7 +78,7 @@ def _long_lived_frozen():
     """What this process holds by now (torch's modules, the backends: some
     200,000 objects, none of them garbage) out of the cycle collector's
     way meanwhile (gc.freeze): every full collection the run's allocations
-    set off would walk them all, a twentieth of a run's CPU time
+    set off would walk them all, 3-5 % of a run's CPU time
     (bench/overhead.py).  Not in a process that froze objects already:
     freezing is the process's, and gc.unfreeze would thaw them too."""
     if gc.get_freeze_count():

@@ -29,10 +29,11 @@ from .trajectory import rounding_spread as trajectory_spread
 
 # The engine gets whole groups in requests of up to this much work (in
 # plan.cost's node evaluations; a costlier group is a request of its own):
-# each request to a sandboxed worker, and each reply, wakes the other
-# process, which costs 0.2-1 ms of CPU on each side on a loaded machine -
-# more than the engine's work on a group of small graphs, a tenth of it
-# on a group of 16 200-op DAGs (bench/overhead.py measures both).
+# a request costs a sandboxed worker about 2 ms of CPU beyond its cases
+# (waking up, the socket, JSON; a 2-core VM, bench/overhead.py), and its
+# replies wake the judge - more than the engine's work on a group of small
+# graphs, a third of it on a group of 16 200-op DAGs.  At 20,000, 16-draw
+# groups of 200-op DAGs go six at a time, about 40 ms of the engine's work.
 REQUEST_COST = 20_000
 
 
@@ -87,7 +88,8 @@ def _requests(groups):
     request, spent = [], 0
     for group in groups:
         group_cost = sum(map(cost, group))
-        if request and (is_trajectory(group[0]) or is_trajectory(request[0][0]) or spent + group_cost > REQUEST_COST):
+        if request and (is_trajectory(group[0]) or is_trajectory(request[0][0])
+                        or spent + group_cost > REQUEST_COST):
             yield request
             request, spent = [], 0
         request.append(group)
@@ -124,7 +126,7 @@ def _results(request, engine, torch_backend, started):
 
 def _verdicts(group, results, torch_backend, oracle, tolerances):
     """[(engine Result, torch Result, Verdict)] for a group of _groups and
-    its _results."""
+    its entry of _results."""
     results, steps = results
     if is_trajectory(group[0]):
         referee = TrajectoryOracle(oracle) if oracle else None
