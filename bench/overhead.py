@@ -172,12 +172,7 @@ def worker_main(fd, progress_fd, out_dir):
 
     from parity.sandbox import engine_runner, wire, worker
 
-    guarded = engine_runner.EngineRunner._guarded
-
-    def _guarded(self, compute, case):
-        return guarded(self, timed(clock, "engine", compute), case)
-    engine_runner.EngineRunner._guarded = _guarded
-
+    time_engine_calls(clock)
     iter_results = engine_runner.EngineRunner.iter_results
 
     def iter_results_timed(self, *args, **kwargs):
@@ -197,22 +192,29 @@ def worker_main(fd, progress_fd, out_dir):
         Path(out_dir, f"worker-{os.getpid()}.json").write_text(json.dumps(totals))
 
 
+def time_engine_calls(clock):
+    """Each case's call into the engine (EngineRunner._guarded's) charged to "engine"."""
+    from parity.sandbox import engine_runner
+
+    guarded = engine_runner.EngineRunner._guarded
+
+    def _guarded(self, compute, case):
+        return guarded(self, timed(clock, "engine", compute), case)
+    engine_runner.EngineRunner._guarded = _guarded
+
+
 # -- the harness's process -------------------------------------------------------------
 def instrument(clock, worker_dir):
     """Timing wrappers around the pipeline's functions (see the module doc)."""
-    from multiprocessing.connection import Connection  # noqa: F401  (imported before the worker's bootstrap is patched)
-
     import parity.campaign
     import parity.cases
     import parity.isolation
-    import parity.judges
     import parity.runner
     from parity.backends.engine import EngineBackend
     from parity.backends.oracle import OracleBackend
     from parity.backends.torch import TorchBackend
     from parity.plan import RunSpec
     from parity.report_files import RowWriter
-    from parity.sandbox import engine_runner
 
     parity.isolation.BOOTSTRAP = worker_bootstrap(worker_dir)
 
@@ -235,11 +237,7 @@ def instrument(clock, worker_dir):
         return timed(clock, "IPC", submit(self, cases))
     EngineBackend.submit = timed(clock, "IPC", submit_timed)
 
-    guarded = engine_runner.EngineRunner._guarded  # the engine in this process (--isolation auto)
-
-    def _guarded(self, compute, case):
-        return guarded(self, timed(clock, "engine", compute), case)
-    engine_runner.EngineRunner._guarded = _guarded
+    time_engine_calls(clock)  # the engine in this process (--isolation auto)
 
     rows_in_process = parity.campaign.rows_in_process
 
