@@ -13,7 +13,7 @@ import pytest
 
 from parity import campaign, judges, report_files
 from parity.campaign import run
-from parity.cases import build_cases
+from parity.cases import build_cases, case_from_id
 from parity.plan import RunSpec, Shard, cost, pack, plan
 from parity.report_files import CampaignError, merge, partial_path, sidecar_path, write_atomic
 from parity.report import TIMING_COLUMNS, read_report
@@ -291,6 +291,7 @@ def test_atomic_writes_replace_the_file_and_leave_nothing_else(tmp_path):
 @pytest.mark.parametrize("arguments, message", [
     ({"families": ("expr", "mlps")}, "unknown families"),
     ({"cases": 0}, "at least 1"),
+    ({"draws_per_graph": 0}, "--draws-per-graph must be a whole number of at least 1"),
 ])
 def test_run_arguments_are_checked(arguments, message):
     with pytest.raises(ValueError, match=message):
@@ -301,6 +302,25 @@ def test_knobs_are_checked_by_the_generators_own_rules():
     with pytest.raises(ValueError, match="edge_rate"):
         RunSpec(edge_rate=1.5).config()
     assert RunSpec(max_nodes=5).config() == {"max_nodes": 5}
+
+
+def test_draws_per_graph_is_an_opt_in_knob_of_the_expr_cases():
+    # Without it, the spec's JSON (sidecars, identities) and the cases are
+    # those of every run before it; with it, torch gets larger batches of
+    # other cases, and their replay commands say so.
+    default, wide = RunSpec(families=("expr", "edges"), cases=64), RunSpec(families=("expr", "edges"), cases=64,
+                                                                           draws_per_graph=32)
+    assert "draws_per_graph" not in default.to_json() and default.config() is None
+    assert RunSpec.from_json(default.to_json()) == default and RunSpec.from_json(wide.to_json()) == wide
+    assert wide.config() == {"draws_per_graph": 32}
+    structures = [{case.structure for case in group} for group in plan(wide)]
+    assert [len(group) for group in plan(wide)][:2] == [32, 32] and len(structures[0]) == 1
+    expr = [case for group in plan(wide) for case in group if case.family == "expr"]
+    assert [c.leaves for c in expr] != [c.leaves for group in plan(default) for c in group if c.family == "expr"]
+    assert [c.to_json() for group in plan(wide) for c in group if c.family == "edges"] == [
+        c.to_json() for group in plan(default) for c in group if c.family == "edges"]
+    assert wide.replay_command("expr-0-40").endswith("--draws-per-graph 32")
+    assert case_from_id("expr-0-40", wide.config()).to_json() == expr[40].to_json()
 
 
 def test_replay_commands_carry_every_option_that_changes_the_case():
