@@ -58,9 +58,14 @@ TARGET_RATE = 2000.0
 TARGET_RATIO = 5.0
 
 
+def expr_config(draws):
+    """Every expr case a 200-op DAG, ``draws`` leaf draws per structure
+    (bench/overhead.py runs the same workload through `parity run`)."""
+    return ExprConfig(min_nodes=N_OPS, max_nodes=N_OPS, ops=OP_NAMES, shape="dag", draws_per_graph=draws)
+
+
 def make_cases(n, draws, seed):
-    config = ExprConfig(min_nodes=N_OPS, max_nodes=N_OPS, ops=OP_NAMES, shape="dag", draws_per_graph=draws)
-    return build_cases("expr", seed, n, config)
+    return build_cases("expr", seed, n, expr_config(draws))
 
 
 class TimedOracle:

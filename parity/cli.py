@@ -269,6 +269,7 @@ def _spec(args, ops=None):
         spec = RunSpec(engine=args.engine, families=chosen, cases=args.cases_per_family,
                        family_cases=family_cases, seed=args.seed,
                        edge_rate=args.edge_rate, max_nodes=args.max_nodes, ops=ops,
+                       draws_per_graph=args.draws_per_graph,
                        data_attr=args.data_attr, grad_attr=args.grad_attr, timeout=args.timeout,
                        backward=args.backward, adapter=args.adapter, pythonpath=_pythonpath(args.engine),
                        reference=resolve_reference(args.reference))
@@ -292,7 +293,8 @@ SPEC_OPTIONS = {"engine": "--engine", "data_attr": "--data-attr", "grad_attr": "
                 "backward": "--backward", "adapter": "--adapter",
                 "timeout": "--timeout", "families": "--families", "cases": "--cases",
                 "cases_per_family": "--cases-per-family", "seed": "--seed",
-                "edge_rate": "--edge-rate", "max_nodes": "--max-nodes", "ops": "--ops"}
+                "edge_rate": "--edge-rate", "max_nodes": "--max-nodes", "ops": "--ops",
+                "draws_per_graph": "--draws-per-graph"}
 
 
 def _ops(args):
@@ -829,6 +831,10 @@ def _isolation_options(parser, choose=True):
 def _case_options(parser):
     parser.add_argument("--edge-rate", type=float, metavar="P", help="share of edge points among leaves")
     parser.add_argument("--max-nodes", type=int, metavar="N", help="largest random graph")
+    parser.add_argument("--draws-per-graph", type=_positive_int, metavar="N",
+                        help="leaf draws per random expr graph (default 16): torch checks a graph's draws as one "
+                             "batch, so more draws cost less a case (bench/README.md: overhead.py); other draws "
+                             "are other cases")
     parser.add_argument("--ops", metavar="LIST",
                         help="the expr family's ops, comma-separated, or 'supported': those the engine has "
                              "(default: every built-in op; cases needing an op the engine lacks are unsupported)")

@@ -417,7 +417,7 @@ def probe(ops, backends, spec, excused=frozenset(), higher=frozenset(), forward=
         probes = probe_cases(sorted(set(ops) | set(CONTROL_OPS))) + second_order_probes(higher) + forward_probes(forward)
     probes = [case for case in probes if case.case_id not in excused]
     # A probe is the same case whatever the run's knobs: its replay needs none.
-    probe_spec = replace(spec, edge_rate=None, max_nodes=None, ops=None)
+    probe_spec = replace(spec, edge_rate=None, max_nodes=None, ops=None, draws_per_graph=None)
     rows = list(run_task(probes, probe_spec, backends))
     return Probed(probe_findings(rows, probes), [row["case_id"] for row in rows if row["verdict"] in BAD_VERDICTS])
 
@@ -494,7 +494,8 @@ def _json_replay(case_json, spec):
     import shlex
 
     # "parity replay X --engine ...": a case as JSON needs none of the run's knobs
-    options = shlex.split(replace(spec, edge_rate=None, max_nodes=None, ops=None).replay_command("X"))[3:]
+    options = shlex.split(replace(spec, edge_rate=None, max_nodes=None, ops=None,
+                                  draws_per_graph=None).replay_command("X"))[3:]
     return shlex.join(["parity", "replay", "--json", json.dumps(case_json, separators=(",", ":")), *options])
 
 

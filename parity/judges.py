@@ -9,6 +9,7 @@ order, so the report needs no sort.
 import collections
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+import gc
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.forkserver
@@ -63,12 +64,31 @@ def run_task(cases, spec, backends):
 
 def rows_in_process(tasks, spec, backends):
     """run_task's rows for each task in turn, as one stream: the engine
-    starts on a task's first group while the last one's is judged."""
+    starts on a task's first request while the last one's is judged."""
     from .runner import run_tasks
 
-    for row in run_tasks(tasks, *backends):
-        row["replay"] = spec.replay_command(row["case_id"])
-        yield [row]
+    with _long_lived_frozen():
+        for row in run_tasks(tasks, *backends):
+            row["replay"] = spec.replay_command(row["case_id"])
+            yield [row]
+
+
+@contextmanager
+def _long_lived_frozen():
+    """What this process holds by now (torch's modules, the backends: some
+    200,000 objects, none of them garbage) out of the cycle collector's
+    way meanwhile (gc.freeze): every full collection the run's allocations
+    set off would walk them all, 3-5 % of a run's CPU time
+    (bench/overhead.py).  Not in a process that froze objects already:
+    freezing is the process's, and gc.unfreeze would thaw them too."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 _judge_state = None  # (spec, backends) in a judge worker process, or the exception that stopped them
@@ -90,6 +110,7 @@ def _start_judge(spec, isolation, limits):
     except Exception as exc:  # raised with its message by the first task (an initializer's is lost)
         _judge_state = exc
         return
+    gc.freeze()  # a judge's process is the run's: what it holds now lives as long (see _long_lived_frozen)
     # A pool's process ends without running atexit: its engine's worker
     # and temporary directory go with multiprocessing's own finalizers.
     multiprocessing.util.Finalize(None, _judge_state[1][0].close, exitpriority=10)

@@ -33,6 +33,9 @@ class RunSpec:
     edge_rate: Optional[float] = None  # None: the generators' defaults
     max_nodes: Optional[int] = None
     ops: Optional[tuple] = None        # the expr family's op mix; None: every built-in op
+    # Leaf draws per random expr structure (torch runs a structure's draws as
+    # one batch); None: the generator's 16.  Other draws are other cases.
+    draws_per_graph: Optional[int] = None
     # How to drive the engine (sandbox/adapter.py); None: detected.
     data_attr: Optional[str] = None
     grad_attr: Optional[str] = None
@@ -57,6 +60,8 @@ class RunSpec:
                                  f"not {counted}")
         if self.ops is not None and not self.ops:
             raise ValueError("--ops names no op")
+        if self.draws_per_graph is not None and not (type(self.draws_per_graph) is int and self.draws_per_graph >= 1):
+            raise ValueError(f"--draws-per-graph must be a whole number of at least 1, not {self.draws_per_graph!r}")
         if self.reference not in REFERENCES:
             raise ValueError(f"unknown reference {self.reference!r}; known: {', '.join(REFERENCES)}")
         # torch's double-backward and forward-AD formulas are these families' spec
@@ -80,7 +85,7 @@ class RunSpec:
         """The cases' config: the knobs given (build_cases keeps its defaults
         for the others), or None.  Raises ValueError for a bad knob."""
         knobs = {name: value for name, value in (("edge_rate", self.edge_rate), ("max_nodes", self.max_nodes),
-                                                 ("ops", self.ops))
+                                                 ("ops", self.ops), ("draws_per_graph", self.draws_per_graph))
                  if value is not None}
         if not knobs:
             return None
@@ -100,6 +105,7 @@ class RunSpec:
                                        ("--edge-rate", self.edge_rate, None),
                                        ("--max-nodes", self.max_nodes, None),
                                        ("--ops", self.ops and ",".join(self.ops), None),
+                                       ("--draws-per-graph", self.draws_per_graph, None),
                                        ("--reference", self.reference, "torch")):
             if value != default:
                 options += [option, str(value)]
@@ -111,6 +117,8 @@ class RunSpec:
                 "family_cases": self.family_cases and [list(pair) for pair in self.family_cases]}
         if self.family_cases is None:  # the sidecars of runs before it: the same arguments, the same JSON
             del data["family_cases"]
+        if self.draws_per_graph is None:  # likewise
+            del data["draws_per_graph"]
         if self.reference == "torch":  # likewise: a run judged by torch, as every run before the oracle reference
             del data["reference"]
         return data

@@ -223,7 +223,7 @@ def _run_info(digest, sidecar):
     args = (sidecar or {}).get("args", {})
     items = [("cases", digest.summary.cases), ("engines", ", ".join(sorted(digest.engines)))]
     items += [(key, "default" if args[key] is None else args[key])
-              for key in ("families", "cases", "seed", "edge_rate", "max_nodes") if key in args]
+              for key in ("families", "cases", "seed", "edge_rate", "max_nodes", "draws_per_graph") if key in args]
     items += [(key, metadata[key]) for key in ("engine_version", "git", "python", "torch", "platform")
               if metadata.get(key)]
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in items)

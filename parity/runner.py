@@ -8,13 +8,13 @@ training cases (spec steps > 0) go through the trajectory driver on every
 backend, the oracle included.  One row per case, in order (the schema is
 report.COLUMNS).
 
-A sandboxed engine works in a process of its own: it starts on a group's
-cases before torch runs them, and on the next group's as soon as it has
-given this one's results, while this group is judged.  So the judge's own
-work - the screen's estimates and the oracle's consultations, a buggy
-engine's many failing cases - costs no engine time on a machine with a
-core for each.  The engine takes one request at a time: at most one group
-is ahead.
+A sandboxed engine works in a process of its own: it starts on a request's
+cases (consecutive groups, up to REQUEST_COST) before torch runs them, and
+on the next request's as soon as it has given this one's results, while
+this one's groups are judged.  So the judge's own work - the screen's
+estimates and the oracle's consultations, a buggy engine's many failing
+cases - costs no engine time on a machine with a core for each.  The
+engine takes one request at a time: at most one request is ahead.
 """
 from collections import Counter
 from contextlib import contextmanager
@@ -23,8 +23,18 @@ import gc
 import shlex
 
 from .compare import VERDICTS, Tolerances, TorchExtras, judge
+from .plan import cost
 from .trajectory import TrajectoryOracle, is_trajectory, run_trajectory
 from .trajectory import rounding_spread as trajectory_spread
+
+# The engine gets whole groups in requests of up to this much work (in
+# plan.cost's node evaluations; a costlier group is a request of its own):
+# a request costs a sandboxed worker about 2 ms of CPU beyond its cases
+# (waking up, the socket, JSON; a 2-core VM, bench/overhead.py), and its
+# replies wake the judge - more than the engine's work on a group of small
+# graphs, a third of it on a group of 16 200-op DAGs.  At 20,000, 16-draw
+# groups of 200-op DAGs go six at a time, about 40 ms of the engine's work.
+REQUEST_COST = 20_000
 
 
 def run_cases(cases, engine, torch_backend, oracle=None, tolerances=None):
@@ -35,23 +45,24 @@ def run_cases(cases, engine, torch_backend, oracle=None, tolerances=None):
 def run_tasks(tasks, engine, torch_backend, oracle=None, tolerances=None):
     """run_cases over lists of cases (a run's tasks) one after the other:
     one row dict per case, in order.  A group never spans two tasks (their
-    rows are the same however the tasks are shared out); the engine starts
-    on the next group, of this task or the next, while a group is judged
-    (the module doc)."""
+    rows are the same however the tasks are shared out); a request may:
+    the engine starts on the next request, of this task or the next, while
+    a request's groups are judged (the module doc)."""
     tolerances = tolerances or Tolerances()
     rows = _RowMaker(engine)
-    groups = (group for cases in tasks for group in _groups(cases))
-    group = next(groups, None)
-    pending = _start(engine, group)
+    requests = _requests(group for cases in tasks for group in _groups(cases))
+    request = next(requests, None)
+    pending = _start(engine, request)
     try:
-        while group is not None:
+        while request is not None:
             started, pending = pending, None
-            results = _results(group, engine, torch_backend, started)
-            group, judged = next(groups, None), group
-            pending = _start(engine, group)
-            for case, (engine_result, torch_result, verdict) in zip(
-                    judged, _verdicts(judged, results, torch_backend, oracle, tolerances)):
-                yield rows.make(case, engine_result, torch_result, verdict)
+            results = _results(request, engine, torch_backend, started)
+            request, judged = next(requests, None), request
+            pending = _start(engine, request)
+            for group, group_results in zip(judged, results):
+                for case, (engine_result, torch_result, verdict) in zip(
+                        group, _verdicts(group, group_results, torch_backend, oracle, tolerances)):
+                    yield rows.make(case, engine_result, torch_result, verdict)
     except KeyboardInterrupt:
         pending = None  # the run stops now, and its engine is closed: no waiting for its answer
         raise
@@ -65,34 +76,57 @@ def run_tasks(tasks, engine, torch_backend, oracle=None, tolerances=None):
 def run_case(case, engine, torch_backend, oracle=None, tolerances=None):
     """(engine Result, torch Result, Verdict) for one case, as run_cases
     judges it (the replay path)."""
-    group = [case]
-    results = _results(group, engine, torch_backend, _start(engine, group))
-    return _verdicts(group, results, torch_backend, oracle, tolerances or Tolerances())[0]
+    request = [[case]]
+    (results,) = _results(request, engine, torch_backend, _start(engine, request))
+    return _verdicts(request[0], results, torch_backend, oracle, tolerances or Tolerances())[0]
 
 
-def _start(engine, group):
-    """The engine started on a group of _groups (submit's function that
-    waits for its Results), or None: no group, or a training case, whose
-    steps the engine runs one by one."""
-    if group is None or is_trajectory(group[0]):
+def _requests(groups):
+    """Lists of consecutive groups of _groups that go to the engine as one
+    request: whole groups up to REQUEST_COST (at least one); a training
+    case alone."""
+    request, spent = [], 0
+    for group in groups:
+        group_cost = sum(map(cost, group))
+        if request and (is_trajectory(group[0]) or is_trajectory(request[0][0])
+                        or spent + group_cost > REQUEST_COST):
+            yield request
+            request, spent = [], 0
+        request.append(group)
+        spent += group_cost
+    if request:
+        yield request
+
+
+def _start(engine, request):
+    """The engine started on a request of _requests (submit's function
+    that waits for its Results), or None: no request, or a training case,
+    whose steps the engine runs one by one."""
+    if request is None or is_trajectory(request[0][0]):
         return None
-    return submit(engine, group)
+    return submit(engine, [case for group in request for case in group])
 
 
-def _results(group, engine, torch_backend, started):
-    """([(engine Result, torch Result)], torch's steps) for a group of
-    _groups (the steps of a training case's run, for its estimate; None
-    for others); ``started``: _start's for the group."""
-    if is_trajectory(group[0]):
+def _results(request, engine, torch_backend, started):
+    """Per group of a request of _requests: ([(engine Result, torch
+    Result)], torch's steps) (the steps of a training case's run, for its
+    estimate; None for others); ``started``: _start's for the request."""
+    if is_trajectory(request[0][0]):
+        case = request[0][0]
         steps = []  # torch's, for the estimate: its per-step spreads need not run them again
-        return [(run_trajectory(engine, group[0]), run_trajectory(torch_backend, group[0], steps))], steps
-    torch_results = run_all(torch_backend, group)  # the engine works meanwhile
-    return list(zip(started(), torch_results)), None
+        return [([(run_trajectory(engine, case), run_trajectory(torch_backend, case, steps))], steps)]
+    torch_results = [run_all(torch_backend, group) for group in request]  # the engine works meanwhile
+    engine_results, start = started(), 0
+    per_group = []
+    for group_results in torch_results:
+        per_group.append((list(zip(engine_results[start:start + len(group_results)], group_results)), None))
+        start += len(group_results)
+    return per_group
 
 
 def _verdicts(group, results, torch_backend, oracle, tolerances):
     """[(engine Result, torch Result, Verdict)] for a group of _groups and
-    its _results."""
+    its entry of _results."""
     results, steps = results
     if is_trajectory(group[0]):
         referee = TrajectoryOracle(oracle) if oracle else None

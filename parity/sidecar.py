@@ -155,7 +155,8 @@ def _args(value):
     problem = _object_of({
         "engine": (True, _STR), "families": (True, _list_of(_STR)), "cases": (False, _optional(_INT)),
         "family_cases": (False, _list_of(_list_of(_NAME_OR_COUNT, length=2))), "seed": (False, _INT), "edge_rate": (False, _optional(_NUMBER)), "max_nodes": (False, _optional(_INT)),
-        "ops": (False, _optional(_list_of(_STR))), "data_attr": (False, _optional(_STR)),
+        "ops": (False, _optional(_list_of(_STR))), "draws_per_graph": (False, _optional(_at_least(1))),
+        "data_attr": (False, _optional(_STR)),
         "grad_attr": (False, _optional(_STR)), "timeout": (False, _NUMBER), "backward": (False, _optional(_STR)),
         "adapter": (False, _optional(_STR)), "pythonpath": (False, _optional(_STR)),
         "reference": (False, _STR)})(value)

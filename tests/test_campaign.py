@@ -1,5 +1,6 @@
 """Campaigns: the same rows whatever the workers or shards, merging shards,
 resuming interrupted runs, atomic files."""
+import gc
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import pytest
 
 from parity import campaign, judges, report_files
 from parity.campaign import run
+from parity.cases import build_cases, case_from_id
 from parity.plan import RunSpec, Shard, cost, pack, plan
 from parity.report_files import CampaignError, merge, partial_path, sidecar_path, write_atomic
 from parity.report import TIMING_COLUMNS, read_report
@@ -47,6 +49,50 @@ def test_a_run_writes_its_rows_in_case_order_and_a_complete_sidecar(whole):
     assert not partial_path(whole).exists()
     assert rows["replay"].iloc[0] == "parity replay expr-0-0 --engine engine --max-nodes 40" + (
         " --reference oracle" if SMALL.reference == "oracle" else "")
+
+
+class FreezeCounts:
+    """A stand-in for run_tasks that says what gc.get_freeze_count() was while it ran."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, tasks, *backends):
+        self.seen.append(gc.get_freeze_count())
+        yield from ({"case_id": case.case_id} for task in tasks for case in task)
+
+
+def test_the_judge_s_long_lived_objects_are_frozen_during_a_run_and_thawed_after(monkeypatch):
+    # The objects held when the rows start (torch, the backends) are out of
+    # the collector's way while they are made, and back in it afterwards: a
+    # process running several runs (a test suite) collects them as before.
+    import parity.runner
+
+    counts = FreezeCounts()
+    monkeypatch.setattr(parity.runner, "run_tasks", counts)
+    assert gc.get_freeze_count() == 0
+    batches = list(judges.rows_in_process([build_cases("accumulation", 0, 3)], SMALL, ()))
+    assert [row["case_id"] for (row,) in batches] == ["accumulation-0-0", "accumulation-0-1", "accumulation-0-2"]
+    assert counts.seen[0] > 0 and gc.get_freeze_count() == 0
+    # Left early, it thaws them too.
+    rows = judges.rows_in_process([build_cases("accumulation", 0, 3)], SMALL, ())
+    next(rows)
+    rows.close()
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_run_leaves_what_its_process_froze_frozen(monkeypatch):
+    import parity.runner
+
+    counts = FreezeCounts()
+    monkeypatch.setattr(parity.runner, "run_tasks", counts)
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        list(judges.rows_in_process([build_cases("accumulation", 0, 2)], SMALL, ()))
+        assert counts.seen == [frozen] and gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
 
 
 def test_a_run_s_planned_count_is_the_number_of_cases_it_draws():
@@ -245,6 +291,7 @@ def test_atomic_writes_replace_the_file_and_leave_nothing_else(tmp_path):
 @pytest.mark.parametrize("arguments, message", [
     ({"families": ("expr", "mlps")}, "unknown families"),
     ({"cases": 0}, "at least 1"),
+    ({"draws_per_graph": 0}, "--draws-per-graph must be a whole number of at least 1"),
 ])
 def test_run_arguments_are_checked(arguments, message):
     with pytest.raises(ValueError, match=message):
@@ -255,6 +302,25 @@ def test_knobs_are_checked_by_the_generators_own_rules():
     with pytest.raises(ValueError, match="edge_rate"):
         RunSpec(edge_rate=1.5).config()
     assert RunSpec(max_nodes=5).config() == {"max_nodes": 5}
+
+
+def test_draws_per_graph_is_an_opt_in_knob_of_the_expr_cases():
+    # Without it, the spec's JSON (sidecars, identities) and the cases are
+    # those of every run before it; with it, torch gets larger batches of
+    # other cases, and their replay commands say so.
+    default, wide = RunSpec(families=("expr", "edges"), cases=64), RunSpec(families=("expr", "edges"), cases=64,
+                                                                           draws_per_graph=32)
+    assert "draws_per_graph" not in default.to_json() and default.config() is None
+    assert RunSpec.from_json(default.to_json()) == default and RunSpec.from_json(wide.to_json()) == wide
+    assert wide.config() == {"draws_per_graph": 32}
+    structures = [{case.structure for case in group} for group in plan(wide)]
+    assert [len(group) for group in plan(wide)][:2] == [32, 32] and len(structures[0]) == 1
+    expr = [case for group in plan(wide) for case in group if case.family == "expr"]
+    assert [c.leaves for c in expr] != [c.leaves for group in plan(default) for c in group if c.family == "expr"]
+    assert [c.to_json() for group in plan(wide) for c in group if c.family == "edges"] == [
+        c.to_json() for group in plan(default) for c in group if c.family == "edges"]
+    assert wide.replay_command("expr-0-40").endswith("--draws-per-graph 32")
+    assert case_from_id("expr-0-40", wide.config()).to_json() == expr[40].to_json()
 
 
 def test_replay_commands_carry_every_option_that_changes_the_case():

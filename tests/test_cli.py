@@ -214,6 +214,28 @@ def test_report_prints_the_summary_and_exits_by_the_verdicts(capsys, tmp_path):
     assert status == 1 and "1 case(s) failed" in stdout and "# error: RecursionError" in stdout
 
 
+def test_draws_per_graph_runs_other_cases_that_replay_and_rerun_with_it(capsys, tmp_path):
+    from parity.report import read_report
+
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    assert run_main(capsys, "run", "--families", "expr", "--cases-per-family", "40", "--max-nodes", "12",
+                    "--draws-per-graph", "20", "--out", first)[0] == 0
+    sidecar = json.loads(first.with_suffix(".json").read_text())
+    assert sidecar["args"]["draws_per_graph"] == 20
+    report = read_report(first)
+    assert report["replay"][21] == "parity replay expr-0-21 --engine engine --max-nodes 12 --draws-per-graph 20" + (
+        " --reference oracle" if resolve_reference("auto") == "oracle" else "")
+    status, stdout, _ = run_main(capsys, *report["replay"][21].split()[1:])
+    assert status == 0 and "case expr-0-21 (expr" in stdout
+    assert run_main(capsys, "run", "--same-as", first, "--out", second)[0] == 0
+    assert read_report(second)["n_nodes"].tolist() == report["n_nodes"].tolist()
+    status, _, err = run_main(capsys, "run", "--same-as", first, "--draws-per-graph", "4", "--out", tmp_path / "x.csv")
+    assert status == 2 and "drop --draws-per-graph" in err
+    with pytest.raises(SystemExit) as exit_:
+        run_main(capsys, "run", "--draws-per-graph", "0", "--out", tmp_path / "y.csv")
+    assert exit_.value.code == 2 and "--draws-per-graph: must be at least 1" in capsys.readouterr().err
+
+
 def test_shards_run_and_merge_from_the_command_line(capsys, tmp_path):
     shards = [tmp_path / f"shard{k}.csv" for k in (1, 2)]
     for k, shard in enumerate(shards, start=1):

@@ -17,8 +17,9 @@ from parity.case import DERIVATIVE_FAMILIES, FAMILIES
 from parity.cases import EDGE_TABLE, build_cases, case_from_id, n_fixed_cases
 from parity.graph import floats_from_json
 from parity.report import COLUMNS
+from parity import runner
 from parity.runner import run_case, run_cases, run_tasks, summarize
-from parity.trajectory import TrajectoryOracle, run_trajectory
+from parity.trajectory import TrajectoryOracle, is_trajectory, run_trajectory
 from parity.trajectory import rounding_spread as trajectory_rounding_spread
 
 # CI sizes: expr is the bulk (about 5 s on 2 cores); edges is its whole fixed
@@ -142,10 +143,11 @@ class RecordingEngine:
         return results
 
 
-def test_the_engine_starts_on_the_next_group_while_one_is_judged_across_tasks_too(backends):
+def test_the_engine_starts_on_the_next_group_while_one_is_judged_across_tasks_too(backends, monkeypatch):
     # The judge's work (a buggy engine's estimates and oracle consultations)
     # overlaps the engine's on the next group, one request at a time; the
     # rows are those of the tasks run one by one.
+    monkeypatch.setattr(runner, "REQUEST_COST", 1)  # a group a request
     engine, torch_backend, oracle = backends
     recording = RecordingEngine(engine)
     cases = build_cases("expr", 0, 40, {"draws_per_graph": 16})
@@ -161,13 +163,72 @@ def test_the_engine_starts_on_the_next_group_while_one_is_judged_across_tasks_to
         {k: v for k, v in row.items() if k not in timing} for row in one_by_one]
 
 
-def test_a_reader_that_stops_early_leaves_the_engine_idle(backends):
+def test_a_reader_that_stops_early_leaves_the_engine_idle(backends, monkeypatch):
+    monkeypatch.setattr(runner, "REQUEST_COST", 1)  # a group a request
     engine, torch_backend, oracle = backends
     recording = RecordingEngine(engine)
     rows = run_cases(build_cases("expr", 0, 40, {"draws_per_graph": 16}), recording, torch_backend, oracle)
     next(rows)
     rows.close()
     assert recording.events[-2:] == [("start", "expr-0-16"), ("collected", "expr-0-16")]
+
+
+@pytest.mark.torch  # torch's batches
+def test_the_engine_gets_consecutive_groups_in_one_request_up_to_the_budget(backends, monkeypatch):
+    # Each request wakes the engine's worker and each reply the judge: small
+    # groups go together (across tasks too), torch still runs group by
+    # group, and the rows are those of a group a request.
+    engine, torch_backend, oracle = backends
+    tasks = [build_cases("edges", 0, 60), build_cases("accumulation", 0, 30), build_cases("function", 0, 40)]
+    monkeypatch.setattr(runner, "REQUEST_COST", 1)
+    one_by_one = list(run_tasks(tasks, engine, torch_backend, oracle))
+    recording, recording_torch = RecordingEngine(engine), RecordingTorch()
+    monkeypatch.setattr(runner, "REQUEST_COST", 40)
+    rows = list(run_tasks(tasks, recording, recording_torch, oracle))
+    cases = [case for task in tasks for case in task]
+    groups = list(runner._groups(cases))
+    starts = [case_id for event, case_id in recording.events if event == "start"]
+    assert 1 < len(starts) < len(groups)
+    assert [len(batch) for batch in recording_torch.batches] == [len(group) for group in groups]
+    # Whole groups, in order, each request within the budget unless a group alone is over it.
+    firsts = [group[0].case_id for group in groups]
+    assert set(starts) <= set(firsts) and starts[0] == firsts[0]
+    bounds = [firsts.index(s) for s in starts] + [len(groups)]
+    for start, stop in zip(bounds, bounds[1:]):
+        spent = sum(runner.cost(case) for group in groups[start:stop] for case in group)
+        assert spent <= 40 or stop == start + 1
+        if stop < len(groups):  # the next group did not fit
+            assert spent + sum(map(runner.cost, groups[stop])) > 40
+    timing = ("engine_seconds", "torch_seconds")
+    assert [{k: v for k, v in row.items() if k not in timing} for row in rows] == [
+        {k: v for k, v in row.items() if k not in timing} for row in one_by_one]
+
+
+def test_a_sandboxed_engine_gives_the_same_rows_whatever_the_requests(backends, monkeypatch):
+    # Its worker gets many graphs in one message (each graph sent once) and
+    # replies a list at a time: the rows are those of a group a request.
+    _, torch_backend, oracle = backends
+    tasks = [build_cases("expr", 0, 48, {"draws_per_graph": 4, "max_nodes": 30}), build_cases("edges", 0, 40)]
+    engine = load_engine("engine", isolation="process")
+    try:
+        rows = []
+        for budget in (1, runner.REQUEST_COST):
+            monkeypatch.setattr(runner, "REQUEST_COST", budget)
+            rows.append([{k: v for k, v in row.items() if k not in ("engine_seconds", "torch_seconds")}
+                         for row in run_tasks(tasks, engine, torch_backend, oracle)])
+    finally:
+        engine.close()
+    assert rows[0] == rows[1] and len(rows[0]) == 88
+    assert_no_fail_or_error(rows[1])
+
+
+def test_a_training_case_is_a_request_of_its_own():
+    training = next(case for case in build_cases("mlp", 0, 20) if is_trajectory(case))
+    groups = [[case] for case in build_cases("accumulation", 0, 2)] + [[training]] + [
+        [case] for case in build_cases("accumulation", 0, 2)]
+    requests = list(runner._requests(iter(groups)))
+    assert [[group[0].case_id for group in request] for request in requests] == [
+        ["accumulation-0-0", "accumulation-0-1"], [training.case_id], ["accumulation-0-0", "accumulation-0-1"]]
 
 
 def test_rows_have_the_report_schema(backends):

@@ -1,5 +1,6 @@
 """The torch backend: batched evaluation gives, bit for bit, what evaluating
 each case alone on 0-d tensors gives; passes, grads and errors as specified."""
+import contextlib
 import itertools
 import math
 import operator
@@ -250,6 +251,31 @@ def test_cases_without_a_structure_key_run_as_one_batch_per_graph(monkeypatch):
     assert sorted(sizes) == sorted(sum(case.spec["op"] == op for case in edges) for op in ("exp", "log"))
     for case, result in zip(edges, results):
         assert bits(result.values + result.grads) == bits(sum(scalar_reference(case), [])), case.name
+
+
+def test_batches_run_on_one_thread_with_the_same_numbers_and_leave_the_thread_count_as_it_was(monkeypatch):
+    # Idle threads waiting for a core cost 4x the CPU time of small batches;
+    # a draw's numbers are computed apart, so the count changes none.
+    import torch
+
+    import parity.backends.torch as torch_module
+
+    threads, together = [], torch_module._run_together
+    monkeypatch.setattr(torch_module, "_run_together", lambda cases, dtype="float64": (
+        threads.append(torch.get_num_threads()) or together(cases, dtype)))
+    cases = build_cases("expr", 3, 64, {"max_nodes": 60, "draws_per_graph": 32, "edge_rate": 0.2})
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = TorchBackend().run_batch(cases)
+        assert torch.get_num_threads() == 2
+        monkeypatch.setattr(torch_module, "_single_threaded", contextlib.nullcontext)
+        on_two = TorchBackend().run_batch(cases)
+    finally:
+        torch.set_num_threads(before)
+    assert threads == [1, 1, 2, 2]
+    for result, other in zip(results, on_two):
+        assert result.error is None and bits(result.values + result.grads) == bits(other.values + other.grads)
 
 
 def test_a_seeded_backward_is_torch_s_backward_gradient_without_importing_sympy(tmp_path):

@@ -45,7 +45,10 @@ def _single_threaded():
     """torch on one thread meanwhile.  The tensors here are small, a few
     above torch's grain for splitting work (the spread's), and threads that
     wait for a busy core (a sandboxed engine works beside the judge) made
-    them 40x slower."""
+    them 40x slower; the float64 results' batches, below that grain, cost
+    4x the CPU time on two threads (bench/overhead.py: 256 draws of a
+    200-op DAG, 107 against 26 us a case).  No result depends on the
+    number of threads: each draw's numbers are computed apart."""
     torch = _torch()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -85,12 +88,13 @@ class TorchBackend:
         """One Result per case, in order; cases sharing a graph run as one
         batch.  In float64, the specification; in float32, the reference for
         an engine that computes in float32 (compare.py's narrow engines)."""
-        results = [_run_higher_order(case, dtype) if case.family == "higher_order" else
-                   _run_forward(case, dtype) if case.family == "forward" else None for case in cases]
-        batched = [i for i, case in enumerate(cases) if results[i] is None]  # the others run one by one
-        for indices in _batches([cases[i] for i in batched]):
-            for i, result in zip(indices, _run_together([cases[batched[i]] for i in indices], dtype)):
-                results[batched[i]] = result
+        with _single_threaded():
+            results = [_run_higher_order(case, dtype) if case.family == "higher_order" else
+                       _run_forward(case, dtype) if case.family == "forward" else None for case in cases]
+            batched = [i for i, case in enumerate(cases) if results[i] is None]  # the others run one by one
+            for indices in _batches([cases[i] for i in batched]):
+                for i, result in zip(indices, _run_together([cases[batched[i]] for i in indices], dtype)):
+                    results[batched[i]] = result
         return results
 
     def rounding_spread(self, cases, trials=4, scale=2.0 ** -44, seed=0):
