@@ -13,7 +13,8 @@ allowance; whichever side lies within it is right:
 
 The first allowance comes from the exact run's own first-order bounds
 (OracleBackend.spread with 0 trials: each op's result off by up to u,
-carried forward by its partials, infinite past a kink the bound reaches).
+carried forward by its partials, at slope 1 through a kink it reaches,
+infinite past a pole).
 They settle an ill-conditioned case without a trial and never make a fail:
 the trials alone can miss what they bound (expr-0-173343 in a
 1,000,000-case soak: a correct engine's tanh 0.9985 ulps off, where a trial

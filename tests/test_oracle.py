@@ -189,35 +189,45 @@ def test_a_selected_zero_stops_an_infinite_gradient():
     assert grad_spread[0] == 0.0 and not any(map(math.isnan, value_spread + grad_spread))
 
 
-def test_a_value_past_a_kink_its_bound_reaches_is_unknowable():
+def test_a_bound_that_reaches_a_kink_carries_on_at_slope_one():
     # Regression (soak, expr-0-672158): clamp(sin(6e62), 0, 1) is exactly 0,
-    # and its first-order bound u * 0, where float64's sin(6e62) may be
-    # anything in [-1, 1]; the trials, each moving sin's operand at random,
-    # found the other side of the clamp only by chance.  v1 = v0 * 3 is
-    # rounded (its bound u * |v1|), v2 = sin(v1), v3 = clamp(v2, 0, 1),
-    # v4 = exp(v3); v5 = exp(v0) does not depend on the kink.
+    # its partial 0, where float64's sin(6e62) may be anything in [-1, 1];
+    # the trials, each moving sin's operand at random, found the other side
+    # only by chance.  v1 = v0 * 3 is rounded (its bound u * |v1|),
+    # v2 = sin(v1), v3 = clamp(v2, 0, 1), v4 = exp(v3); v5 = exp(v0) does
+    # not depend on the kink.  The clamp's value is continuous: its bound is
+    # sin's, carried at slope 1; the leaf's gradient is unknowable.
     case = make_case(1, [("mul_const", (0,), 3.0), ("sin", (1,)), ("clamp", (2,), 0.0), ("exp", (3,)),
                          ("exp", (0,))], [2.0e62], outputs=(4, 5))
     assert ORACLE.run(case).values[0] == 1.0  # sin's exact value is negative: clamped
+    value_bound, grad_bound = ORACLE.spread(case, trials=0)
+    assert value_bound[0] > 1.0 and value_bound[2] > 1.0 and value_bound[1] < 1e-10
+    for trials in (0, 2, 8):
+        assert ORACLE.spread(case, trials=trials)[1] == [math.inf], trials
+
+
+def test_a_value_past_a_pole_its_bound_reaches_is_unknowable():
+    # reciprocal(sin(6e62)): float64's sin may have either sign, or be 0.
+    case = make_case(1, [("mul_const", (0,), 3.0), ("sin", (1,)), ("reciprocal", (2,)), ("exp", (0,))],
+                     [2.0e62], outputs=(3, 4))
     for trials in (0, 2, 8):
         value_spread, grad_spread = ORACLE.spread(case, trials=trials)
-        assert value_spread[0] == value_spread[2] == math.inf, trials  # v4 and the loss
-        assert value_spread[1] < math.inf and grad_spread == [math.inf], trials
+        assert value_spread[0] == value_spread[2] == math.inf and grad_spread == [math.inf], trials
+        assert value_spread[1] < math.inf
 
 
-def test_a_max_whose_operands_bounds_overlap_is_unknowable():
-    # v2 = v0 * 3, v3 = v1 * 3 round within u of each other's exact value;
-    # the operands of max(v2, v3) are 1e-17 apart relative: either may win.
-    a = 1.0
+def test_a_max_whose_operands_bounds_overlap_has_unknowable_gradients():
+    # v2 = v0 * 3, v3 = v1 * 3 round (0.3 is no float64), each by up to u
+    # relative; their exact values are an ulp of 0.1 times 3 apart, within
+    # the two bounds: either may win.  The max's value is continuous.
+    a = 0.1
     b = math.nextafter(a, 2.0)
-    case = make_case(2, [("mul_const", (0,), 3.0), ("mul_const", (1,), 3.0), ("max", (2, 3)), ("exp", (4,))],
-                     [a, b])
-    value_spread, grad_spread = ORACLE.spread(case, trials=0)
-    assert value_spread == [math.inf, math.inf] and grad_spread == [math.inf, math.inf]
-    apart = make_case(2, [("mul_const", (0,), 3.0), ("mul_const", (1,), 3.0), ("max", (2, 3)), ("exp", (4,))],
-                      [1.0, 1.5])
-    value_spread, grad_spread = ORACLE.spread(apart, trials=0)
-    assert all(s < math.inf for s in value_spread + grad_spread)
+    graph = [("mul_const", (0,), 3.0), ("mul_const", (1,), 3.0), ("max", (2, 3)), ("exp", (4,))]
+    value_spread, grad_spread = ORACLE.spread(make_case(2, graph, [a, b]), trials=0)
+    assert all(s < 1e-14 for s in value_spread) and grad_spread == [math.inf, math.inf]
+    assert math.inf not in ORACLE.spread(make_case(2, graph, [0.1, 0.15]), trials=0)[1]  # apart
+    itself = make_case(1, [("mul_const", (0,), 3.0), ("max", (1, 1)), ("exp", (2,))], [a])  # max(x, x) is x
+    assert math.inf not in ORACLE.spread(itself, trials=0)[1]
 
 
 def test_a_value_past_a_signed_pole_has_an_opinion():

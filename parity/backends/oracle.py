@@ -116,23 +116,23 @@ class _Evaluation:
     magnitudes), and per seed the perturbed trials run so far, each a list
     of deviations per quantity, with the generator that continues them."""
 
-    def __init__(self, exact, node_values, value_bounds, unknowable):
+    def __init__(self, exact, node_values, value_bounds, kinks):
         self.exact = exact
         self.node_values = node_values  # every value of the graph, exact
         self.value_bounds = value_bounds  # each value's first-order bound (_value_bounds)
-        self.unknowable = unknowable  # per value of the graph: past a kink its bound reaches (_unknowable)
+        self.kinks = kinks  # _Kinks: the values whose bound reaches a kink, and the unknowable ones
         self.trials = {}  # seed -> (random.Random, [deviations of each trial])
         self._kink_leaves = None
 
     def kink_leaves(self, case):
         if self._kink_leaves is None:
-            self._kink_leaves = _near_kink_leaves(case.graph, self.node_values, self.unknowable)
+            self._kink_leaves = _near_kink_leaves(case.graph, self.node_values, self.kinks)
         return self._kink_leaves
 
     def unknowable_values(self, case):
         """Per value of a Result (each output, then the loss): whether it is
-        unknowable (_unknowable)."""
-        outputs = [self.unknowable[o] for o in case.graph.outputs]
+        unknowable (_Kinks)."""
+        outputs = [self.kinks.unknowable[o] for o in case.graph.outputs]
         return outputs + [any(outputs)]
 
 
@@ -153,10 +153,10 @@ class OracleBackend:
                mpmath.mp.prec)
         evaluation = self._evaluations.pop(key, None)
         if evaluation is None:
-            trace, bounds, unknowable = [], [], []
+            trace, bounds, kinks = [], [], _Kinks()
             evaluation = _Evaluation(_forward_backward(case, float64_range, magnitudes=True, trace=trace,
-                                                       bounds=bounds, unknowable=unknowable),
-                                     trace[0], bounds, unknowable)
+                                                       bounds=bounds, kinks=kinks),
+                                     trace[0], bounds, kinks)
         self._evaluations[key] = evaluation
         if len(self._evaluations) > KEPT_CASES:
             self._evaluations.popitem(last=False)
@@ -235,8 +235,8 @@ class OracleBackend:
         err = [0.0] * (len(values) + len(grads))
         for deviation in deviations[:trials]:
             err = list(map(max, err, deviation))
-        # The trials move each value by half an ulp: past a kink that float64
-        # may cross only a chance trial crosses it.
+        # The trials move each value by half an ulp: past a jump that
+        # float64 may cross only a chance trial crosses it.
         for i, unknowable in enumerate(evaluation.unknowable_values(case)):
             if unknowable:
                 err[i] = math.inf
@@ -274,7 +274,8 @@ class OracleBackend:
 # E(operand) (plus the row's formula error), leaves exact; the loss adds u
 # times each partial sum.  0 for a value that is not finite (its class is
 # what is at stake, which the trials see), infinite past an infinite partial
-# and for an unknowable value (_unknowable).  Computed by the exact run
+# and for an unknowable value (_Kinks); carried at slope 1 through a kink it
+# reaches where the value is continuous.  Computed by the exact run
 # (_forward_backward's ``bounds``) from the partials its backward pass takes
 # anyway: no perturbed trial.
 
@@ -290,30 +291,54 @@ def _kink_points(node, op):
     return clamp_bounds(node.const) if node.op == "clamp" else op.kink
 
 
-def _unknowable(node, op, operands, error, unknowable):
-    """Whether float64 may have carried this node's value anywhere: an
-    operand is unknowable, or its first-order bound (_value_bounds) reaches
-    a kink point of the op (a clamp bound, relu's 0, a pole, the other
-    operand of a max or min).  The bound holds only on one side of a kink:
-    clamp(sin(6e62), 0, 1) is exactly 0 and its bound u * 0, where float64's
-    sin(6e62) is anything in [-1, 1], and the trials, each moving the
+# Ops whose value is continuous, with slopes of at most 1, across their
+# kinks: a bound that reaches one carries on at slope 1.  Past any other
+# kink (a pole, log's or sqrt's 0, softplus's threshold, where its value
+# jumps by 2e-9) float64 may carry a value anywhere.
+CONTINUOUS_AT_KINKS = frozenset({"abs", "relu", "leaky_relu", "clamp", "max", "min"})
+
+
+class _Kinks:
+    """Per value of a graph, as the exact run finds them: ``reached``, its
+    op's kink is within an operand's first-order bound (_value_bounds) - a
+    clamp bound, relu's 0, a pole, the other operand of a max or min - and
+    ``unknowable``, past a jump it reaches, or computed from such a value.
+    A first-order bound holds on one side of a kink only:
+    clamp(sin(6e62), 0, 1) is exactly 0, its partial 0, where float64's
+    sin(6e62) is anything in [-1, 1]; and the trials, each moving the
     operand at random, find the other side only by chance (expr-0-672158 in
     a 1,000,000-case soak: 2 trials stayed on the clamped side, the engine
-    did not).  A leaf is exact: a bug at a kink still shows."""
-    if any(unknowable[a] for a in node.args):
-        return True
+    did not).  Beyond a reached kink the gradient of every leaf below it
+    is unknowable too (_near_kink_leaves).  A leaf is exact: a bug at a kink
+    still shows."""
+
+    def __init__(self):
+        self.reached, self.unknowable = [], []
+
+    def add(self, node, op, operands, error):
+        """Record the next value's; its bound: infinite for an unknowable
+        one, else None where _running_error gives it."""
+        reached = _kink_reached(node, op, operands, error)
+        unknowable = any(self.unknowable[a] for a in node.args) or (reached and node.op not in CONTINUOUS_AT_KINKS)
+        self.reached.append(reached)
+        self.unknowable.append(unknowable)
+        return math.inf if unknowable else None
+
+
+def _kink_reached(node, op, operands, error):
     errors = [error[a] for a in node.args]
-    if node.op in ("max", "min"):
+    if node.op in ("max", "min"):  # max(x, x) is x, whatever x is
         a, b = operands
-        return bool(errors[0] or errors[1]) and not (mpmath.isnan(a) or mpmath.isnan(b)) \
-            and abs(a - b) <= errors[0] + errors[1]
+        return node.args[0] != node.args[1] and bool(errors[0] or errors[1]) \
+            and not (mpmath.isnan(a) or mpmath.isnan(b)) and abs(a - b) <= errors[0] + errors[1]
     return any(e and mpmath.isfinite(x) and abs(x - k) <= e
                for x, e in zip(operands, errors) for k in _kink_points(node, op))
 
 
-def _near_kink_leaves(graph, values, unknowable):
+def _near_kink_leaves(graph, values, kinks):
     """The leaves whose gradient float64's own roundings can make jump: the
-    ancestors of an unknowable value (_unknowable), of a computed operand
+    ancestors of an unknowable value or of the operands of a reached kink
+    (_Kinks), of a computed operand
     within KINK_ULPS ulps of a nonzero kink point of its op (a clamp bound,
     softplus's threshold: the gradient there is one on one side, another on
     the other), or of a max's or min's two operands within that of a tie
@@ -322,7 +347,8 @@ def _near_kink_leaves(graph, values, unknowable):
     rounding can (a cancellation's residue), and a leaf at a kink is exact,
     so a bug there still shows."""
     n = graph.n_leaves
-    seeds = {v for v in range(n, graph.n_values) if unknowable[v]}
+    seeds = {v for v in range(n, graph.n_values) if kinks.unknowable[v]}
+    seeds.update(a for v in range(n, graph.n_values) if kinks.reached[v] for a in graph.nodes[v - n].args)
     for i, node in enumerate(graph.nodes):
         op = OPS[node.op]
         operands = [values[a] for a in node.args]
@@ -414,7 +440,7 @@ def _deviation(got, want):
     return to_float(abs(got - want))
 
 
-def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None, bounds=None, unknowable=None):
+def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None, bounds=None, kinks=None):
     """(values, grads, leaf magnitudes) as mpf: the outputs, then the loss;
     d loss / d leaf after all passes; with ``magnitudes``, per leaf the sum
     over paths to it of |the product of the local derivatives| (a float),
@@ -423,9 +449,8 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None, b
     ``trace``, a list, gets every value of the graph and its gradient of
     one pass (None: unreached); ``bounds``, a list, the first-order bound
     of each of the returned values (_value_bounds), computed on the way
-    from the partials the backward pass takes anyway, and ``unknowable``, a
-    list given with it, whether each value of the graph is (_unknowable);
-    an unknowable value's bound is infinite."""
+    from the partials the backward pass takes anyway, and ``kinks``, a
+    _Kinks given with it, the kinks those bounds reach."""
     graph = case.graph
     n_leaves = graph.n_leaves
     values = [mpf(x) for x in case.leaves]
@@ -436,7 +461,8 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None, b
     kept_partials = [] if bounds is not None else None
     error = [0.0] * n_leaves if bounds is not None else None
     if bounds is not None:
-        unknowable += [False] * n_leaves
+        kinks.reached += [False] * n_leaves
+        kinks.unknowable += [False] * n_leaves
     for i, node in enumerate(graph.nodes):
         op = OPS[node.op]
         operands = [values[a] for a in node.args]
@@ -454,8 +480,11 @@ def _forward_backward(case, rounded, magnitudes=False, noise=None, trace=None, b
         if kept_partials is not None:
             partials = _partials(op, operands, out, node.const, rounded, signed_partials.get(i))
             kept_partials.append(partials)
-            unknowable.append(_unknowable(node, op, operands, error, unknowable))
-            error.append(math.inf if unknowable[-1] else _running_error(op, operands, out, node, partials, error))
+            bound = kinks.add(node, op, operands, error)
+            if bound is None:
+                slopes = [1] * len(partials) if kinks.reached[-1] else partials  # CONTINUOUS_AT_KINKS
+                bound = _running_error(op, operands, out, node, slopes, error)
+            error.append(bound)
     loss = values[graph.outputs[0]]
     for o in graph.outputs[1:]:
         loss = rounded(loss + values[o])
@@ -534,13 +563,21 @@ def _running_error(op, operands, out, node, partials, error):
     size = abs(float(out))
     if not _isfinite(size):
         return 0.0  # an infinity or a nan is one at any precision (rounding changes its class: the trials see it)
-    total = u * size
+    # A float64 result is not rounded (abs(1.0), a clamp, a max): none at
+    # a kink, where the bound decides whether it is reached (_Kinks).
+    total = 0.0 if _is_float64(out) else u * size
     if op.formula_error is not None:
         total += u * abs(float(op.formula_errors(operands, out, node.const)[0]))
     for a, partial in zip(node.args, partials):
         if partial is not None and error[a]:
             total += abs(float(partial)) * error[a]  # an infinite partial: an infinite bound; 0 * inf: nan
     return total if total == total else math.inf
+
+
+def _is_float64(x):
+    """Whether a finite mpf is a float64 number (a normal one, or 0)."""
+    _, man, exp, bits = x._mpf_
+    return man == 0 or (bits <= FLOAT64_BITS and exp + bits > -1022)
 
 
 def _output_bounds(graph, values, error):
