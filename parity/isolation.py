@@ -47,6 +47,7 @@ EXIT_WAIT = 1.0
 # second on a busy machine).
 LOAD_TIMEOUT = 5.0
 MAX_REPLY = 16 << 20  # bytes: a worker's reply longer than this is malformed
+MALFORMED_REPLY = "the engine's worker sent a malformed reply"
 # The environment variables a worker keeps (the rest are dropped): what
 # finds programs and the engine's modules, the locale, and the OpenBLAS
 # settings some processors need for numpy to run at all.
@@ -148,26 +149,41 @@ class Sandbox:
         """The replies to a request from send(), as replies() gives them."""
         items, out = request.items, [None] * len(request.items)
         todo = list(range(len(items)))
+        alone = False  # each item of todo in a request of its own, the first one sent
         while todo:
             if self.broken is not None:
                 for i in todo:
                     out[i] = Death(self.broken)
                 break
-            got, cause = ([], request.cause) if request.cause else self._collect([items[i] for i in todo], valid)
-            for i, reply in zip(todo, got):
+            sent = todo[:1] if alone else todo
+            got, cause = ([], request.cause) if request.cause else self._collect([items[i] for i in sent], valid)
+            for i, reply in zip(sent, got):
                 out[i] = reply
             if cause is None:
-                break
-            # The item it died on: the one it said it was on, if that is one
-            # it had not answered (the engine can write that number too).
-            on = wire.progress_of(self.progress)
-            on = on if len(got) <= on < len(todo) else len(got)
-            out[todo[on]] = Death(cause)
+                if not alone:
+                    break
+                todo = todo[1:]
+                self._send(request, todo[:1])
+                continue
             self.deaths += 1
-            # Items it finished but had not sent yet run again.
-            todo = todo[len(got):on] + todo[on + 1:]
+            if alone:
+                out[todo[0]] = Death(cause)
+                todo = todo[1:]
+            elif cause.startswith(MALFORMED_REPLY):
+                # The engine wrote to its connection and ran on until the
+                # reply was read: the item it is on by then may be a later
+                # one.  The ones not answered run again, each alone.
+                todo, alone = todo[len(got):], True
+            else:
+                # The item it died on: the one it said it was on, if that is
+                # one it had not answered (the engine can write that number too).
+                on = wire.progress_of(self.progress)
+                on = on if len(got) <= on < len(todo) else len(got)
+                out[todo[on]] = Death(cause)
+                # Items it finished but had not sent yet run again.
+                todo = todo[len(got):on] + todo[on + 1:]
             self._restart()
-            self._send(request, todo)
+            self._send(request, todo[:1] if alone else todo)
         return out
 
     def _send(self, request, todo):
@@ -199,8 +215,7 @@ class Sandbox:
             for reply in chunk:
                 if reply is MALFORMED or not valid(items[len(got)], reply):
                     self._kill()
-                    return got, ("the engine's worker sent a malformed reply (the engine wrote to its connection "
-                                 "to the harness); its worker was killed")
+                    return got, f"{MALFORMED_REPLY} (the engine wrote to its connection to the harness); its worker was killed"
                 got.append(reply)
         return got, None
 

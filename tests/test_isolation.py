@@ -10,6 +10,7 @@ that hang: each costs a timeout): the run of
 hostile_base.py itself is the clean run each is compared with.
 """
 import csv
+import json
 import os
 from pathlib import Path
 import pwd
@@ -116,6 +117,18 @@ def test_an_engine_that_dies_hangs_or_raises_gets_an_error_on_each_case_it_hurt_
             assert len(row["detail"]) < 400 and "\n" not in row["detail"] and "\x1b" not in row["detail"]
         else:
             assert judged(row) == judged(clean[case_id])
+
+
+def test_a_forged_reply_is_blamed_on_what_forged_it_however_late_it_is_read(tmp_path):
+    # Regression: the engine writes to its connection and runs on until the
+    # harness reads the garbage; the item its worker is on by then was blamed
+    # (the add probe after tanh's, cases after the one that forged, in turn:
+    # all 30 cases errors in some runs).  The unanswered items now run again
+    # each alone, so the blame, and every row, is the same in every run.
+    runs = [parity_run(tmp_path, "forges_replies", "--timeout", "0.5", name=f"run{k}")[1] for k in range(2)]
+    assert hurt(runs[0]) == hurt(runs[1]) and 0 < len(hurt(runs[0])) < len(runs[0])
+    findings = json.loads((tmp_path / "run0.json").read_text())["diagnosis"]
+    assert {finding["op"] for finding in findings if "malformed" in finding["detail"]} == {"tanh"}
 
 
 def test_a_megabyte_message_is_cut_says_so_and_stays_text_in_the_html_report(tmp_path):
