@@ -332,8 +332,12 @@ def _worker_pids(parent=None):
 @pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
 def test_stopping_the_harness_stops_its_engine_workers_and_resume_goes_on(tmp_path, how):
     out = tmp_path / "run.csv"
+    # Enough that the run is still going when its first rows are read: the
+    # engine gets many small cases a request, and 1,500 were once all done
+    # by then.
+    cases = 6000
     argv = [sys.executable, "-m", "parity.cli", "run", "--families", "expr", "--ops", "add,mul,neg,sub,tanh",
-            "--cases-per-family", "1500", "--max-nodes", "6", "--quiet", "--out", str(out),
+            "--cases-per-family", str(cases), "--max-nodes", "6", "--quiet", "--out", str(out),
             "--engine", f"{HOSTILE / 'hostile_base.py'}:Value"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     before = _worker_pids()
@@ -355,12 +359,12 @@ def test_stopping_the_harness_stops_its_engine_workers_and_resume_goes_on(tmp_pa
     if how == "SIGKILL":
         return
     kept = sum(len(chunk) for chunk in iter_report(partial_path(out)))
-    assert 4 <= kept < 1500
+    assert 4 <= kept < cases
     resumed = subprocess.run(argv + ["--resume"], cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"ran {1500 - kept} cases" in resumed.stdout
-    assert sum(len(chunk) for chunk in iter_report(out)) == 1500
+    assert f"ran {cases - kept} cases" in resumed.stdout
+    assert sum(len(chunk) for chunk in iter_report(out)) == cases
 
 
 def test_ctrl_c_in_an_engine_in_process_stops_the_run_instead_of_becoming_an_error():
