@@ -242,13 +242,20 @@ def cost(case):
 def pack(groups, budget):
     """Whole groups packed into tasks of at most ``budget`` cost (a group
     costlier than that is a task of its own); a generator, as plan()."""
-    task, spent = [], 0
+    for batch in batches(groups, budget):
+        yield [case for group in batch for case in group]
+
+
+def batches(groups, budget, alone=lambda group: False):
+    """Lists of consecutive whole groups of at most ``budget`` cost in all:
+    a costlier group, and one ``alone`` picks, in a list of its own."""
+    batch, spent = [], 0
     for group in groups:
         group_cost = sum(map(cost, group))
-        if task and spent + group_cost > budget:
-            yield task
-            task, spent = [], 0
-        task.extend(group)
+        if batch and (alone(group) or alone(batch[0]) or spent + group_cost > budget):
+            yield batch
+            batch, spent = [], 0
+        batch.append(group)
         spent += group_cost
-    if task:
-        yield task
+    if batch:
+        yield batch

@@ -23,7 +23,7 @@ import gc
 import shlex
 
 from .compare import VERDICTS, Tolerances, TorchExtras, judge
-from .plan import cost
+from .plan import batches
 from .trajectory import TrajectoryOracle, is_trajectory, run_trajectory
 from .trajectory import rounding_spread as trajectory_spread
 
@@ -85,17 +85,7 @@ def _requests(groups):
     """Lists of consecutive groups of _groups that go to the engine as one
     request: whole groups up to REQUEST_COST (at least one); a training
     case alone."""
-    request, spent = [], 0
-    for group in groups:
-        group_cost = sum(map(cost, group))
-        if request and (is_trajectory(group[0]) or is_trajectory(request[0][0])
-                        or spent + group_cost > REQUEST_COST):
-            yield request
-            request, spent = [], 0
-        request.append(group)
-        spent += group_cost
-    if request:
-        yield request
+    return batches(groups, REQUEST_COST, alone=lambda group: is_trajectory(group[0]))
 
 
 def _start(engine, request):
